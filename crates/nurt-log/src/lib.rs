@@ -1,1 +1,24 @@
-//! placeholder
+//! The durable, ordered log of one partition, stored as segment files.
+//!
+//! A partition directory holds segments named by their base offset (`{base:020}.log`), each with a
+//! sparse offset index (`.index`, 8-byte entries: relative offset u32, position u32) and a time
+//! index (`.timeindex`, 12-byte entries: max timestamp i64, relative offset u32), plus the
+//! `leader-epoch-checkpoint` and `recovery-point` files. Batches are stored exactly as produced,
+//! with only the base offset and leader epoch rewritten in place.
+//!
+//! Nothing here is async: callers decide which thread does the I/O.
+
+pub mod config;
+pub mod epoch;
+pub mod error;
+pub mod index;
+pub mod log;
+pub mod segment;
+
+pub use config::LogConfig;
+pub use epoch::LeaderEpochCache;
+pub use error::LogError;
+pub use log::{AppendInfo, Log, ReadSlice};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,39 @@
+//! The one error type of this crate.
+
+use std::path::PathBuf;
+
+/// Why a log operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// An I/O error on a file of the log; the partition may be unusable.
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The requested offset is outside [log start, log end].
+    #[error("offset {offset} out of range [{log_start_offset}, {log_end_offset}]")]
+    OffsetOutOfRange {
+        offset: i64,
+        log_start_offset: i64,
+        log_end_offset: i64,
+    },
+    /// A batch handed to `append` is malformed.
+    #[error("invalid batch: {0}")]
+    InvalidBatch(#[from] nurt_records::RecordsError),
+}
+
+/// Attaches a path to an I/O error.
+pub(crate) trait IoContext<T> {
+    fn at(self, path: &std::path::Path) -> Result<T, LogError>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn at(self, path: &std::path::Path) -> Result<T, LogError> {
+        self.map_err(|source| LogError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+}

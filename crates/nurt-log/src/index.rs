@@ -1,0 +1,164 @@
+//! Sparse indexes of a segment, kept in memory and appended to their files.
+//!
+//! Entries are only hints: a lookup returns a position at or before the wanted batch and the
+//! caller scans forward, so a lost or stale index costs time, never correctness. On an unclean
+//! start the indexes of recovered segments are rebuilt from the log itself.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::error::IoContext;
+use crate::LogError;
+
+/// One sparse index (offset or time) over a segment: fixed-size entries, sorted by key.
+#[derive(Debug)]
+pub struct SparseIndex<const N: usize> {
+    path: PathBuf,
+    file: File,
+    entries: Vec<[u8; N]>,
+}
+
+/// Offset index entry: relative offset u32, position u32 (big endian, as Kafka lays it out).
+pub type OffsetIndex = SparseIndex<8>;
+/// Time index entry: max timestamp so far i64, relative offset u32.
+pub type TimeIndex = SparseIndex<12>;
+
+impl<const N: usize> SparseIndex<N> {
+    /// Opens (creating) the index file. With `trust` the existing entries are loaded, else the
+    /// file is emptied and the caller rebuilds it.
+    pub fn open(path: &Path, trust: bool) -> Result<Self, LogError> {
+        let mut entries = Vec::new();
+        if trust {
+            if let Ok(bytes) = std::fs::read(path) {
+                entries = bytes
+                    .chunks_exact(N)
+                    .map(|c| {
+                        let mut e = [0u8; N];
+                        e.copy_from_slice(c);
+                        e
+                    })
+                    .collect();
+            }
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .truncate(false)
+            .open(path)
+            .at(path)?;
+        let index = Self {
+            path: path.to_path_buf(),
+            file,
+            entries,
+        };
+        if !trust {
+            index.file.set_len(0).at(path)?;
+        } else {
+            // Drop a torn tail entry so appends stay aligned.
+            let whole = (index.entries.len() * N) as u64;
+            index.file.set_len(whole).at(path)?;
+        }
+        Ok(index)
+    }
+
+    fn push(&mut self, entry: [u8; N]) -> Result<(), LogError> {
+        self.file.write_all(&entry).at(&self.path)?;
+        self.entries.push(entry);
+        Ok(())
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True without entries.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Empties the index (before a rebuild or after truncation).
+    pub fn clear(&mut self) -> Result<(), LogError> {
+        self.entries.clear();
+        self.file.set_len(0).at(&self.path)
+    }
+
+    /// Flushes the index file to disk.
+    pub fn sync(&self) -> Result<(), LogError> {
+        self.file.sync_data().at(&self.path)
+    }
+
+    /// Removes the file.
+    pub fn delete(self) -> Result<(), LogError> {
+        std::fs::remove_file(&self.path).at(&self.path)
+    }
+}
+
+fn u32_at(e: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([e[at], e[at + 1], e[at + 2], e[at + 3]])
+}
+
+impl OffsetIndex {
+    /// Adds an entry; relative offsets and positions must grow.
+    pub fn append(&mut self, relative_offset: u32, position: u32) -> Result<(), LogError> {
+        if let Some(last) = self.entries.last() {
+            debug_assert!(u32_at(last, 0) <= relative_offset && u32_at(last, 4) <= position);
+        }
+        let mut e = [0u8; 8];
+        e[..4].copy_from_slice(&relative_offset.to_be_bytes());
+        e[4..].copy_from_slice(&position.to_be_bytes());
+        self.push(e)
+    }
+
+    /// Position of the last indexed batch whose relative offset is ≤ `relative_offset` (0 if none).
+    pub fn lookup(&self, relative_offset: u32) -> u32 {
+        let idx = self.entries.partition_point(|e| u32_at(e, 0) <= relative_offset);
+        if idx == 0 {
+            0
+        } else {
+            u32_at(&self.entries[idx - 1], 4)
+        }
+    }
+
+    /// Checks entries are sorted and point inside a segment of `segment_bytes`.
+    pub fn is_sane(&self, segment_bytes: u64) -> bool {
+        self.entries.windows(2).all(|w| u32_at(&w[0], 0) <= u32_at(&w[1], 0) && u32_at(&w[0], 4) < u32_at(&w[1], 4))
+            && self.entries.last().is_none_or(|e| u64::from(u32_at(e, 4)) < segment_bytes)
+    }
+}
+
+impl TimeIndex {
+    /// Adds an entry when `timestamp_ms` is newer than the last one.
+    pub fn maybe_append(&mut self, timestamp_ms: i64, relative_offset: u32) -> Result<(), LogError> {
+        if self.last_timestamp().is_some_and(|last| last >= timestamp_ms) {
+            return Ok(());
+        }
+        let mut e = [0u8; 12];
+        e[..8].copy_from_slice(&timestamp_ms.to_be_bytes());
+        e[8..].copy_from_slice(&relative_offset.to_be_bytes());
+        self.push(e)
+    }
+
+    fn ts(e: &[u8; 12]) -> i64 {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&e[..8]);
+        i64::from_be_bytes(a)
+    }
+
+    /// The newest indexed timestamp.
+    pub fn last_timestamp(&self) -> Option<i64> {
+        self.entries.last().map(Self::ts)
+    }
+
+    /// Relative offset of the last entry whose timestamp is < `timestamp_ms`: batches before it
+    /// cannot hold a timestamp ≥ the target. 0 if none.
+    pub fn lookup(&self, timestamp_ms: i64) -> u32 {
+        let idx = self.entries.partition_point(|e| Self::ts(e) < timestamp_ms);
+        if idx == 0 {
+            0
+        } else {
+            u32_at(&self.entries[idx - 1], 8)
+        }
+    }
+}

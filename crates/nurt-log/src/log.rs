@@ -1,0 +1,339 @@
+//! A partition's log: an ordered list of segments, the last one active.
+//!
+//! Offsets: `log_start_offset <= high_watermark <= log_end_offset`, and `flushed_offset` (the
+//! recovery point) is how far the log is known to be on disk. With one replica the high watermark
+//! follows the log end; replication will move it separately.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use nurt_records::batch::{self, BatchHeader, BATCH_HEADER_BYTES};
+
+use crate::error::IoContext;
+use crate::segment::Segment;
+use crate::{LeaderEpochCache, LogConfig, LogError};
+
+const RECOVERY_POINT_FILE: &str = "recovery-point";
+const LOG_START_FILE: &str = "log-start-offset";
+
+/// What an append assigned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub base_offset: i64,
+    pub last_offset: i64,
+}
+
+/// A byte range of a segment file holding whole batches (the last may be cut by `max_bytes`),
+/// to be read or sent without holding the log's lock.
+#[derive(Debug, Clone)]
+pub struct ReadSlice {
+    pub file: Arc<File>,
+    pub position: u64,
+    pub len: usize,
+}
+
+impl ReadSlice {
+    /// Reads the range into memory.
+    pub fn read_to_vec(&self) -> std::io::Result<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = vec![0u8; self.len];
+        self.file.read_exact_at(&mut buf, self.position)?;
+        Ok(buf)
+    }
+}
+
+/// One partition's log.
+#[derive(Debug)]
+pub struct Log {
+    dir: PathBuf,
+    config: LogConfig,
+    segments: Vec<Segment>,
+    log_start_offset: i64,
+    flushed_offset: i64,
+    unflushed_messages: i64,
+    first_unflushed_ms: Option<i64>,
+    epochs: LeaderEpochCache,
+}
+
+fn read_i64_file(path: &Path) -> Option<i64> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+fn write_i64_file(path: &Path, value: i64) -> Result<(), LogError> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, format!("{value}\n")).at(&tmp)?;
+    std::fs::rename(&tmp, path).at(path)
+}
+
+impl Log {
+    /// Opens the log in `dir` (creating it). After an unclean shutdown (`clean == false`) every
+    /// segment from the recovery point on is scanned, its torn tail cut and its indexes rebuilt.
+    pub fn open(dir: &Path, config: LogConfig, clean: bool, now_ms: i64) -> Result<Self, LogError> {
+        std::fs::create_dir_all(dir).at(dir)?;
+        let recovery_point = read_i64_file(&dir.join(RECOVERY_POINT_FILE)).unwrap_or(0);
+        let mut bases: Vec<i64> = std::fs::read_dir(dir)
+            .at(dir)?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                name.strip_suffix(".log")?.parse::<i64>().ok()
+            })
+            .collect();
+        bases.sort_unstable();
+        let mut segments = Vec::with_capacity(bases.len().max(1));
+        for (i, &base) in bases.iter().enumerate() {
+            let next_base = bases.get(i + 1).copied();
+            let recover = !clean && next_base.is_none_or(|n| n > recovery_point);
+            let path = dir.join(format!("{}.log", crate::segment::file_stem(base)));
+            segments.push(Segment::open(&path, base, recover, config.index_interval_bytes)?);
+        }
+        if segments.is_empty() {
+            segments.push(Segment::create(dir, 0, now_ms)?);
+        }
+        let log_end = segments.last().map_or(0, |s| s.next_offset);
+        let log_start_offset = read_i64_file(&dir.join(LOG_START_FILE))
+            .unwrap_or(0)
+            .clamp(segments[0].base_offset, log_end);
+        let mut epochs = LeaderEpochCache::load(dir);
+        epochs.truncate_from(log_end + 1);
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            config,
+            segments,
+            log_start_offset,
+            flushed_offset: log_end,
+            unflushed_messages: 0,
+            first_unflushed_ms: None,
+            epochs,
+        })
+    }
+
+    /// The directory of this log.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Replaces the settings (topic config change); applies from the next append.
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+
+    /// The offset the next record will get.
+    pub fn log_end_offset(&self) -> i64 {
+        self.active().next_offset
+    }
+
+    /// The first offset still readable.
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset
+    }
+
+    /// With one replica every appended record is committed.
+    pub fn high_watermark(&self) -> i64 {
+        self.log_end_offset()
+    }
+
+    /// How far the log is known to be fsynced.
+    pub fn flushed_offset(&self) -> i64 {
+        self.flushed_offset
+    }
+
+    /// The leader epoch history.
+    pub fn epochs(&self) -> &LeaderEpochCache {
+        &self.epochs
+    }
+
+    /// Total bytes of all segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.iter().map(|s| s.size_bytes).sum()
+    }
+
+    fn active(&self) -> &Segment {
+        self.segments.last().expect("a log always has an active segment")
+    }
+
+    /// Appends one validated batch, assigning offsets from the log end and stamping
+    /// `leader_epoch`; with `log_append_time_ms` the batch's timestamps become the broker's.
+    /// Flushes when `flush.messages` / `flush.ms` say so.
+    pub fn append(&mut self, batch: &[u8], leader_epoch: i32, log_append_time_ms: Option<i64>, now_ms: i64) -> Result<AppendInfo, LogError> {
+        let header = BatchHeader::parse(batch)?;
+        debug_assert_eq!(header.total_bytes(), batch.len());
+        let base_offset = self.log_end_offset();
+        let mut patched = [0u8; BATCH_HEADER_BYTES];
+        patched.copy_from_slice(&batch[..BATCH_HEADER_BYTES]);
+        batch::set_base_offset(&mut patched, base_offset);
+        batch::set_partition_leader_epoch(&mut patched, leader_epoch);
+        let owned;
+        let body: &[u8] = match log_append_time_ms {
+            Some(ts) => {
+                let mut copy = batch.to_vec();
+                copy[..BATCH_HEADER_BYTES].copy_from_slice(&patched);
+                batch::set_log_append_time(&mut copy, ts);
+                patched.copy_from_slice(&copy[..BATCH_HEADER_BYTES]);
+                owned = copy;
+                &owned
+            }
+            None => batch,
+        };
+        self.maybe_roll(batch.len() as u64, header.last_offset_delta, now_ms)?;
+        if self.epochs.assign(leader_epoch, base_offset) {
+            self.epochs.persist()?;
+        }
+        let interval = self.config.index_interval_bytes;
+        self.segments
+            .last_mut()
+            .expect("a log always has an active segment")
+            .append(&patched, body, interval)?;
+        let info = AppendInfo {
+            base_offset,
+            last_offset: base_offset + i64::from(header.last_offset_delta),
+        };
+        self.unflushed_messages += i64::from(header.record_count.max(1));
+        self.first_unflushed_ms.get_or_insert(now_ms);
+        if self.unflushed_messages >= self.config.flush_messages {
+            self.flush()?;
+        }
+        Ok(info)
+    }
+
+    fn maybe_roll(&mut self, incoming_bytes: u64, last_offset_delta: i32, now_ms: i64) -> Result<(), LogError> {
+        let active = self.active();
+        if active.size_bytes == 0 {
+            return Ok(());
+        }
+        let full = active.size_bytes + incoming_bytes > u64::from(self.config.segment_bytes);
+        let old = now_ms - active.created_ms >= self.config.segment_ms;
+        let offsets_overflow = active.next_offset + i64::from(last_offset_delta) - active.base_offset >= i64::from(u32::MAX);
+        if full || old || offsets_overflow {
+            self.roll(now_ms)?;
+        }
+        Ok(())
+    }
+
+    /// Starts a new active segment at the log end; the old one is fsynced first so the
+    /// recovery point can move past it.
+    pub fn roll(&mut self, now_ms: i64) -> Result<(), LogError> {
+        let next = self.log_end_offset();
+        self.active().sync()?;
+        self.set_recovery_point(self.active().base_offset.max(self.flushed_offset))?;
+        self.segments.push(Segment::create(&self.dir, next, now_ms)?);
+        sync_dir(&self.dir)?;
+        Ok(())
+    }
+
+    fn set_recovery_point(&mut self, offset: i64) -> Result<(), LogError> {
+        // The recovery point names the first segment that needs scanning after a crash.
+        write_i64_file(&self.dir.join(RECOVERY_POINT_FILE), offset)
+    }
+
+    /// fsyncs everything appended so far.
+    pub fn flush(&mut self) -> Result<(), LogError> {
+        self.active().sync()?;
+        self.flushed_offset = self.log_end_offset();
+        self.unflushed_messages = 0;
+        self.first_unflushed_ms = None;
+        Ok(())
+    }
+
+    /// Flushes when the oldest unflushed message is older than `flush.ms`.
+    pub fn maybe_flush_by_time(&mut self, now_ms: i64) -> Result<(), LogError> {
+        match self.first_unflushed_ms {
+            Some(first) if now_ms - first >= self.config.flush_ms => self.flush(),
+            _ => Ok(()),
+        }
+    }
+
+    /// Rolls the active segment if it is older than `segment.ms` and not empty.
+    pub fn maybe_roll_by_time(&mut self, now_ms: i64) -> Result<(), LogError> {
+        let active = self.active();
+        if active.size_bytes > 0 && now_ms - active.created_ms >= self.config.segment_ms {
+            self.roll(now_ms)?;
+        }
+        Ok(())
+    }
+
+    /// The bytes to serve a fetch at `offset`: whole batches from the one holding `offset`, up to
+    /// `max_bytes` (but always the first batch whole, KIP-74), never past the high watermark.
+    /// None when `offset` is the log end. Errors with OffsetOutOfRange outside the log.
+    pub fn read(&self, offset: i64, max_bytes: usize) -> Result<Option<ReadSlice>, LogError> {
+        let end = self.high_watermark();
+        if offset < self.log_start_offset || offset > end {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start_offset: self.log_start_offset,
+                log_end_offset: end,
+            });
+        }
+        let first = self.segments.partition_point(|s| s.base_offset <= offset).saturating_sub(1);
+        for seg in &self.segments[first..] {
+            if let Some((position, header)) = seg.find_batch(offset)? {
+                let available = (seg.size_bytes - position) as usize;
+                let len = available.min(max_bytes.max(header.total_bytes()));
+                return Ok(Some(ReadSlice {
+                    file: seg.file(),
+                    position,
+                    len,
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// ListOffsets by timestamp: the first batch whose max timestamp is ≥ `timestamp_ms`, as
+    /// (its bytes, so the caller can find the exact record). None if no such batch.
+    pub fn find_by_timestamp(&self, timestamp_ms: i64) -> Result<Option<ReadSlice>, LogError> {
+        for seg in &self.segments {
+            if seg.max_timestamp_ms < timestamp_ms {
+                continue;
+            }
+            let from = seg.time_lookup(timestamp_ms).max(self.log_start_offset);
+            let Some((mut pos, _)) = seg.find_batch(from)? else { continue };
+            while let Some(header) = seg.header_at(pos)? {
+                if header.max_timestamp >= timestamp_ms && header.last_offset() >= self.log_start_offset {
+                    return Ok(Some(ReadSlice {
+                        file: seg.file(),
+                        position: pos,
+                        len: header.total_bytes(),
+                    }));
+                }
+                pos += header.total_bytes() as u64;
+            }
+        }
+        Ok(None)
+    }
+
+    /// The largest timestamp in the log and the last offset of the batch holding it.
+    pub fn max_timestamp(&self) -> Result<Option<(i64, i64)>, LogError> {
+        let Some(seg) = self.segments.iter().rev().find(|s| s.max_timestamp_ms >= 0) else {
+            return Ok(None);
+        };
+        let mut pos = 0;
+        let mut best: Option<(i64, i64)> = None;
+        while let Some(header) = seg.header_at(pos)? {
+            if best.is_none_or(|(ts, _)| header.max_timestamp > ts) {
+                best = Some((header.max_timestamp, header.last_offset()));
+            }
+            pos += header.total_bytes() as u64;
+        }
+        Ok(best)
+    }
+
+    /// Flushes and persists the checkpoints, for a clean shutdown.
+    pub fn close(&mut self) -> Result<(), LogError> {
+        self.flush()?;
+        let end = self.log_end_offset();
+        self.set_recovery_point(end)?;
+        write_i64_file(&self.dir.join(LOG_START_FILE), self.log_start_offset)
+    }
+
+    /// Removes the log and its directory.
+    pub fn delete(self) -> Result<(), LogError> {
+        std::fs::remove_dir_all(&self.dir).at(&self.dir)
+    }
+}
+
+/// fsyncs a directory so created and renamed entries survive a power cut.
+pub fn sync_dir(dir: &Path) -> Result<(), LogError> {
+    File::open(dir).and_then(|d| d.sync_all()).at(dir)
+}

@@ -1,0 +1,224 @@
+//! One segment: a `.log` file of whole batches plus its two sparse indexes.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use nurt_records::batch::{self, BatchHeader, BATCH_HEADER_BYTES};
+
+use crate::error::IoContext;
+use crate::index::{OffsetIndex, TimeIndex};
+use crate::LogError;
+
+/// File name stem of the segment starting at `base_offset`.
+pub fn file_stem(base_offset: i64) -> String {
+    format!("{base_offset:020}")
+}
+
+/// An open segment. `size_bytes` counts only whole, validated batches.
+#[derive(Debug)]
+pub struct Segment {
+    pub base_offset: i64,
+    /// One past the last offset stored here (== base_offset when empty).
+    pub next_offset: i64,
+    pub size_bytes: u64,
+    /// Largest batch max timestamp in the segment (-1 when empty).
+    pub max_timestamp_ms: i64,
+    /// When the segment was created (for `segment.ms`).
+    pub created_ms: i64,
+    path: PathBuf,
+    file: Arc<File>,
+    offset_index: OffsetIndex,
+    time_index: TimeIndex,
+    bytes_since_index: u32,
+}
+
+impl Segment {
+    /// Creates an empty segment (truncating leftovers of the same name).
+    pub fn create(dir: &Path, base_offset: i64, now_ms: i64) -> Result<Self, LogError> {
+        let path = dir.join(format!("{}.log", file_stem(base_offset)));
+        let file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(&path)
+            .at(&path)?;
+        file.set_len(0).at(&path)?;
+        Ok(Self {
+            base_offset,
+            next_offset: base_offset,
+            size_bytes: 0,
+            max_timestamp_ms: -1,
+            created_ms: now_ms,
+            offset_index: OffsetIndex::open(&path.with_extension("index"), false)?,
+            time_index: TimeIndex::open(&path.with_extension("timeindex"), false)?,
+            path,
+            file: Arc::new(file),
+            bytes_since_index: 0,
+        })
+    }
+
+    /// Opens an existing segment. With `recover` every batch is read and checked, a torn or
+    /// corrupt tail is truncated away and the indexes are rebuilt; otherwise the indexes are
+    /// trusted if sane and only the last batch is located.
+    pub fn open(path: &Path, base_offset: i64, recover: bool, index_interval_bytes: u32) -> Result<Self, LogError> {
+        let file = OpenOptions::new().read(true).append(true).open(path).at(path)?;
+        let meta = file.metadata().at(path)?;
+        let created_ms = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_millis() as i64);
+        let offset_index = OffsetIndex::open(&path.with_extension("index"), !recover)?;
+        let time_index = TimeIndex::open(&path.with_extension("timeindex"), !recover)?;
+        let mut seg = Self {
+            base_offset,
+            next_offset: base_offset,
+            size_bytes: meta.len(),
+            max_timestamp_ms: -1,
+            created_ms,
+            path: path.to_path_buf(),
+            file: Arc::new(file),
+            offset_index,
+            time_index,
+            bytes_since_index: 0,
+        };
+        let sane = seg.offset_index.is_sane(seg.size_bytes);
+        seg.scan(recover || !sane, index_interval_bytes)?;
+        Ok(seg)
+    }
+
+    /// Walks every batch from the start; with `rebuild`, checks CRCs, truncates at the first bad
+    /// batch and rewrites the indexes. Always recomputes next offset and max timestamp.
+    fn scan(&mut self, rebuild: bool, index_interval_bytes: u32) -> Result<(), LogError> {
+        if rebuild {
+            self.offset_index.clear()?;
+            self.time_index.clear()?;
+        }
+        let file_len = self.size_bytes;
+        let mut pos: u64 = 0;
+        let mut header_buf = [0u8; BATCH_HEADER_BYTES];
+        let mut body = Vec::new();
+        self.bytes_since_index = 0;
+        while pos + BATCH_HEADER_BYTES as u64 <= file_len {
+            if self.file.read_exact_at(&mut header_buf, pos).is_err() {
+                break;
+            }
+            let Ok(header) = BatchHeader::parse(&header_buf) else { break };
+            if header.validate_shape(usize::MAX).is_err()
+                || header.base_offset < self.next_offset
+                || pos + header.total_bytes() as u64 > file_len
+            {
+                break;
+            }
+            if rebuild {
+                body.resize(header.total_bytes(), 0);
+                if self.file.read_exact_at(&mut body, pos).is_err() || batch::validate(&body).is_err() {
+                    break;
+                }
+                self.index_batch(&header, pos as u32, index_interval_bytes)?;
+            }
+            self.next_offset = header.last_offset() + 1;
+            self.max_timestamp_ms = self.max_timestamp_ms.max(header.max_timestamp);
+            pos += header.total_bytes() as u64;
+        }
+        if pos != file_len {
+            // A torn write or garbage after the last whole batch: cut it off.
+            self.file.set_len(pos).at(&self.path)?;
+            self.size_bytes = pos;
+        }
+        Ok(())
+    }
+
+    fn index_batch(&mut self, header: &BatchHeader, position: u32, index_interval_bytes: u32) -> Result<(), LogError> {
+        let relative = (header.base_offset - self.base_offset) as u32;
+        if position > 0 && self.bytes_since_index >= index_interval_bytes {
+            self.offset_index.append(relative, position)?;
+            self.bytes_since_index = 0;
+        }
+        self.bytes_since_index += header.total_bytes() as u32;
+        self.time_index.maybe_append(header.max_timestamp, relative)?;
+        Ok(())
+    }
+
+    /// Appends one batch whose first 61 bytes are replaced by `patched_header`.
+    pub fn append(&mut self, patched_header: &[u8; BATCH_HEADER_BYTES], batch: &[u8], index_interval_bytes: u32) -> Result<(), LogError> {
+        let header = BatchHeader::parse(patched_header)?;
+        let position = self.size_bytes as u32;
+        let mut parts = [std::io::IoSlice::new(patched_header), std::io::IoSlice::new(&batch[BATCH_HEADER_BYTES..])];
+        write_all_vectored(&self.file, &mut parts, batch.len()).at(&self.path)?;
+        self.size_bytes += batch.len() as u64;
+        self.next_offset = header.last_offset() + 1;
+        self.max_timestamp_ms = self.max_timestamp_ms.max(header.max_timestamp);
+        self.index_batch(&header, position, index_interval_bytes)
+    }
+
+    /// The position from which to scan for `offset` (an index hint at or before it).
+    pub fn index_lookup(&self, offset: i64) -> u64 {
+        let relative = (offset - self.base_offset).clamp(0, i64::from(u32::MAX)) as u32;
+        u64::from(self.offset_index.lookup(relative))
+    }
+
+    /// Relative offset from which to scan for the first timestamp ≥ `timestamp_ms`.
+    pub fn time_lookup(&self, timestamp_ms: i64) -> i64 {
+        self.base_offset + i64::from(self.time_index.lookup(timestamp_ms))
+    }
+
+    /// Reads the header of the batch at `position`, if a whole one is there.
+    pub fn header_at(&self, position: u64) -> Result<Option<BatchHeader>, LogError> {
+        if position + BATCH_HEADER_BYTES as u64 > self.size_bytes {
+            return Ok(None);
+        }
+        let mut buf = [0u8; BATCH_HEADER_BYTES];
+        self.file.read_exact_at(&mut buf, position).at(&self.path)?;
+        Ok(Some(BatchHeader::parse(&buf)?))
+    }
+
+    /// Finds the first batch whose last offset is ≥ `offset`: its position and header.
+    pub fn find_batch(&self, offset: i64) -> Result<Option<(u64, BatchHeader)>, LogError> {
+        let mut pos = self.index_lookup(offset);
+        while let Some(header) = self.header_at(pos)? {
+            if header.last_offset() >= offset {
+                return Ok(Some((pos, header)));
+            }
+            pos += header.total_bytes() as u64;
+        }
+        Ok(None)
+    }
+
+    /// A shared handle for positional reads outside the log's lock.
+    pub fn file(&self) -> Arc<File> {
+        Arc::clone(&self.file)
+    }
+
+    /// fsyncs the log and its indexes.
+    pub fn sync(&self) -> Result<(), LogError> {
+        self.file.sync_data().at(&self.path)?;
+        self.offset_index.sync()?;
+        self.time_index.sync()
+    }
+
+    /// Deletes the segment's files.
+    pub fn delete(self) -> Result<(), LogError> {
+        std::fs::remove_file(&self.path).at(&self.path)?;
+        self.offset_index.delete()?;
+        self.time_index.delete()
+    }
+}
+
+/// `write_all` over several slices with as few syscalls as the kernel allows.
+fn write_all_vectored(mut file: &File, parts: &mut [std::io::IoSlice<'_>], total: usize) -> std::io::Result<()> {
+    let mut written = 0;
+    let mut parts = &mut parts[..];
+    while written < total {
+        let n = file.write_vectored(parts)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        written += n;
+        std::io::IoSlice::advance_slices(&mut parts, n);
+    }
+    Ok(())
+}
