@@ -1,0 +1,174 @@
+//! Request schemas as the guard needs them: field types and the versions they exist in.
+//!
+//! Transcribed from Kafka's message definitions (`clients/src/main/resources/common/message`).
+//! Only what decides the byte layout is kept: nullability does not (the decoder rejects a null
+//! where none is allowed), and flexible versions switch every length to a compact varint.
+//! Every request the broker serves must have an entry; the tests round-trip each through
+//! `kafka-protocol`'s encoder to prove the layouts agree.
+
+/// A field's wire type.
+#[derive(Debug)]
+pub enum Ty {
+    Bool,
+    I8,
+    I16,
+    I32,
+    I64,
+    Uuid,
+    /// String: i16 length (compact varint when flexible).
+    Str,
+    /// Bytes or records: i32 length (compact varint when flexible).
+    Bytes,
+    /// Array of structs.
+    Array(&'static Struct),
+    /// Array of primitives.
+    Values(&'static Ty),
+    /// A struct inline (only inside tagged fields).
+    Struct(&'static Struct),
+}
+
+/// A field present in versions `min..=max`.
+#[derive(Debug)]
+pub struct Field {
+    pub ty: Ty,
+    pub min: i16,
+    pub max: i16,
+}
+
+/// A tagged field the decoder understands (it reads the value in place, not by size).
+#[derive(Debug)]
+pub struct Tag {
+    pub tag: u32,
+    pub ty: Ty,
+    pub min_version: i16,
+}
+
+/// A struct: its fields in wire order, and its known tagged fields.
+#[derive(Debug)]
+pub struct Struct {
+    pub fields: &'static [Field],
+    pub tags: &'static [Tag],
+}
+
+const fn f(ty: Ty) -> Field {
+    Field { ty, min: 0, max: i16::MAX }
+}
+
+impl Field {
+    const fn since(mut self, v: i16) -> Self {
+        self.min = v;
+        self
+    }
+    const fn until(mut self, v: i16) -> Self {
+        self.max = v;
+        self
+    }
+}
+
+const fn s(fields: &'static [Field]) -> Struct {
+    Struct { fields, tags: &[] }
+}
+
+use Ty::*;
+
+const API_VERSIONS: Struct = s(&[f(Str).since(3), f(Str).since(3)]);
+
+const METADATA_TOPIC: Struct = s(&[f(Uuid).since(10), f(Str)]);
+const METADATA: Struct = s(&[
+    f(Array(&METADATA_TOPIC)),
+    f(Bool).since(4),
+    f(Bool).since(8).until(10),
+    f(Bool).since(8),
+]);
+
+const PRODUCE_PARTITION: Struct = s(&[f(I32), f(Bytes)]);
+const PRODUCE_TOPIC: Struct = s(&[f(Str).until(12), f(Uuid).since(13), f(Array(&PRODUCE_PARTITION))]);
+const PRODUCE: Struct = s(&[f(Str), f(I16), f(I32), f(Array(&PRODUCE_TOPIC))]);
+
+const FETCH_PARTITION: Struct = Struct {
+    fields: &[
+        f(I32),
+        f(I32).since(9),
+        f(I64),
+        f(I32).since(12),
+        f(I64).since(5),
+        f(I32),
+    ],
+    tags: &[
+        Tag { tag: 0, ty: Uuid, min_version: 17 },
+        Tag { tag: 1, ty: I64, min_version: 18 },
+    ],
+};
+const FETCH_TOPIC: Struct = s(&[f(Str).until(12), f(Uuid).since(13), f(Array(&FETCH_PARTITION))]);
+const FETCH_FORGOTTEN: Struct = s(&[f(Str).until(12), f(Uuid).since(13), f(Values(&I32))]);
+const FETCH_REPLICA_STATE: Struct = s(&[f(I32), f(I64)]);
+const FETCH: Struct = Struct {
+    fields: &[
+        f(I32).until(14),
+        f(I32),
+        f(I32),
+        f(I32),
+        f(I8),
+        f(I32).since(7),
+        f(I32).since(7),
+        f(Array(&FETCH_TOPIC)),
+        f(Array(&FETCH_FORGOTTEN)).since(7),
+        f(Str).since(11),
+    ],
+    tags: &[
+        Tag { tag: 0, ty: Str, min_version: 12 },
+        Tag { tag: 1, ty: Struct(&FETCH_REPLICA_STATE), min_version: 15 },
+    ],
+};
+
+const LIST_OFFSETS_PARTITION: Struct = s(&[f(I32), f(I32).since(4), f(I64)]);
+const LIST_OFFSETS_TOPIC: Struct = s(&[f(Str), f(Array(&LIST_OFFSETS_PARTITION))]);
+const LIST_OFFSETS: Struct = s(&[f(I32), f(I8).since(2), f(Array(&LIST_OFFSETS_TOPIC)), f(I32).since(10)]);
+
+const OFFSET_FOR_LEADER_PARTITION: Struct = s(&[f(I32), f(I32), f(I32)]);
+const OFFSET_FOR_LEADER_TOPIC: Struct = s(&[f(Str), f(Array(&OFFSET_FOR_LEADER_PARTITION))]);
+const OFFSET_FOR_LEADER_EPOCH: Struct = s(&[f(I32).since(3), f(Array(&OFFSET_FOR_LEADER_TOPIC))]);
+
+const CREATE_TOPICS_ASSIGNMENT: Struct = s(&[f(I32), f(Values(&I32))]);
+const CREATE_TOPICS_CONFIG: Struct = s(&[f(Str), f(Str)]);
+const CREATE_TOPICS_TOPIC: Struct = s(&[
+    f(Str),
+    f(I32),
+    f(I16),
+    f(Array(&CREATE_TOPICS_ASSIGNMENT)),
+    f(Array(&CREATE_TOPICS_CONFIG)),
+]);
+const CREATE_TOPICS: Struct = s(&[f(Array(&CREATE_TOPICS_TOPIC)), f(I32), f(Bool)]);
+
+const DELETE_TOPICS_STATE: Struct = s(&[f(Str), f(Uuid)]);
+const DELETE_TOPICS: Struct = s(&[f(Array(&DELETE_TOPICS_STATE)).since(6), f(Values(&Str)).until(5), f(I32)]);
+
+const CREATE_PARTITIONS_ASSIGNMENT: Struct = s(&[f(Values(&I32))]);
+const CREATE_PARTITIONS_TOPIC: Struct = s(&[f(Str), f(I32), f(Array(&CREATE_PARTITIONS_ASSIGNMENT))]);
+const CREATE_PARTITIONS: Struct = s(&[f(Array(&CREATE_PARTITIONS_TOPIC)), f(I32), f(Bool)]);
+
+const DESCRIBE_CONFIGS_RESOURCE: Struct = s(&[f(I8), f(Str), f(Values(&Str))]);
+const DESCRIBE_CONFIGS: Struct = s(&[f(Array(&DESCRIBE_CONFIGS_RESOURCE)), f(Bool), f(Bool).since(3)]);
+
+const DESCRIBE_CLUSTER: Struct = s(&[f(Bool), f(I8).since(1), f(Bool).since(2)]);
+
+const INIT_PRODUCER_ID: Struct = s(&[f(Str), f(I32), f(I64).since(3), f(I16).since(3)]);
+
+/// The schema of request `api_key`, if the broker serves it.
+pub fn request(api_key: i16) -> Option<&'static Struct> {
+    Some(match api_key {
+        0 => &PRODUCE,
+        1 => &FETCH,
+        2 => &LIST_OFFSETS,
+        3 => &METADATA,
+        18 => &API_VERSIONS,
+        19 => &CREATE_TOPICS,
+        20 => &DELETE_TOPICS,
+        22 => &INIT_PRODUCER_ID,
+        23 => &OFFSET_FOR_LEADER_EPOCH,
+        32 => &DESCRIBE_CONFIGS,
+        37 => &CREATE_PARTITIONS,
+        60 => &DESCRIBE_CLUSTER,
+        _ => return None,
+    })
+}

@@ -1,0 +1,39 @@
+//! The ApiVersions table: what Nurt advertises.
+//!
+//! The maxima are Apache Kafka 4.0's for every API listed (clients such as kafka-python infer a
+//! broker release from them, so they must be coherent with one real release), and only APIs
+//! the broker fully serves are listed. Produce advertises minimum 0 like Kafka 4.0 does
+//! (KAFKA-18659: old librdkafka checks for it) although only v3+ (record batch v2) is accepted.
+
+/// (api key, min version, max version).
+pub const SUPPORTED: &[(i16, i16, i16)] = &[
+    (0, 0, 12),  // Produce
+    (1, 4, 17),  // Fetch
+    (2, 1, 10),  // ListOffsets
+    (3, 0, 13),  // Metadata
+    (18, 0, 4),  // ApiVersions
+    (19, 2, 7),  // CreateTopics
+    (20, 1, 6),  // DeleteTopics
+    (22, 0, 5),  // InitProducerId
+    (23, 2, 4),  // OffsetForLeaderEpoch
+    (32, 1, 4),  // DescribeConfigs
+    (37, 0, 3),  // CreatePartitions
+    (60, 0, 2),  // DescribeCluster
+];
+
+/// The lowest Produce version actually accepted (record batch v2).
+pub const PRODUCE_MIN_ACCEPTED: i16 = 3;
+
+/// The advertised range of `api_key`, if served.
+pub fn range(api_key: i16) -> Option<(i16, i16)> {
+    SUPPORTED
+        .iter()
+        .find(|(k, _, _)| *k == api_key)
+        .map(|&(_, min, max)| (min, max))
+}
+
+/// Whether requests of `api_key` at `version` are decoded and served.
+pub fn is_served(api_key: i16, version: i16) -> bool {
+    let min_accepted = if api_key == 0 { PRODUCE_MIN_ACCEPTED } else { i16::MIN };
+    range(api_key).is_some_and(|(min, max)| version >= min.max(min_accepted) && version <= max)
+}
