@@ -1,1 +1,27 @@
-//! placeholder
+//! The async shell of a Nurt node: it owns sockets, tasks and the clock, and drives the
+//! sans-IO pieces (protocol guard, logs, metadata controller) from them.
+//!
+//! Data flow: [`server`] accepts connections; each [`connection`] reads length-prefixed
+//! frames, decodes them through `nurt-protocol`, hands them to [`handlers`] in order, and a
+//! writer task sends the responses back in the same order.
+
+pub mod broker;
+pub mod codes;
+pub mod config;
+pub mod connection;
+pub mod error;
+pub mod handlers;
+pub mod metadata_store;
+pub mod partition;
+pub mod server;
+
+pub use broker::Broker;
+pub use config::BrokerConfig;
+pub use error::BrokerError;
+pub use server::serve;
+
+/// Wall-clock milliseconds since the epoch: the one place the broker reads the clock for
+/// timestamps handed to the sans-IO cores.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}

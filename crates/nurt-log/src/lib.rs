@@ -13,12 +13,14 @@ pub mod epoch;
 pub mod error;
 pub mod index;
 pub mod log;
+pub mod producer_state;
 pub mod segment;
 
 pub use config::LogConfig;
 pub use epoch::LeaderEpochCache;
 pub use error::LogError;
 pub use log::{AppendInfo, Log, ReadSlice};
+pub use producer_state::{ProducerStateTable, SequenceCheck};
 
 #[cfg(test)]
 mod tests;

@@ -319,6 +319,20 @@ impl Log {
         Ok(best)
     }
 
+    /// Calls `f` with the header of every batch in the last `last_segments` segments, in order
+    /// (to rebuild state kept beside the log, such as producer sequences).
+    pub fn scan_headers(&self, last_segments: usize, mut f: impl FnMut(&BatchHeader)) -> Result<(), LogError> {
+        let from = self.segments.len().saturating_sub(last_segments);
+        for seg in &self.segments[from..] {
+            let mut pos = 0;
+            while let Some(header) = seg.header_at(pos)? {
+                f(&header);
+                pos += header.total_bytes() as u64;
+            }
+        }
+        Ok(())
+    }
+
     /// Flushes and persists the checkpoints, for a clean shutdown.
     pub fn close(&mut self) -> Result<(), LogError> {
         self.flush()?;

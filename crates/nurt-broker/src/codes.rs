@@ -1,0 +1,61 @@
+//! Kafka error codes the broker answers with (the protocol edge is the only place they live).
+
+pub const NONE: i16 = 0;
+pub const OFFSET_OUT_OF_RANGE: i16 = 1;
+pub const CORRUPT_MESSAGE: i16 = 2;
+pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+pub const MESSAGE_TOO_LARGE: i16 = 10;
+pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
+pub const INVALID_REQUIRED_ACKS: i16 = 21;
+pub const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
+pub const INVALID_TIMESTAMP: i16 = 32;
+pub const UNSUPPORTED_VERSION: i16 = 35;
+pub const TOPIC_ALREADY_EXISTS: i16 = 36;
+pub const INVALID_PARTITIONS: i16 = 37;
+pub const INVALID_REPLICATION_FACTOR: i16 = 38;
+pub const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
+pub const INVALID_CONFIG: i16 = 40;
+pub const INVALID_REQUEST: i16 = 42;
+pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
+pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
+pub const KAFKA_STORAGE_ERROR: i16 = 56;
+pub const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
+pub const FENCED_LEADER_EPOCH: i16 = 74;
+pub const UNKNOWN_LEADER_EPOCH: i16 = 76;
+pub const INVALID_RECORD: i16 = 87;
+pub const PRODUCER_FENCED: i16 = 90;
+pub const UNKNOWN_TOPIC_ID: i16 = 100;
+pub const UNKNOWN_SERVER_ERROR: i16 = -1;
+
+use nurt_metadata::MetadataError;
+
+use crate::metadata_store::CommitError;
+
+/// The Kafka error code and message for a refused controller operation.
+pub fn for_commit(e: &CommitError) -> (i16, String) {
+    let code = match e {
+        CommitError::Storage(_) => KAFKA_STORAGE_ERROR,
+        CommitError::Rejected(m) => match m {
+            MetadataError::TopicExists(_) => TOPIC_ALREADY_EXISTS,
+            MetadataError::UnknownTopic(_) => UNKNOWN_TOPIC_OR_PARTITION,
+            MetadataError::InvalidTopicName { .. } => INVALID_TOPIC_EXCEPTION,
+            MetadataError::InvalidPartitions(_) => INVALID_PARTITIONS,
+            MetadataError::InvalidReplicationFactor { .. } => INVALID_REPLICATION_FACTOR,
+            MetadataError::InvalidConfig { .. } => INVALID_CONFIG,
+            MetadataError::InvalidReplicaAssignment => INVALID_REPLICA_ASSIGNMENT,
+            MetadataError::CorruptRecord(_) => UNKNOWN_SERVER_ERROR,
+        },
+    };
+    (code, e.to_string())
+}
+
+/// Checks a request's `current_leader_epoch` against the partition's (-1 skips the check).
+pub fn leader_epoch_check(requested: i32, current: i32) -> i16 {
+    if requested < 0 || requested == current {
+        NONE
+    } else if requested < current {
+        FENCED_LEADER_EPOCH
+    } else {
+        UNKNOWN_LEADER_EPOCH
+    }
+}

@@ -1,0 +1,143 @@
+//! One client connection: frames in, responses out, strictly in request order.
+//!
+//! Requests of a connection are handled one after another (as Kafka does), so a producer's
+//! batches reach each partition in the order sent; responses go to a writer task through a
+//! bounded queue so the next request is read while the previous answer is being written.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use nurt_protocol::{decode_request, encode_response, frame, ProtocolError};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+
+use crate::{handlers, Broker};
+
+/// Responses queued for the writer before the reader waits (back-pressure).
+const RESPONSES_QUEUED_MAX: usize = 16;
+/// Bytes the read buffer grows by at most per read, so a large announced frame costs memory
+/// only as its bytes actually arrive.
+const READ_CHUNK_BYTES: usize = 256 * 1024;
+
+/// Logs about bad clients at most once per second, so a flood cannot flood the log.
+fn log_rejected(peer: SocketAddr, reason: &dyn std::fmt::Display) {
+    static LAST_SECOND: AtomicU64 = AtomicU64::new(0);
+    static SUPPRESSED: AtomicU64 = AtomicU64::new(0);
+    let now = crate::now_ms() as u64 / 1000;
+    if LAST_SECOND.swap(now, Ordering::Relaxed) != now {
+        let suppressed = SUPPRESSED.swap(0, Ordering::Relaxed);
+        tracing::warn!("closing connection from {peer}: {reason} ({suppressed} similar messages suppressed)");
+    } else {
+        SUPPRESSED.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[derive(Debug)]
+enum ReadError {
+    Closed,
+    Io(std::io::Error),
+    Idle,
+    Frame(ProtocolError),
+}
+
+/// Reads one frame, waiting at most `idle` for each chunk.
+async fn read_frame(rd: &mut OwnedReadHalf, buf: &mut BytesMut, max_bytes: usize, idle: Duration) -> Result<Bytes, ReadError> {
+    async fn fill(rd: &mut OwnedReadHalf, buf: &mut BytesMut, want: usize, idle: Duration) -> Result<(), ReadError> {
+        while buf.len() < want {
+            buf.reserve((want - buf.len()).min(READ_CHUNK_BYTES));
+            match tokio::time::timeout(idle, rd.read_buf(buf)).await {
+                Err(_) => return Err(ReadError::Idle),
+                Ok(Err(e)) => return Err(ReadError::Io(e)),
+                Ok(Ok(0)) => return Err(ReadError::Closed),
+                Ok(Ok(_)) => {}
+            }
+        }
+        Ok(())
+    }
+    fill(rd, buf, 4, idle).await?;
+    let len = frame::check_length([buf[0], buf[1], buf[2], buf[3]], max_bytes).map_err(ReadError::Frame)?;
+    fill(rd, buf, 4 + len, idle).await?;
+    buf.advance(4);
+    Ok(buf.split_to(len).freeze())
+}
+
+async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<BytesMut>) {
+    while let Some(first) = rx.recv().await {
+        let mut out = first;
+        // Coalesce whatever else is ready into one write.
+        while out.len() < 1 << 20 {
+            match rx.try_recv() {
+                Ok(more) => out.extend_from_slice(&more),
+                Err(_) => break,
+            }
+        }
+        if wr.write_all(&out).await.is_err() {
+            return;
+        }
+    }
+    let _ = wr.shutdown().await;
+}
+
+/// Serves one connection until the client leaves, misbehaves, idles out, or shutdown.
+pub async fn run(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr, mut shutdown: watch::Receiver<bool>) {
+    let _ = stream.set_nodelay(true);
+    let (mut rd, wr) = stream.into_split();
+    let (tx, rx) = mpsc::channel::<BytesMut>(RESPONSES_QUEUED_MAX);
+    let writer = tokio::spawn(write_loop(wr, rx));
+    let max_bytes = broker.config.socket_request_max_bytes();
+    let idle = Duration::from_millis(broker.config.connections_max_idle_ms());
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    loop {
+        let frame = tokio::select! {
+            f = read_frame(&mut rd, &mut buf, max_bytes, idle) => f,
+            _ = shutdown.changed() => break,
+        };
+        let frame = match frame {
+            Ok(f) => f,
+            Err(ReadError::Closed) => break,
+            Err(ReadError::Idle) => {
+                tracing::debug!("closing idle connection from {peer}");
+                break;
+            }
+            Err(ReadError::Io(e)) => {
+                tracing::debug!("connection from {peer}: {e}");
+                break;
+            }
+            Err(ReadError::Frame(e)) => {
+                log_rejected(peer, &e);
+                break;
+            }
+        };
+        let request = match decode_request(&frame) {
+            Ok(r) => r,
+            Err(ProtocolError::UnsupportedVersion { api_key: 18, .. }) => {
+                let correlation_id = nurt_protocol::header::peek(&frame).map_or(0, |h| h.2);
+                if tx.send(handlers::unsupported_version_response(correlation_id)).await.is_err() {
+                    break;
+                }
+                continue;
+            }
+            Err(e) => {
+                log_rejected(peer, &e);
+                break;
+            }
+        };
+        let (api_key, version, correlation_id) = (request.api_key, request.header.api_version, request.header.correlation_id);
+        let Some(response) = handlers::handle(&broker, request).await else { continue };
+        let mut out = BytesMut::new();
+        if let Err(e) = encode_response(&mut out, api_key, version, correlation_id, &response) {
+            tracing::error!("cannot encode {api_key:?} v{version} response for {peer}: {e}");
+            break;
+        }
+        if tx.send(out).await.is_err() {
+            break;
+        }
+    }
+    drop(tx);
+    let _ = writer.await;
+}

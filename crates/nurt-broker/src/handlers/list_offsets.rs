@@ -1,0 +1,103 @@
+//! ListOffsets (earliest, latest, max timestamp, by timestamp) and OffsetForLeaderEpoch.
+
+use nurt_protocol::kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use nurt_protocol::kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset, OffsetForLeaderTopicResult};
+use nurt_protocol::kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
+use nurt_records::record::decode_batch;
+
+use crate::partition::Partition;
+use crate::{codes, Broker};
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+const LATEST_TIERED: i64 = -5;
+/// Decoding one batch to find a record by timestamp may expand it this far.
+const DECOMPRESSED_BYTES_MAX: usize = 64 << 20;
+
+/// (timestamp, offset) answering `timestamp` on `partition`; (-1, -1) when nothing matches.
+fn lookup(partition: &Partition, timestamp: i64) -> Result<(i64, i64), i16> {
+    let offsets = partition.offsets();
+    let storage = |e: nurt_log::LogError| {
+        tracing::error!("list offsets on {}-{}: {e}", partition.topic, partition.index);
+        codes::KAFKA_STORAGE_ERROR
+    };
+    Ok(match timestamp {
+        LATEST => (-1, offsets.high_watermark),
+        EARLIEST | EARLIEST_LOCAL => (-1, offsets.log_start_offset),
+        LATEST_TIERED => (-1, -1),
+        MAX_TIMESTAMP => partition.max_timestamp().map_err(storage)?.unwrap_or((-1, -1)),
+        ts if ts < 0 => return Err(codes::INVALID_REQUEST),
+        ts => {
+            let Some(slice) = partition.find_by_timestamp(ts).map_err(storage)? else { return Ok((-1, -1)) };
+            let bytes = slice.read_to_vec().map_err(|e| storage(nurt_log::LogError::Io { path: Default::default(), source: e }))?;
+            let (_, records) = decode_batch(&bytes, DECOMPRESSED_BYTES_MAX).map_err(|_| codes::CORRUPT_MESSAGE)?;
+            records
+                .iter()
+                .find(|r| r.timestamp_ms >= ts && r.offset >= offsets.log_start_offset)
+                .map_or((-1, -1), |r| (r.timestamp_ms, r.offset))
+        }
+    })
+}
+
+pub fn handle(broker: &Broker, request: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|p| {
+                    let resp = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index).with_timestamp(-1).with_offset(-1);
+                    let Some(partition) = broker.partition(&topic.name.0, p.partition_index) else {
+                        return resp.with_error_code(codes::UNKNOWN_TOPIC_OR_PARTITION);
+                    };
+                    let epoch_code = codes::leader_epoch_check(p.current_leader_epoch, partition.leader_epoch);
+                    if epoch_code != codes::NONE {
+                        return resp.with_error_code(epoch_code);
+                    }
+                    match lookup(&partition, p.timestamp) {
+                        Ok((timestamp, offset)) => {
+                            let resp = resp.with_timestamp(timestamp).with_offset(offset);
+                            if version >= 4 { resp.with_leader_epoch(partition.leader_epoch) } else { resp }
+                        }
+                        Err(code) => resp.with_error_code(code),
+                    }
+                })
+                .collect();
+            ListOffsetsTopicResponse::default().with_name(topic.name).with_partitions(partitions)
+        })
+        .collect();
+    ListOffsetsResponse::default().with_topics(topics)
+}
+
+pub fn offset_for_leader_epoch(broker: &Broker, request: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse {
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|p| {
+                    let resp = EpochEndOffset::default().with_partition(p.partition).with_leader_epoch(-1).with_end_offset(-1);
+                    let Some(partition) = broker.partition(&topic.topic.0, p.partition) else {
+                        return resp.with_error_code(codes::UNKNOWN_TOPIC_OR_PARTITION);
+                    };
+                    let epoch_code = codes::leader_epoch_check(p.current_leader_epoch, partition.leader_epoch);
+                    if epoch_code != codes::NONE {
+                        return resp.with_error_code(epoch_code);
+                    }
+                    match partition.end_offset_for_epoch(p.leader_epoch) {
+                        Some((epoch, end)) => resp.with_leader_epoch(epoch).with_end_offset(end),
+                        None => resp,
+                    }
+                })
+                .collect();
+            OffsetForLeaderTopicResult::default().with_topic(topic.topic).with_partitions(partitions)
+        })
+        .collect();
+    OffsetForLeaderEpochResponse::default().with_topics(topics)
+}

@@ -1,0 +1,48 @@
+//! Request handlers, one module per API family. Each takes the decoded request and returns
+//! the response body; Kafka error codes are chosen here and nowhere deeper.
+
+mod api_versions;
+mod cluster;
+mod configs;
+mod fetch;
+mod list_offsets;
+mod metadata;
+mod produce;
+mod producer_id;
+mod topics;
+
+use std::sync::Arc;
+
+use nurt_protocol::kafka_protocol::messages::{RequestKind, ResponseKind};
+use nurt_protocol::kafka_protocol::protocol::StrBytes;
+use nurt_protocol::DecodedRequest;
+
+use crate::Broker;
+
+pub use api_versions::unsupported_version_response;
+
+/// Handles one request; `None` means no response is sent (Produce with acks=0).
+pub async fn handle(broker: &Arc<Broker>, request: DecodedRequest) -> Option<ResponseKind> {
+    let v = request.header.api_version;
+    Some(match request.body {
+        RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions::handle()),
+        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(broker, r, v)),
+        RequestKind::Produce(r) => return produce::handle(broker, r, v).map(ResponseKind::Produce),
+        RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(broker, r, v).await),
+        RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(broker, r, v)),
+        RequestKind::OffsetForLeaderEpoch(r) => ResponseKind::OffsetForLeaderEpoch(list_offsets::offset_for_leader_epoch(broker, r)),
+        RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(topics::create_topics(broker, r, v)),
+        RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(topics::delete_topics(broker, r, v)),
+        RequestKind::CreatePartitions(r) => ResponseKind::CreatePartitions(topics::create_partitions(broker, r)),
+        RequestKind::DescribeConfigs(r) => ResponseKind::DescribeConfigs(configs::describe_configs(broker, r, v)),
+        RequestKind::DescribeCluster(r) => ResponseKind::DescribeCluster(cluster::describe_cluster(broker, r)),
+        RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(producer_id::init_producer_id(broker, r)),
+        // The version gate lets through only the APIs above.
+        _ => return None,
+    })
+}
+
+/// A protocol string from an owned one.
+pub(crate) fn sb(s: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(s.into())
+}

@@ -1,0 +1,71 @@
+//! Produce: validate each partition's batch, append it, answer with its base offset.
+//!
+//! Acknowledgement: with one replica, acks=1 and acks=all both answer once the batch is in
+//! the page cache (and fsynced first when `flush.messages` says so). acks=0 gets no response.
+
+use nurt_protocol::kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use nurt_protocol::kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
+
+use super::sb;
+use crate::partition::AppendError;
+use crate::{codes, now_ms, Broker};
+
+fn error_for(e: &AppendError) -> i16 {
+    match e {
+        AppendError::TooLarge { .. } => codes::MESSAGE_TOO_LARGE,
+        AppendError::Corrupt(_) => codes::CORRUPT_MESSAGE,
+        AppendError::InvalidRecord(_) => codes::INVALID_RECORD,
+        AppendError::InvalidTimestamp(_) => codes::INVALID_TIMESTAMP,
+        AppendError::OutOfOrderSequence => codes::OUT_OF_ORDER_SEQUENCE_NUMBER,
+        AppendError::ProducerFenced => codes::PRODUCER_FENCED,
+        AppendError::Storage(_) => codes::KAFKA_STORAGE_ERROR,
+    }
+}
+
+fn failed(index: i32, code: i16, message: Option<String>) -> PartitionProduceResponse {
+    PartitionProduceResponse::default().with_index(index).with_error_code(code).with_base_offset(-1).with_log_append_time_ms(-1).with_log_start_offset(-1).with_error_message(message.map(sb))
+}
+
+/// Handles a produce request; `None` for acks=0 (Kafka sends nothing back).
+pub fn handle(broker: &Broker, request: ProduceRequest, version: i16) -> Option<ProduceResponse> {
+    let acks = request.acks;
+    let valid_acks = matches!(acks, -1..=1);
+    let now = now_ms();
+    let mut appended_any = false;
+    let mut responses = Vec::with_capacity(request.topic_data.len());
+    for topic in request.topic_data {
+        let name = if version >= 13 { broker.topic_name_by_id(topic.topic_id.as_bytes()) } else { Some(topic.name.0.to_string()) };
+        let mut partitions = Vec::with_capacity(topic.partition_data.len());
+        for p in topic.partition_data {
+            let partition = name.as_deref().and_then(|n| broker.partition(n, p.index));
+            let response = match (partition, p.records) {
+                _ if !valid_acks => failed(p.index, codes::INVALID_REQUIRED_ACKS, None),
+                (None, _) => failed(p.index, if version >= 13 && name.is_none() { codes::UNKNOWN_TOPIC_ID } else { codes::UNKNOWN_TOPIC_OR_PARTITION }, None),
+                (Some(_), None) => failed(p.index, codes::CORRUPT_MESSAGE, Some("no records".into())),
+                (Some(partition), Some(records)) => match partition.append(&records, now) {
+                    Ok(a) => {
+                        appended_any = true;
+                        PartitionProduceResponse::default()
+                            .with_index(p.index)
+                            .with_base_offset(a.base_offset)
+                            .with_log_append_time_ms(a.log_append_time_ms)
+                            .with_log_start_offset(a.log_start_offset)
+                    }
+                    Err(e) => {
+                        if matches!(e, AppendError::Storage(_)) {
+                            tracing::error!("append to {}-{} failed: {e}", partition.topic, partition.index);
+                        }
+                        failed(p.index, error_for(&e), Some(e.to_string()))
+                    }
+                },
+            };
+            partitions.push(response);
+        }
+        let entry = TopicProduceResponse::default().with_partition_responses(partitions);
+        responses.push(if version >= 13 { entry.with_topic_id(topic.topic_id) } else { entry.with_name(TopicName(topic.name.0)) });
+    }
+    if appended_any {
+        broker.notify_data();
+    }
+    (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
+}

@@ -1,0 +1,144 @@
+//! Listeners, connection limits, background upkeep and clean shutdown.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::{connection, now_ms, Broker, BrokerError};
+
+/// Counts open connections, globally and per client IP (`max.connections[.per.ip]`).
+#[derive(Debug, Default)]
+struct ConnectionCounts {
+    total: usize,
+    per_ip: HashMap<IpAddr, usize>,
+}
+
+/// Decrements the counts when a connection ends, however it ends.
+struct Slot {
+    counts: Arc<Mutex<ConnectionCounts>>,
+    ip: IpAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        c.total -= 1;
+        if let Some(n) = c.per_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                c.per_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Binds every address `listen` resolves to (e.g. both 127.0.0.1 and ::1 for localhost).
+pub async fn bind(listen: &str) -> Result<Vec<TcpListener>, BrokerError> {
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host(listen)
+        .await
+        .map_err(|e| BrokerError::Config(format!("cannot resolve listen address '{listen}': {e} (expected HOST:PORT)")))?
+        .collect();
+    let mut listeners = Vec::new();
+    let mut last_err = None;
+    for addr in addrs {
+        match TcpListener::bind(addr).await {
+            Ok(l) => listeners.push(l),
+            Err(e) => last_err = Some(e),
+        }
+    }
+    match (listeners.is_empty(), last_err) {
+        (true, Some(source)) => Err(BrokerError::Bind { addr: listen.to_string(), source }),
+        (true, None) => Err(BrokerError::Config(format!("listen address '{listen}' resolves to nothing"))),
+        _ => Ok(listeners),
+    }
+}
+
+/// Runs the broker on `listeners` until `shutdown` completes, then flushes and closes.
+pub async fn serve(broker: Arc<Broker>, listeners: Vec<TcpListener>, shutdown: impl Future<Output = ()>) -> Result<(), BrokerError> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let counts = Arc::new(Mutex::new(ConnectionCounts::default()));
+    let mut tasks = JoinSet::new();
+    for listener in listeners {
+        tasks.spawn(accept_loop(Arc::clone(&broker), listener, Arc::clone(&counts), stop_rx.clone()));
+    }
+    tasks.spawn(upkeep_loop(Arc::clone(&broker), stop_rx.clone()));
+    shutdown.await;
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    // Connections finish the request in hand; give them a moment.
+    let _ = tokio::time::timeout(Duration::from_secs(5), async { while tasks.join_next().await.is_some() {} }).await;
+    broker.shutdown()?;
+    tracing::info!("logs flushed; clean shutdown");
+    Ok(())
+}
+
+async fn accept_loop(broker: Arc<Broker>, listener: TcpListener, counts: Arc<Mutex<ConnectionCounts>>, mut stop: watch::Receiver<bool>) {
+    let max_total = broker.config.max_connections();
+    let max_per_ip = broker.config.max_connections_per_ip();
+    let mut connections = JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.changed() => break,
+            Some(done) = connections.join_next(), if !connections.is_empty() => {
+                if let Err(e) = done {
+                    if e.is_panic() {
+                        tracing::error!("a connection task panicked; that connection was closed: {e}");
+                    }
+                }
+                continue;
+            }
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let slot = {
+            let mut c = counts.lock().unwrap_or_else(|p| p.into_inner());
+            let for_ip = c.per_ip.get(&peer.ip()).copied().unwrap_or(0);
+            if c.total >= max_total || for_ip >= max_per_ip {
+                tracing::warn!("refusing connection from {peer}: connection limit reached");
+                continue;
+            }
+            c.total += 1;
+            *c.per_ip.entry(peer.ip()).or_insert(0) += 1;
+            Slot { counts: Arc::clone(&counts), ip: peer.ip() }
+        };
+        let broker = Arc::clone(&broker);
+        let stop = stop.clone();
+        connections.spawn(async move {
+            let _slot = slot;
+            connection::run(broker, stream, peer, stop).await;
+        });
+    }
+    drop(listener);
+    while connections.join_next().await.is_some() {}
+}
+
+/// Time-driven log upkeep: `flush.ms` and `segment.ms`.
+async fn upkeep_loop(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
+    let period = Duration::from_millis(broker.config.flush_scheduler_interval_ms().clamp(10, 60_000));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(period) => {}
+            _ = stop.changed() => return,
+        }
+        let now = now_ms();
+        for p in broker.all_partitions() {
+            if let Err(e) = p.tick(now) {
+                tracing::error!("upkeep of {}-{}: {e}", p.topic, p.index);
+            }
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! `nurt serve`: configuration from flags and files, logging, signals.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use nurt_broker::{Broker, BrokerConfig};
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Where logs and metadata live.
+    #[arg(long, default_value = "./nurt-data")]
+    data_dir: PathBuf,
+    /// Address to listen on for Kafka clients.
+    #[arg(long, default_value = "localhost:9092")]
+    listen: String,
+    /// Address clients are told to connect to (default: the listen address).
+    #[arg(long)]
+    advertise: Option<String>,
+    /// A broker config by its Kafka name, e.g. --set num.partitions=6 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// A file of key=value lines (Kafka's server.properties format); --set wins over it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("NURT_LOG").unwrap_or_else(|_| "info".into()))
+        .init();
+    let mut config = BrokerConfig::new(args.data_dir, args.listen, args.advertise);
+    if let Some(path) = &args.config {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+        config.load_properties(&text).with_context(|| format!("in {}", path.display()))?;
+    }
+    for kv in &args.set {
+        let (k, v) = kv.split_once('=').with_context(|| format!("--set expects KEY=VALUE, got '{kv}'"))?;
+        config.set(k, v)?;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("nurt").build()?;
+    runtime.block_on(async move {
+        let started = std::time::Instant::now();
+        let listeners = nurt_broker::server::bind(&config.listen).await?;
+        let broker = Broker::open(config)?;
+        let addrs: Vec<String> = listeners.iter().filter_map(|l| l.local_addr().ok()).map(|a| a.to_string()).collect();
+        tracing::info!(
+            "nurt {} ready in {} ms: listening on {} (advertised as {}), cluster {}, node {}, data in {}",
+            env!("CARGO_PKG_VERSION"),
+            started.elapsed().as_millis(),
+            addrs.join(", "),
+            broker.config.advertise,
+            broker.cluster_id,
+            broker.node_id,
+            broker.data_dir().display()
+        );
+        nurt_broker::serve(broker, listeners, shutdown_signal()).await?;
+        Ok(())
+    })
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
