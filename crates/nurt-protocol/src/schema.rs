@@ -152,6 +152,8 @@ const DESCRIBE_CONFIGS: Struct = s(&[f(Array(&DESCRIBE_CONFIGS_RESOURCE)), f(Boo
 
 const DESCRIBE_CLUSTER: Struct = s(&[f(Bool), f(I8).since(1), f(Bool).since(2)]);
 
+const FIND_COORDINATOR: Struct = s(&[f(Str).until(3), f(I8).since(1), f(Values(&Str)).since(4)]);
+
 const INIT_PRODUCER_ID: Struct = s(&[f(Str), f(I32), f(I64).since(3), f(I16).since(3)]);
 
 /// The schema of request `api_key`, if the broker serves it.
@@ -161,6 +163,7 @@ pub fn request(api_key: i16) -> Option<&'static Struct> {
         1 => &FETCH,
         2 => &LIST_OFFSETS,
         3 => &METADATA,
+        10 => &FIND_COORDINATOR,
         18 => &API_VERSIONS,
         19 => &CREATE_TOPICS,
         20 => &DELETE_TOPICS,

@@ -11,6 +11,7 @@ pub const SUPPORTED: &[(i16, i16, i16)] = &[
     (1, 4, 17),  // Fetch
     (2, 1, 10),  // ListOffsets
     (3, 0, 13),  // Metadata
+    (10, 0, 6),  // FindCoordinator
     (18, 0, 4),  // ApiVersions
     (19, 2, 7),  // CreateTopics
     (20, 1, 6),  // DeleteTopics

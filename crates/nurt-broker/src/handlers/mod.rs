@@ -4,6 +4,7 @@
 mod api_versions;
 mod cluster;
 mod configs;
+mod coordinator;
 mod fetch;
 mod list_offsets;
 mod metadata;
@@ -36,6 +37,7 @@ pub async fn handle(broker: &Arc<Broker>, request: DecodedRequest) -> Option<Res
         RequestKind::CreatePartitions(r) => ResponseKind::CreatePartitions(topics::create_partitions(broker, r)),
         RequestKind::DescribeConfigs(r) => ResponseKind::DescribeConfigs(configs::describe_configs(broker, r, v)),
         RequestKind::DescribeCluster(r) => ResponseKind::DescribeCluster(cluster::describe_cluster(broker, r)),
+        RequestKind::FindCoordinator(r) => ResponseKind::FindCoordinator(coordinator::find_coordinator(broker, r, v)),
         RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(producer_id::init_producer_id(broker, r)),
         // The version gate lets through only the APIs above.
         _ => return None,
