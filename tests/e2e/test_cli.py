@@ -1,0 +1,52 @@
+"""The `nurt` command-line tools against the real broker."""
+
+import subprocess
+
+from conftest import NURT, free_port
+
+
+def nurt(*args, input=None, check=True):
+    result = subprocess.run([str(NURT), *map(str, args)], input=input, capture_output=True, text=True, timeout=60)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_topic_lifecycle_produce_and_consume(broker):
+    b = ("--bootstrap-server", broker.bootstrap)
+    assert "created topic cli-topic (4 partitions)" in nurt("topic", "create", "cli-topic", "--partitions", 4, "--config", "retention.ms=3600000", *b).stdout
+    assert "cli-topic" in nurt("topic", "list", *b).stdout.splitlines()
+    described = nurt("topic", "describe", "cli-topic", *b).stdout
+    assert "PartitionCount: 4" in described
+    assert "retention.ms=3600000  (set)" in described
+    lines = [f"user{i % 5}:event {i}" for i in range(200)]
+    nurt("produce", "cli-topic", "--key-separator", ":", *b, input="\n".join(lines) + "\n")
+    out = nurt("consume", "cli-topic", "--from-beginning", "--print-key", "--key-separator", ":", "--max-messages", 200, *b).stdout.splitlines()
+    assert sorted(out) == sorted(lines)
+    # One key, one partition: each partition's records for a key keep their order.
+    one = nurt("consume", "cli-topic", "--partition", 0, "--offset", 0, "--timeout-ms", 1500, "--print-key", "--key-separator", ":", *b).stdout.splitlines()
+    for user in {l.split(":")[0] for l in one}:
+        events = [int(l.split(" ")[1]) for l in one if l.startswith(user + ":")]
+        assert events == sorted(events) and len(events) == 40
+    assert "deleted topic cli-topic" in nurt("topic", "delete", "cli-topic", *b).stdout
+    assert "cli-topic" not in nurt("topic", "list", *b).stdout.splitlines()
+
+
+def test_errors_say_what_to_do(broker):
+    unreachable = nurt("topic", "list", "--bootstrap-server", f"127.0.0.1:{free_port()}", check=False)
+    assert unreachable.returncode == 1
+    assert "is `nurt serve` running?" in unreachable.stderr
+    b = ("--bootstrap-server", broker.bootstrap)
+    nurt("topic", "create", "dup", *b)
+    again = nurt("topic", "create", "dup", *b, check=False)
+    assert again.returncode == 1 and "TopicAlreadyExists" in again.stderr
+    bad = nurt("topic", "create", "bad-config", "--config", "retention.ms=soon", *b, check=False)
+    assert bad.returncode == 1 and "InvalidConfig" in bad.stderr and "retention.ms" in bad.stderr
+    missing = nurt("produce", "no-such-topic-here", *b, input="x\n", check=False)
+    assert missing.returncode == 1 and "nurt topic create" in missing.stderr
+
+
+def test_serve_refuses_bad_config(tmp_path):
+    result = subprocess.run([str(NURT), "serve", "--data-dir", str(tmp_path), "--listen", f"127.0.0.1:{free_port()}", "--set", "auto.create.topic.enable=false"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    assert "unknown config 'auto.create.topic.enable'" in result.stderr
