@@ -9,7 +9,7 @@ use nurt_metadata::{MetadataImage, TopicConfigs, TopicId, TopicInfo};
 use tokio::sync::watch;
 
 use crate::metadata_store::MetadataStore;
-use crate::partition::{Partition, TopicSettings};
+use crate::partition::{Partition, PartitionId, TopicSettings};
 use crate::{now_ms, BrokerConfig, BrokerError};
 
 const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
@@ -68,16 +68,26 @@ fn load_identity(data_dir: &Path, node_id: i32) -> Result<String, BrokerError> {
     let path = data_dir.join(META_PROPERTIES);
     match std::fs::read_to_string(&path) {
         Ok(text) => {
-            let get = |key: &str| text.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix('=')).map(str::trim);
+            let get = |key: &str| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+                    .map(str::trim)
+            };
             let stored_node: i32 = get("node.id").and_then(|v| v.parse().ok()).unwrap_or(node_id);
             if stored_node != node_id {
-                return Err(BrokerError::WrongNode(format!("{} has node.id={stored_node}, this broker is node.id={node_id}", path.display())));
+                return Err(BrokerError::WrongNode(format!(
+                    "{} has node.id={stored_node}, this broker is node.id={node_id}",
+                    path.display()
+                )));
             }
-            get("cluster.id").map(str::to_string).ok_or_else(|| BrokerError::Config(format!("{} has no cluster.id", path.display())))
+            get("cluster.id")
+                .map(str::to_string)
+                .ok_or_else(|| BrokerError::Config(format!("{} has no cluster.id", path.display())))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let cluster_id = new_cluster_id();
-            let text = format!("#Written by nurt on first start\nversion=1\ncluster.id={cluster_id}\nnode.id={node_id}\n");
+            let text =
+                format!("#Written by nurt on first start\nversion=1\ncluster.id={cluster_id}\nnode.id={node_id}\n");
             std::fs::write(&path, text).map_err(io_err(&path))?;
             Ok(cluster_id)
         }
@@ -131,7 +141,10 @@ impl Broker {
 
     /// Settings of `topic` resolved against the broker's static configs.
     pub fn settings_for(&self, topic: &TopicInfo) -> TopicSettings {
-        TopicSettings::from_configs(&TopicConfigs { overrides: &topic.configs, broker: &self.config.values })
+        TopicSettings::from_configs(&TopicConfigs {
+            overrides: &topic.configs,
+            broker: &self.config.values,
+        })
     }
 
     /// Brings hosted partitions in line with the metadata image: opens new partitions, applies
@@ -163,10 +176,22 @@ impl Broker {
             for (&index, placement) in info.partitions.range(partitions.len() as i32..) {
                 let dir = self.partition_dir(&info.name, index);
                 claim_partition_dir(&dir, &info.topic_id)?;
-                let p = Partition::open(&dir, Arc::clone(&name), info.topic_id, index, placement.leader_epoch, settings.clone(), clean, now_ms())?;
+                let id = PartitionId {
+                    topic: Arc::clone(&name),
+                    topic_id: info.topic_id,
+                    index,
+                    leader_epoch: placement.leader_epoch,
+                };
+                let p = Partition::open(&dir, id, settings.clone(), clean, now_ms())?;
                 partitions.push(Arc::new(p));
             }
-            topics.insert(name, Arc::new(HostedTopic { topic_id: info.topic_id, partitions }));
+            topics.insert(
+                name,
+                Arc::new(HostedTopic {
+                    topic_id: info.topic_id,
+                    partitions,
+                }),
+            );
         }
         Ok(())
     }
@@ -191,8 +216,14 @@ impl Broker {
     /// Deletes partition dirs no hosted partition owns (left by a crash during deletion).
     /// Only dirs that carry Nurt's `partition.metadata` or a `-delete` suffix are touched.
     fn remove_orphan_dirs(&self) {
-        let Ok(entries) = std::fs::read_dir(self.data_dir()) else { return };
-        let hosted: std::collections::HashSet<PathBuf> = self.all_partitions().iter().map(|p| self.partition_dir(&p.topic, p.index)).collect();
+        let Ok(entries) = std::fs::read_dir(self.data_dir()) else {
+            return;
+        };
+        let hosted: std::collections::HashSet<PathBuf> = self
+            .all_partitions()
+            .iter()
+            .map(|p| self.partition_dir(&p.topic, p.index))
+            .collect();
         for entry in entries.flatten() {
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
@@ -212,7 +243,10 @@ impl Broker {
     /// The hosted partition `index` of `name`.
     pub fn partition(&self, name: &str, index: i32) -> Option<Arc<Partition>> {
         let topic = self.topic(name)?;
-        usize::try_from(index).ok().and_then(|i| topic.partitions.get(i)).cloned()
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| topic.partitions.get(i))
+            .cloned()
     }
 
     /// The name of the topic with id `id`.
@@ -222,7 +256,12 @@ impl Broker {
 
     /// Every hosted partition.
     pub fn all_partitions(&self) -> Vec<Arc<Partition>> {
-        self.topics.read().unwrap_or_else(|p| p.into_inner()).values().flat_map(|t| t.partitions.iter().cloned()).collect()
+        self.topics
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .flat_map(|t| t.partitions.iter().cloned())
+            .collect()
     }
 
     /// Wakes long-polling fetches after an append.
@@ -276,7 +315,10 @@ fn claim_partition_dir(dir: &Path, topic_id: &TopicId) -> Result<(), BrokerError
     match std::fs::read_to_string(&file) {
         Ok(text) if text == expected => return Ok(()),
         Ok(_) => {
-            let stale = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let stale = dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let doomed = dir.with_file_name(format!("{stale}.{}-delete", uuid::Uuid::new_v4().simple()));
             std::fs::rename(dir, &doomed).map_err(io_err(dir))?;
             let _ = std::fs::remove_dir_all(&doomed);

@@ -59,7 +59,9 @@ impl BrokerConfig {
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), BrokerError> {
         let key = key.trim();
         let value = value.trim();
-        let topic_def = nurt_metadata::config::TOPIC_CONFIGS.iter().find(|d| d.broker_key == key);
+        let topic_def = nurt_metadata::config::TOPIC_CONFIGS
+            .iter()
+            .find(|d| d.broker_key == key);
         let stem_known = ["log.retention", "log.roll"].iter().any(|s| key.starts_with(s));
         if topic_def.is_none() && !BROKER_KEYS.contains(&key) && !stem_known {
             return Err(BrokerError::Config(format!(
@@ -106,7 +108,10 @@ impl BrokerConfig {
         self.parsed("default.replication.factor", 1)
     }
     pub fn socket_request_max_bytes(&self) -> usize {
-        self.parsed("socket.request.max.bytes", nurt_protocol::frame::SOCKET_REQUEST_MAX_BYTES)
+        self.parsed(
+            "socket.request.max.bytes",
+            nurt_protocol::frame::SOCKET_REQUEST_MAX_BYTES,
+        )
     }
     pub fn connections_max_idle_ms(&self) -> u64 {
         self.parsed("connections.max.idle.ms", 600_000)

@@ -46,7 +46,12 @@ enum ReadError {
 }
 
 /// Reads one frame, waiting at most `idle` for each chunk.
-async fn read_frame(rd: &mut OwnedReadHalf, buf: &mut BytesMut, max_bytes: usize, idle: Duration) -> Result<Bytes, ReadError> {
+async fn read_frame(
+    rd: &mut OwnedReadHalf,
+    buf: &mut BytesMut,
+    max_bytes: usize,
+    idle: Duration,
+) -> Result<Bytes, ReadError> {
     async fn fill(rd: &mut OwnedReadHalf, buf: &mut BytesMut, want: usize, idle: Duration) -> Result<(), ReadError> {
         while buf.len() < want {
             buf.reserve((want - buf.len()).min(READ_CHUNK_BYTES));
@@ -117,7 +122,11 @@ pub async fn run(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr, mut s
             Ok(r) => r,
             Err(ProtocolError::UnsupportedVersion { api_key: 18, .. }) => {
                 let correlation_id = nurt_protocol::header::peek(&frame).map_or(0, |h| h.2);
-                if tx.send(handlers::unsupported_version_response(correlation_id)).await.is_err() {
+                if tx
+                    .send(handlers::unsupported_version_response(correlation_id))
+                    .await
+                    .is_err()
+                {
                     break;
                 }
                 continue;
@@ -127,8 +136,14 @@ pub async fn run(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr, mut s
                 break;
             }
         };
-        let (api_key, version, correlation_id) = (request.api_key, request.header.api_version, request.header.correlation_id);
-        let Some(response) = handlers::handle(&broker, request).await else { continue };
+        let (api_key, version, correlation_id) = (
+            request.api_key,
+            request.header.api_version,
+            request.header.correlation_id,
+        );
+        let Some(response) = handlers::handle(&broker, request).await else {
+            continue;
+        };
         let mut out = BytesMut::new();
         if let Err(e) = encode_response(&mut out, api_key, version, correlation_id, &response) {
             tracing::error!("cannot encode {api_key:?} v{version} response for {peer}: {e}");

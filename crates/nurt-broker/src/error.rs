@@ -9,7 +9,9 @@ pub enum BrokerError {
     Config(String),
     #[error("I/O error on {0}: {1}")]
     Io(PathBuf, std::io::Error),
-    #[error("cannot listen on {addr}: {source} (is another broker already running there? pick another port with --listen)")]
+    #[error(
+        "cannot listen on {addr}: {source} (is another broker already running there? pick another port with --listen)"
+    )]
     Bind { addr: String, source: std::io::Error },
     #[error("storage error: {0}")]
     Storage(#[from] nurt_log::LogError),

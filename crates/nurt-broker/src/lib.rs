@@ -23,5 +23,7 @@ pub use server::serve;
 /// Wall-clock milliseconds since the epoch: the one place the broker reads the clock for
 /// timestamps handed to the sans-IO cores.
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }

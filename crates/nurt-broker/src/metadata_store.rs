@@ -27,7 +27,11 @@ pub struct MetadataStore {
 impl MetadataStore {
     /// Opens the metadata log in `dir` and replays it.
     pub fn open(dir: &Path, clean: bool, now_ms: i64) -> Result<Self, BrokerError> {
-        let config = LogConfig { segment_bytes: 64 << 20, flush_messages: 1, ..LogConfig::default() };
+        let config = LogConfig {
+            segment_bytes: 64 << 20,
+            flush_messages: 1,
+            ..LogConfig::default()
+        };
         let log = Log::open(dir, config, clean, now_ms).map_err(BrokerError::Storage)?;
         let mut image = MetadataImage::default();
         let mut offset = log.log_start_offset();
@@ -35,16 +39,25 @@ impl MetadataStore {
             let bytes = slice.read_to_vec().map_err(|e| BrokerError::Io(dir.to_path_buf(), e))?;
             for b in Batches::new(&bytes) {
                 let (_, raw) = b.map_err(|e| BrokerError::CorruptMetadata(e.to_string()))?;
-                let (header, records) = decode_batch(raw, METADATA_BATCH_BYTES_MAX).map_err(|e| BrokerError::CorruptMetadata(e.to_string()))?;
+                let (header, records) = decode_batch(raw, METADATA_BATCH_BYTES_MAX)
+                    .map_err(|e| BrokerError::CorruptMetadata(e.to_string()))?;
                 for r in records {
-                    let value = r.value.ok_or_else(|| BrokerError::CorruptMetadata("record without value".into()))?;
-                    let record = MetadataRecord::decode(&value).map_err(|e| BrokerError::CorruptMetadata(e.to_string()))?;
-                    image.apply(&record).map_err(|e| BrokerError::CorruptMetadata(e.to_string()))?;
+                    let value = r
+                        .value
+                        .ok_or_else(|| BrokerError::CorruptMetadata("record without value".into()))?;
+                    let record =
+                        MetadataRecord::decode(&value).map_err(|e| BrokerError::CorruptMetadata(e.to_string()))?;
+                    image
+                        .apply(&record)
+                        .map_err(|e| BrokerError::CorruptMetadata(e.to_string()))?;
                 }
                 offset = header.last_offset() + 1;
             }
         }
-        Ok(Self { log: Mutex::new(log), image: RwLock::new(image) })
+        Ok(Self {
+            log: Mutex::new(log),
+            image: RwLock::new(image),
+        })
     }
 
     /// A read view of the image.
@@ -54,7 +67,11 @@ impl MetadataStore {
 
     /// Runs a controller operation: `op` sees the image and returns the records to commit.
     /// Operations are serialized; the records are durable (fsynced) before they are applied.
-    pub fn commit<T>(&self, now_ms: i64, op: impl FnOnce(&MetadataImage) -> Result<(Vec<MetadataRecord>, T), MetadataError>) -> Result<T, CommitError> {
+    pub fn commit<T>(
+        &self,
+        now_ms: i64,
+        op: impl FnOnce(&MetadataImage) -> Result<(Vec<MetadataRecord>, T), MetadataError>,
+    ) -> Result<T, CommitError> {
         let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
         let (records, out) = op(&self.image())?;
         if records.is_empty() {
@@ -65,7 +82,8 @@ impl MetadataStore {
             builder.push(now_ms, None, Some(&r.encode()), &[]);
         }
         let batch = builder.build().map_err(|e| CommitError::Storage(e.to_string()))?;
-        log.append(&batch, 0, None, now_ms).map_err(|e| CommitError::Storage(e.to_string()))?;
+        log.append(&batch, 0, None, now_ms)
+            .map_err(|e| CommitError::Storage(e.to_string()))?;
         log.flush().map_err(|e| CommitError::Storage(e.to_string()))?;
         let mut image = self.image.write().unwrap_or_else(|p| p.into_inner());
         for r in &records {

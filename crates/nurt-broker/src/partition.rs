@@ -97,12 +97,33 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Which partition, and in which leader epoch this node leads it.
+#[derive(Debug, Clone)]
+pub struct PartitionId {
+    pub topic: Arc<str>,
+    pub topic_id: TopicId,
+    pub index: i32,
+    pub leader_epoch: i32,
+}
+
 /// Segments scanned on open to rebuild idempotent producer state.
 const PRODUCER_STATE_SEGMENTS: usize = 2;
 
 impl Partition {
-    /// Opens (or creates) the partition's log in `dir`.
-    pub fn open(dir: &Path, topic: Arc<str>, topic_id: TopicId, index: i32, leader_epoch: i32, settings: TopicSettings, clean: bool, now_ms: i64) -> Result<Self, LogError> {
+    /// Opens (or creates) the log of partition `id` in `dir`.
+    pub fn open(
+        dir: &Path,
+        id: PartitionId,
+        settings: TopicSettings,
+        clean: bool,
+        now_ms: i64,
+    ) -> Result<Self, LogError> {
+        let PartitionId {
+            topic,
+            topic_id,
+            index,
+            leader_epoch,
+        } = id;
         let log = Log::open(dir, settings.log.clone(), clean, now_ms)?;
         let mut producers = ProducerStateTable::default();
         log.scan_headers(PRODUCER_STATE_SEGMENTS, |h| producers.on_append(h, h.base_offset))?;
@@ -111,7 +132,11 @@ impl Partition {
             topic_id,
             index,
             leader_epoch,
-            inner: Mutex::new(Inner { log, producers, settings }),
+            inner: Mutex::new(Inner {
+                log,
+                producers,
+                settings,
+            }),
         })
     }
 
@@ -130,27 +155,42 @@ impl Partition {
         let mut inner = lock(&self.inner);
         let settings = &inner.settings;
         if records.len() > settings.max_message_bytes {
-            return Err(AppendError::TooLarge { size: records.len(), max: settings.max_message_bytes });
+            return Err(AppendError::TooLarge {
+                size: records.len(),
+                max: settings.max_message_bytes,
+            });
         }
         let log_append_time = settings.log_append_time.then_some(now_ms);
         if !settings.log_append_time {
             let too_old = header.base_timestamp < now_ms.saturating_sub(settings.timestamp_before_max_ms);
             let too_new = header.max_timestamp > now_ms.saturating_add(settings.timestamp_after_max_ms);
             if too_old || too_new {
-                return Err(AppendError::InvalidTimestamp(if too_new { header.max_timestamp } else { header.base_timestamp }));
+                return Err(AppendError::InvalidTimestamp(if too_new {
+                    header.max_timestamp
+                } else {
+                    header.base_timestamp
+                }));
             }
         }
         match inner.producers.check(&header) {
             SequenceCheck::Append => {}
             SequenceCheck::Duplicate { base_offset } => {
-                return Ok(Appended { base_offset, log_append_time_ms: log_append_time.unwrap_or(-1), log_start_offset: inner.log.log_start_offset() });
+                return Ok(Appended {
+                    base_offset,
+                    log_append_time_ms: log_append_time.unwrap_or(-1),
+                    log_start_offset: inner.log.log_start_offset(),
+                });
             }
             SequenceCheck::OutOfOrder => return Err(AppendError::OutOfOrderSequence),
             SequenceCheck::Fenced => return Err(AppendError::ProducerFenced),
         }
         let info = inner.log.append(records, self.leader_epoch, log_append_time, now_ms)?;
         inner.producers.on_append(&header, info.base_offset);
-        Ok(Appended { base_offset: info.base_offset, log_append_time_ms: log_append_time.unwrap_or(-1), log_start_offset: inner.log.log_start_offset() })
+        Ok(Appended {
+            base_offset: info.base_offset,
+            log_append_time_ms: log_append_time.unwrap_or(-1),
+            log_start_offset: inner.log.log_start_offset(),
+        })
     }
 
     /// The current offsets.
@@ -192,7 +232,9 @@ impl Partition {
         match inner.log.epochs().end_offset_for(epoch, leo) {
             Some(found) => Some(found),
             // An empty log has no epoch history yet; the current epoch ends at the log end.
-            None if epoch >= self.leader_epoch && inner.log.epochs().latest_epoch().is_none() => Some((self.leader_epoch, leo)),
+            None if epoch >= self.leader_epoch && inner.log.epochs().latest_epoch().is_none() => {
+                Some((self.leader_epoch, leo))
+            }
             None => None,
         }
     }
@@ -217,7 +259,9 @@ fn validate_produced(records: &[u8]) -> Result<BatchHeader, AppendError> {
         other => AppendError::Corrupt(other),
     })?;
     if header.total_bytes() != records.len() {
-        return Err(AppendError::InvalidRecord("produce requests must carry exactly one record batch"));
+        return Err(AppendError::InvalidRecord(
+            "produce requests must carry exactly one record batch",
+        ));
     }
     if header.record_count == 0 {
         return Err(AppendError::InvalidRecord("empty record batch"));
@@ -226,7 +270,9 @@ fn validate_produced(records: &[u8]) -> Result<BatchHeader, AppendError> {
         return Err(AppendError::InvalidRecord("clients may not write control batches"));
     }
     if header.is_transactional() {
-        return Err(AppendError::InvalidRecord("transactional batches are not supported yet"));
+        return Err(AppendError::InvalidRecord(
+            "transactional batches are not supported yet",
+        ));
     }
     Ok(header)
 }

@@ -42,7 +42,11 @@ impl Drop for Slot {
 pub async fn bind(listen: &str) -> Result<Vec<TcpListener>, BrokerError> {
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host(listen)
         .await
-        .map_err(|e| BrokerError::Config(format!("cannot resolve listen address '{listen}': {e} (expected HOST:PORT)")))?
+        .map_err(|e| {
+            BrokerError::Config(format!(
+                "cannot resolve listen address '{listen}': {e} (expected HOST:PORT)"
+            ))
+        })?
         .collect();
     let mut listeners = Vec::new();
     let mut last_err = None;
@@ -53,32 +57,54 @@ pub async fn bind(listen: &str) -> Result<Vec<TcpListener>, BrokerError> {
         }
     }
     match (listeners.is_empty(), last_err) {
-        (true, Some(source)) => Err(BrokerError::Bind { addr: listen.to_string(), source }),
-        (true, None) => Err(BrokerError::Config(format!("listen address '{listen}' resolves to nothing"))),
+        (true, Some(source)) => Err(BrokerError::Bind {
+            addr: listen.to_string(),
+            source,
+        }),
+        (true, None) => Err(BrokerError::Config(format!(
+            "listen address '{listen}' resolves to nothing"
+        ))),
         _ => Ok(listeners),
     }
 }
 
 /// Runs the broker on `listeners` until `shutdown` completes, then flushes and closes.
-pub async fn serve(broker: Arc<Broker>, listeners: Vec<TcpListener>, shutdown: impl Future<Output = ()>) -> Result<(), BrokerError> {
+pub async fn serve(
+    broker: Arc<Broker>,
+    listeners: Vec<TcpListener>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), BrokerError> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let counts = Arc::new(Mutex::new(ConnectionCounts::default()));
     let mut tasks = JoinSet::new();
     for listener in listeners {
-        tasks.spawn(accept_loop(Arc::clone(&broker), listener, Arc::clone(&counts), stop_rx.clone()));
+        tasks.spawn(accept_loop(
+            Arc::clone(&broker),
+            listener,
+            Arc::clone(&counts),
+            stop_rx.clone(),
+        ));
     }
     tasks.spawn(upkeep_loop(Arc::clone(&broker), stop_rx.clone()));
     shutdown.await;
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
     // Connections finish the request in hand; give them a moment.
-    let _ = tokio::time::timeout(Duration::from_secs(5), async { while tasks.join_next().await.is_some() {} }).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
     broker.shutdown()?;
     tracing::info!("logs flushed; clean shutdown");
     Ok(())
 }
 
-async fn accept_loop(broker: Arc<Broker>, listener: TcpListener, counts: Arc<Mutex<ConnectionCounts>>, mut stop: watch::Receiver<bool>) {
+async fn accept_loop(
+    broker: Arc<Broker>,
+    listener: TcpListener,
+    counts: Arc<Mutex<ConnectionCounts>>,
+    mut stop: watch::Receiver<bool>,
+) {
     let max_total = broker.config.max_connections();
     let max_per_ip = broker.config.max_connections_per_ip();
     let mut connections = JoinSet::new();
@@ -113,7 +139,10 @@ async fn accept_loop(broker: Arc<Broker>, listener: TcpListener, counts: Arc<Mut
             }
             c.total += 1;
             *c.per_ip.entry(peer.ip()).or_insert(0) += 1;
-            Slot { counts: Arc::clone(&counts), ip: peer.ip() }
+            Slot {
+                counts: Arc::clone(&counts),
+                ip: peer.ip(),
+            }
         };
         let broker = Arc::clone(&broker);
         let stop = stop.clone();

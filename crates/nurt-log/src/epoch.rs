@@ -57,10 +57,7 @@ impl LeaderEpochCache {
     /// starts (or `log_end_offset` for the latest). None when no epoch ≤ `epoch` is known.
     pub fn end_offset_for(&self, epoch: i32, log_end_offset: i64) -> Option<(i32, i64)> {
         let idx = self.entries.iter().rposition(|&(e, _)| e <= epoch)?;
-        let end = self
-            .entries
-            .get(idx + 1)
-            .map_or(log_end_offset, |&(_, start)| start);
+        let end = self.entries.get(idx + 1).map_or(log_end_offset, |&(_, start)| start);
         Some((self.entries[idx].0, end))
     }
 

@@ -123,8 +123,13 @@ impl OffsetIndex {
 
     /// Checks entries are sorted and point inside a segment of `segment_bytes`.
     pub fn is_sane(&self, segment_bytes: u64) -> bool {
-        self.entries.windows(2).all(|w| u32_at(&w[0], 0) <= u32_at(&w[1], 0) && u32_at(&w[0], 4) < u32_at(&w[1], 4))
-            && self.entries.last().is_none_or(|e| u64::from(u32_at(e, 4)) < segment_bytes)
+        self.entries
+            .windows(2)
+            .all(|w| u32_at(&w[0], 0) <= u32_at(&w[1], 0) && u32_at(&w[0], 4) < u32_at(&w[1], 4))
+            && self
+                .entries
+                .last()
+                .is_none_or(|e| u64::from(u32_at(e, 4)) < segment_bytes)
     }
 }
 

@@ -156,7 +156,13 @@ impl Log {
     /// Appends one validated batch, assigning offsets from the log end and stamping
     /// `leader_epoch`; with `log_append_time_ms` the batch's timestamps become the broker's.
     /// Flushes when `flush.messages` / `flush.ms` say so.
-    pub fn append(&mut self, batch: &[u8], leader_epoch: i32, log_append_time_ms: Option<i64>, now_ms: i64) -> Result<AppendInfo, LogError> {
+    pub fn append(
+        &mut self,
+        batch: &[u8],
+        leader_epoch: i32,
+        log_append_time_ms: Option<i64>,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
         let header = BatchHeader::parse(batch)?;
         debug_assert_eq!(header.total_bytes(), batch.len());
         let base_offset = self.log_end_offset();
@@ -204,7 +210,8 @@ impl Log {
         }
         let full = active.size_bytes + incoming_bytes > u64::from(self.config.segment_bytes);
         let old = now_ms - active.created_ms >= self.config.segment_ms;
-        let offsets_overflow = active.next_offset + i64::from(last_offset_delta) - active.base_offset >= i64::from(u32::MAX);
+        let offsets_overflow =
+            active.next_offset + i64::from(last_offset_delta) - active.base_offset >= i64::from(u32::MAX);
         if full || old || offsets_overflow {
             self.roll(now_ms)?;
         }
@@ -265,7 +272,10 @@ impl Log {
                 log_end_offset: end,
             });
         }
-        let first = self.segments.partition_point(|s| s.base_offset <= offset).saturating_sub(1);
+        let first = self
+            .segments
+            .partition_point(|s| s.base_offset <= offset)
+            .saturating_sub(1);
         for seg in &self.segments[first..] {
             if let Some((position, header)) = seg.find_batch(offset)? {
                 let available = (seg.size_bytes - position) as usize;
@@ -288,7 +298,9 @@ impl Log {
                 continue;
             }
             let from = seg.time_lookup(timestamp_ms).max(self.log_start_offset);
-            let Some((mut pos, _)) = seg.find_batch(from)? else { continue };
+            let Some((mut pos, _)) = seg.find_batch(from)? else {
+                continue;
+            };
             while let Some(header) = seg.header_at(pos)? {
                 if header.max_timestamp >= timestamp_ms && header.last_offset() >= self.log_start_offset {
                     return Ok(Some(ReadSlice {

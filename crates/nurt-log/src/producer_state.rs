@@ -60,13 +60,26 @@ impl ProducerStateTable {
             return SequenceCheck::Fenced;
         }
         if header.producer_epoch > entry.epoch {
-            return if header.base_sequence == 0 { SequenceCheck::Append } else { SequenceCheck::OutOfOrder };
+            return if header.base_sequence == 0 {
+                SequenceCheck::Append
+            } else {
+                SequenceCheck::OutOfOrder
+            };
         }
         let last = last_seq(header);
-        if let Some(dup) = entry.batches.iter().find(|b| b.first_seq == header.base_sequence && b.last_seq == last) {
-            return SequenceCheck::Duplicate { base_offset: dup.base_offset };
+        if let Some(dup) = entry
+            .batches
+            .iter()
+            .find(|b| b.first_seq == header.base_sequence && b.last_seq == last)
+        {
+            return SequenceCheck::Duplicate {
+                base_offset: dup.base_offset,
+            };
         }
-        let expected = entry.batches.back().map_or(0, |b| if b.last_seq == i32::MAX { 0 } else { b.last_seq + 1 });
+        let expected = entry
+            .batches
+            .back()
+            .map_or(0, |b| if b.last_seq == i32::MAX { 0 } else { b.last_seq + 1 });
         if header.base_sequence == expected {
             SequenceCheck::Append
         } else {
@@ -90,7 +103,11 @@ impl ProducerStateTable {
         if entry.batches.len() == BATCHES_REMEMBERED {
             entry.batches.pop_front();
         }
-        entry.batches.push_back(BatchSeq { first_seq: header.base_sequence, last_seq: last_seq(header), base_offset });
+        entry.batches.push_back(BatchSeq {
+            first_seq: header.base_sequence,
+            last_seq: last_seq(header),
+            base_offset,
+        });
     }
 
     /// Number of producers tracked.

@@ -106,7 +106,9 @@ impl Segment {
             if self.file.read_exact_at(&mut header_buf, pos).is_err() {
                 break;
             }
-            let Ok(header) = BatchHeader::parse(&header_buf) else { break };
+            let Ok(header) = BatchHeader::parse(&header_buf) else {
+                break;
+            };
             if header.validate_shape(usize::MAX).is_err()
                 || header.base_offset < self.next_offset
                 || pos + header.total_bytes() as u64 > file_len
@@ -144,10 +146,18 @@ impl Segment {
     }
 
     /// Appends one batch whose first 61 bytes are replaced by `patched_header`.
-    pub fn append(&mut self, patched_header: &[u8; BATCH_HEADER_BYTES], batch: &[u8], index_interval_bytes: u32) -> Result<(), LogError> {
+    pub fn append(
+        &mut self,
+        patched_header: &[u8; BATCH_HEADER_BYTES],
+        batch: &[u8],
+        index_interval_bytes: u32,
+    ) -> Result<(), LogError> {
         let header = BatchHeader::parse(patched_header)?;
         let position = self.size_bytes as u32;
-        let mut parts = [std::io::IoSlice::new(patched_header), std::io::IoSlice::new(&batch[BATCH_HEADER_BYTES..])];
+        let mut parts = [
+            std::io::IoSlice::new(patched_header),
+            std::io::IoSlice::new(&batch[BATCH_HEADER_BYTES..]),
+        ];
         write_all_vectored(&self.file, &mut parts, batch.len()).at(&self.path)?;
         self.size_bytes += batch.len() as u64;
         self.next_offset = header.last_offset() + 1;

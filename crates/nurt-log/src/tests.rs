@@ -11,7 +11,12 @@ use crate::{Log, LogConfig, LogError};
 fn batch(n_records: usize, value_bytes: usize, ts: i64) -> Vec<u8> {
     let mut b = BatchBuilder::new(Compression::None, ts);
     for i in 0..n_records {
-        b.push(ts, Some(format!("k{i}").as_bytes()), Some(&vec![b'v'; value_bytes]), &[]);
+        b.push(
+            ts,
+            Some(format!("k{i}").as_bytes()),
+            Some(&vec![b'v'; value_bytes]),
+            &[],
+        );
     }
     b.build().unwrap()
 }
@@ -70,7 +75,12 @@ fn rolls_segments_by_size_and_time() {
     for i in 0..50 {
         log.append(&batch(2, 100, i), 0, None, 0).unwrap();
     }
-    let logs = |d: &std::path::Path| std::fs::read_dir(d).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "log")).count();
+    let logs = |d: &std::path::Path| {
+        std::fs::read_dir(d)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "log"))
+            .count()
+    };
     let by_size = logs(dir.path());
     assert!(by_size > 3, "expected several segments, got {by_size}");
     let mut cfg = small_config();
@@ -115,7 +125,10 @@ fn garbage_tail_is_cut_and_log_accepts_writes() {
         log.append(&batch(1, 30, i), 0, None, i).unwrap();
     }
     drop(log); // no close: an unclean stop
-    let mut f = std::fs::OpenOptions::new().append(true).open(active_segment(dir.path())).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(active_segment(dir.path()))
+        .unwrap();
     f.write_all(&[0xAB; 300]).unwrap();
     drop(f);
     let mut log = Log::open(dir.path(), small_config(), false, 0).unwrap();
@@ -177,7 +190,7 @@ proptest! {
         let path = active_segment(dir.path());
         let cut = (pos as f64 * cut_frac) as u64;
         std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(cut).unwrap();
-        let expected_end = ends.iter().filter(|(p, _)| *p <= cut).map(|(_, e)| *e).last().unwrap_or(0);
+        let expected_end = ends.iter().filter(|(p, _)| *p <= cut).map(|(_, e)| *e).next_back().unwrap_or(0);
         let mut log = Log::open(dir.path(), LogConfig::default(), false, 0).unwrap();
         prop_assert_eq!(log.log_end_offset(), expected_end);
         log.append(&batch(1, 1, 0), 0, None, 0).unwrap();

@@ -39,43 +39,143 @@ pub struct TopicConfigDef {
     pub min: i64,
 }
 
-const fn def(name: &'static str, broker_key: &'static str, default: &'static str, ty: ConfigType, min: i64) -> TopicConfigDef {
-    TopicConfigDef { name, broker_key, default, ty, allowed: &[], min }
+const fn def(
+    name: &'static str,
+    broker_key: &'static str,
+    default: &'static str,
+    ty: ConfigType,
+    min: i64,
+) -> TopicConfigDef {
+    TopicConfigDef {
+        name,
+        broker_key,
+        default,
+        ty,
+        allowed: &[],
+        min,
+    }
 }
 
 const LONG_MAX: &str = "9223372036854775807";
 
 /// Every topic config Nurt knows, sorted by name (as DescribeConfigs lists them).
 pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
-    TopicConfigDef { allowed: &["delete", "compact"], ..def("cleanup.policy", "log.cleanup.policy", "delete", ConfigType::List, 0) },
+    TopicConfigDef {
+        allowed: &["delete", "compact"],
+        ..def("cleanup.policy", "log.cleanup.policy", "delete", ConfigType::List, 0)
+    },
     TopicConfigDef {
         allowed: &["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"],
-        ..def("compression.type", "compression.type", "producer", ConfigType::String, 0)
+        ..def(
+            "compression.type",
+            "compression.type",
+            "producer",
+            ConfigType::String,
+            0,
+        )
     },
-    def("delete.retention.ms", "log.cleaner.delete.retention.ms", "86400000", ConfigType::Long, 0),
-    def("file.delete.delay.ms", "log.segment.delete.delay.ms", "60000", ConfigType::Long, 0),
-    def("flush.messages", "log.flush.interval.messages", LONG_MAX, ConfigType::Long, 1),
+    def(
+        "delete.retention.ms",
+        "log.cleaner.delete.retention.ms",
+        "86400000",
+        ConfigType::Long,
+        0,
+    ),
+    def(
+        "file.delete.delay.ms",
+        "log.segment.delete.delay.ms",
+        "60000",
+        ConfigType::Long,
+        0,
+    ),
+    def(
+        "flush.messages",
+        "log.flush.interval.messages",
+        LONG_MAX,
+        ConfigType::Long,
+        1,
+    ),
     def("flush.ms", "log.flush.interval.ms", LONG_MAX, ConfigType::Long, 0),
-    def("index.interval.bytes", "log.index.interval.bytes", "4096", ConfigType::Int, 0),
-    def("max.compaction.lag.ms", "log.cleaner.max.compaction.lag.ms", LONG_MAX, ConfigType::Long, 1),
+    def(
+        "index.interval.bytes",
+        "log.index.interval.bytes",
+        "4096",
+        ConfigType::Int,
+        0,
+    ),
+    def(
+        "max.compaction.lag.ms",
+        "log.cleaner.max.compaction.lag.ms",
+        LONG_MAX,
+        ConfigType::Long,
+        1,
+    ),
     def("max.message.bytes", "message.max.bytes", "1048588", ConfigType::Int, 0),
-    def("message.timestamp.after.max.ms", "log.message.timestamp.after.max.ms", "3600000", ConfigType::Long, 0),
-    def("message.timestamp.before.max.ms", "log.message.timestamp.before.max.ms", LONG_MAX, ConfigType::Long, 0),
+    def(
+        "message.timestamp.after.max.ms",
+        "log.message.timestamp.after.max.ms",
+        "3600000",
+        ConfigType::Long,
+        0,
+    ),
+    def(
+        "message.timestamp.before.max.ms",
+        "log.message.timestamp.before.max.ms",
+        LONG_MAX,
+        ConfigType::Long,
+        0,
+    ),
     TopicConfigDef {
         allowed: &["CreateTime", "LogAppendTime"],
-        ..def("message.timestamp.type", "log.message.timestamp.type", "CreateTime", ConfigType::String, 0)
+        ..def(
+            "message.timestamp.type",
+            "log.message.timestamp.type",
+            "CreateTime",
+            ConfigType::String,
+            0,
+        )
     },
-    def("min.cleanable.dirty.ratio", "log.cleaner.min.cleanable.ratio", "0.5", ConfigType::Double, 0),
-    def("min.compaction.lag.ms", "log.cleaner.min.compaction.lag.ms", "0", ConfigType::Long, 0),
+    def(
+        "min.cleanable.dirty.ratio",
+        "log.cleaner.min.cleanable.ratio",
+        "0.5",
+        ConfigType::Double,
+        0,
+    ),
+    def(
+        "min.compaction.lag.ms",
+        "log.cleaner.min.compaction.lag.ms",
+        "0",
+        ConfigType::Long,
+        0,
+    ),
     def("min.insync.replicas", "min.insync.replicas", "1", ConfigType::Int, 1),
     def("preallocate", "log.preallocate", "false", ConfigType::Boolean, 0),
-    def("retention.bytes", "log.retention.bytes", "-1", ConfigType::Long, i64::MIN),
+    def(
+        "retention.bytes",
+        "log.retention.bytes",
+        "-1",
+        ConfigType::Long,
+        i64::MIN,
+    ),
     def("retention.ms", "log.retention.ms", "604800000", ConfigType::Long, -1),
     def("segment.bytes", "log.segment.bytes", "1073741824", ConfigType::Int, 14),
-    def("segment.index.bytes", "log.index.size.max.bytes", "10485760", ConfigType::Int, 4),
+    def(
+        "segment.index.bytes",
+        "log.index.size.max.bytes",
+        "10485760",
+        ConfigType::Int,
+        4,
+    ),
     def("segment.jitter.ms", "log.roll.jitter.ms", "0", ConfigType::Long, 0),
     def("segment.ms", "log.roll.ms", "604800000", ConfigType::Long, 1),
-    def("unclean.leader.election.enable", "unclean.leader.election.enable", "false", ConfigType::Boolean, 0),
+    def(
+        "unclean.leader.election.enable",
+        "unclean.leader.election.enable",
+        "false",
+        ConfigType::Boolean,
+        0,
+    ),
 ];
 
 /// The definition of topic config `name`.
@@ -84,7 +184,11 @@ pub fn topic_config(name: &str) -> Option<&'static TopicConfigDef> {
 }
 
 fn invalid(key: &str, value: &str, reason: impl Into<String>) -> MetadataError {
-    MetadataError::InvalidConfig { key: key.to_string(), value: value.to_string(), reason: reason.into() }
+    MetadataError::InvalidConfig {
+        key: key.to_string(),
+        value: value.to_string(),
+        reason: reason.into(),
+    }
 }
 
 /// Checks `value` against the config's type and bounds.
@@ -97,7 +201,9 @@ pub fn validate(def: &TopicConfigDef, value: &str) -> Result<(), MetadataError> 
             }
         }
         ConfigType::Int | ConfigType::Long => {
-            let n: i64 = v.parse().map_err(|_| invalid(def.name, value, "expected a whole number"))?;
+            let n: i64 = v
+                .parse()
+                .map_err(|_| invalid(def.name, value, "expected a whole number"))?;
             if def.ty == ConfigType::Int && i32::try_from(n).is_err() {
                 return Err(invalid(def.name, value, "out of range for an int"));
             }
@@ -113,13 +219,21 @@ pub fn validate(def: &TopicConfigDef, value: &str) -> Result<(), MetadataError> 
         }
         ConfigType::String => {
             if !def.allowed.is_empty() && !def.allowed.contains(&v) {
-                return Err(invalid(def.name, value, format!("must be one of {}", def.allowed.join(", "))));
+                return Err(invalid(
+                    def.name,
+                    value,
+                    format!("must be one of {}", def.allowed.join(", ")),
+                ));
             }
         }
         ConfigType::List => {
             for item in v.split(',').map(str::trim) {
                 if !def.allowed.contains(&item) {
-                    return Err(invalid(def.name, value, format!("each item must be one of {}", def.allowed.join(", "))));
+                    return Err(invalid(
+                        def.name,
+                        value,
+                        format!("each item must be one of {}", def.allowed.join(", ")),
+                    ));
                 }
             }
         }
@@ -173,7 +287,12 @@ fn broker_value(broker: &BTreeMap<String, String>, def: &TopicConfigDef) -> Opti
         return Some(v.clone());
     }
     let stem = def.broker_key.strip_suffix(".ms")?;
-    let scaled = |key: String, factor: i64| broker.get(&key).and_then(|v| v.trim().parse::<i64>().ok()).map(|n| (n.saturating_mul(factor)).to_string());
+    let scaled = |key: String, factor: i64| {
+        broker
+            .get(&key)
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .map(|n| (n.saturating_mul(factor)).to_string())
+    };
     scaled(format!("{stem}.minutes"), 60_000).or_else(|| scaled(format!("{stem}.hours"), 3_600_000))
 }
 
@@ -200,10 +319,16 @@ mod tests {
         broker.insert("log.segment.bytes".to_string(), "1000".to_string());
         let mut overrides = BTreeMap::new();
         overrides.insert("segment.bytes".to_string(), "5000".to_string());
-        let c = TopicConfigs { overrides: &overrides, broker: &broker };
+        let c = TopicConfigs {
+            overrides: &overrides,
+            broker: &broker,
+        };
         assert_eq!(c.long("retention.ms"), 7_200_000);
         assert_eq!(c.long("segment.bytes"), 5000);
-        assert_eq!(c.get(topic_config("segment.bytes").unwrap()).1, ConfigSource::DynamicTopic);
+        assert_eq!(
+            c.get(topic_config("segment.bytes").unwrap()).1,
+            ConfigSource::DynamicTopic
+        );
         assert_eq!(c.get(topic_config("flush.ms").unwrap()).1, ConfigSource::Default);
     }
 }

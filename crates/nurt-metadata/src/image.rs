@@ -38,12 +38,30 @@ impl MetadataImage {
                 self.names_by_id.insert(*topic_id, name.clone());
                 self.topics.insert(
                     name.clone(),
-                    TopicInfo { name: name.clone(), topic_id: *topic_id, partitions: BTreeMap::new(), configs: BTreeMap::new() },
+                    TopicInfo {
+                        name: name.clone(),
+                        topic_id: *topic_id,
+                        partitions: BTreeMap::new(),
+                        configs: BTreeMap::new(),
+                    },
                 );
             }
-            MetadataRecord::Partition { topic_id, partition, replicas, leader, leader_epoch } => {
+            MetadataRecord::Partition {
+                topic_id,
+                partition,
+                replicas,
+                leader,
+                leader_epoch,
+            } => {
                 let topic = self.topic_by_id_mut(topic_id)?;
-                topic.partitions.insert(*partition, PartitionInfo { replicas: replicas.clone(), leader: *leader, leader_epoch: *leader_epoch });
+                topic.partitions.insert(
+                    *partition,
+                    PartitionInfo {
+                        replicas: replicas.clone(),
+                        leader: *leader,
+                        leader_epoch: *leader_epoch,
+                    },
+                );
             }
             MetadataRecord::TopicConfig { topic_id, key, value } => {
                 let topic = self.topic_by_id_mut(topic_id)?;
@@ -53,7 +71,10 @@ impl MetadataImage {
                 };
             }
             MetadataRecord::RemoveTopic { topic_id } => {
-                let name = self.names_by_id.remove(topic_id).ok_or(MetadataError::CorruptRecord("removal of an unknown topic"))?;
+                let name = self
+                    .names_by_id
+                    .remove(topic_id)
+                    .ok_or(MetadataError::CorruptRecord("removal of an unknown topic"))?;
                 self.topics.remove(&name);
             }
             MetadataRecord::ProducerIds { next_producer_id } => {
@@ -64,8 +85,13 @@ impl MetadataImage {
     }
 
     fn topic_by_id_mut(&mut self, id: &TopicId) -> Result<&mut TopicInfo, MetadataError> {
-        let name = self.names_by_id.get(id).ok_or(MetadataError::CorruptRecord("record for an unknown topic id"))?;
-        self.topics.get_mut(name).ok_or(MetadataError::CorruptRecord("topic index out of step"))
+        let name = self
+            .names_by_id
+            .get(id)
+            .ok_or(MetadataError::CorruptRecord("record for an unknown topic id"))?;
+        self.topics
+            .get_mut(name)
+            .ok_or(MetadataError::CorruptRecord("topic index out of step"))
     }
 
     /// The topic called `name`.

@@ -21,7 +21,11 @@ pub enum MetadataRecord {
         leader_epoch: i32,
     },
     /// A topic config override is set (`Some`) or removed (`None`).
-    TopicConfig { topic_id: TopicId, key: String, value: Option<String> },
+    TopicConfig {
+        topic_id: TopicId,
+        key: String,
+        value: Option<String>,
+    },
     /// The topic and all its partitions are gone.
     RemoveTopic { topic_id: TopicId },
     /// Producer ids below `next_producer_id` are handed out (InitProducerId).
@@ -40,14 +44,22 @@ impl MetadataRecord {
         let mut w = Writer::default();
         match self {
             Self::Topic { name, topic_id } => w.u8(TOPIC).str(name).bytes16(topic_id),
-            Self::Partition { topic_id, partition, replicas, leader, leader_epoch } => w
+            Self::Partition {
+                topic_id,
+                partition,
+                replicas,
+                leader,
+                leader_epoch,
+            } => w
                 .u8(PARTITION)
                 .bytes16(topic_id)
                 .i32(*partition)
                 .i32s(replicas)
                 .i32(*leader)
                 .i32(*leader_epoch),
-            Self::TopicConfig { topic_id, key, value } => w.u8(TOPIC_CONFIG).bytes16(topic_id).str(key).opt_str(value.as_deref()),
+            Self::TopicConfig { topic_id, key, value } => {
+                w.u8(TOPIC_CONFIG).bytes16(topic_id).str(key).opt_str(value.as_deref())
+            }
             Self::RemoveTopic { topic_id } => w.u8(REMOVE_TOPIC).bytes16(topic_id),
             Self::ProducerIds { next_producer_id } => w.u8(PRODUCER_IDS).i64(*next_producer_id),
         };
@@ -58,7 +70,10 @@ impl MetadataRecord {
     pub fn decode(bytes: &[u8]) -> Result<Self, MetadataError> {
         let mut r = Reader(bytes);
         let record = match r.u8()? {
-            TOPIC => Self::Topic { name: r.str()?, topic_id: r.bytes16()? },
+            TOPIC => Self::Topic {
+                name: r.str()?,
+                topic_id: r.bytes16()?,
+            },
             PARTITION => Self::Partition {
                 topic_id: r.bytes16()?,
                 partition: r.i32()?,
@@ -66,9 +81,15 @@ impl MetadataRecord {
                 leader: r.i32()?,
                 leader_epoch: r.i32()?,
             },
-            TOPIC_CONFIG => Self::TopicConfig { topic_id: r.bytes16()?, key: r.str()?, value: r.opt_str()? },
+            TOPIC_CONFIG => Self::TopicConfig {
+                topic_id: r.bytes16()?,
+                key: r.str()?,
+                value: r.opt_str()?,
+            },
             REMOVE_TOPIC => Self::RemoveTopic { topic_id: r.bytes16()? },
-            PRODUCER_IDS => Self::ProducerIds { next_producer_id: r.i64()? },
+            PRODUCER_IDS => Self::ProducerIds {
+                next_producer_id: r.i64()?,
+            },
             _ => return Err(MetadataError::CorruptRecord("unknown record type")),
         };
         if !r.0.is_empty() {
@@ -87,10 +108,24 @@ mod tests {
         let id = any::<[u8; 16]>();
         prop_oneof![
             ("[a-z._-]{1,20}", id).prop_map(|(name, topic_id)| MetadataRecord::Topic { name, topic_id }),
-            (id, any::<i32>(), proptest::collection::vec(any::<i32>(), 0..4), any::<i32>(), any::<i32>()).prop_map(
-                |(topic_id, partition, replicas, leader, leader_epoch)| MetadataRecord::Partition { topic_id, partition, replicas, leader, leader_epoch }
-            ),
-            (id, "[a-z.]{1,20}", proptest::option::of("[a-z0-9]{0,10}")).prop_map(|(topic_id, key, value)| MetadataRecord::TopicConfig { topic_id, key, value }),
+            (
+                id,
+                any::<i32>(),
+                proptest::collection::vec(any::<i32>(), 0..4),
+                any::<i32>(),
+                any::<i32>()
+            )
+                .prop_map(|(topic_id, partition, replicas, leader, leader_epoch)| {
+                    MetadataRecord::Partition {
+                        topic_id,
+                        partition,
+                        replicas,
+                        leader,
+                        leader_epoch,
+                    }
+                }),
+            (id, "[a-z.]{1,20}", proptest::option::of("[a-z0-9]{0,10}"))
+                .prop_map(|(topic_id, key, value)| MetadataRecord::TopicConfig { topic_id, key, value }),
             id.prop_map(|topic_id| MetadataRecord::RemoveTopic { topic_id }),
             any::<i64>().prop_map(|next_producer_id| MetadataRecord::ProducerIds { next_producer_id }),
         ]

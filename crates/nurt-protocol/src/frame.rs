@@ -13,10 +13,7 @@ pub fn check_length(prefix: [u8; 4], max_bytes: usize) -> Result<usize, Protocol
     }
     let length = length as usize;
     if length > max_bytes {
-        return Err(ProtocolError::FrameTooLarge {
-            length,
-            max: max_bytes,
-        });
+        return Err(ProtocolError::FrameTooLarge { length, max: max_bytes });
     }
     Ok(length)
 }

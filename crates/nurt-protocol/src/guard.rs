@@ -124,7 +124,9 @@ impl<'a> Cursor<'a> {
                 Ok(())
             }
             Ty::Array(inner) => {
-                let Some(n) = self.length(flexible, true)? else { return Ok(()) };
+                let Some(n) = self.length(flexible, true)? else {
+                    return Ok(());
+                };
                 // Cheap early exit; the element walk below is the real proof.
                 if n > self.remaining() {
                     return Err(Short("array longer than the bytes left"));
@@ -136,7 +138,9 @@ impl<'a> Cursor<'a> {
             }
             Ty::Struct(inner) => self.structure(inner, version, flexible),
             Ty::Values(inner) => {
-                let Some(n) = self.length(flexible, true)? else { return Ok(()) };
+                let Some(n) = self.length(flexible, true)? else {
+                    return Ok(());
+                };
                 if n > self.remaining() {
                     return Err(Short("array longer than the bytes left"));
                 }

@@ -37,7 +37,8 @@ pub fn parse(frame: &Bytes) -> Result<(RequestHeader, ApiKey, Bytes), ProtocolEr
         .map_err(|_| ProtocolError::BadHeader("client id"))?
         .map(|b| String::from_utf8_lossy(b).into_owned());
     if key.request_header_version(api_version) >= 2 {
-        cur.skip_tagged_fields().map_err(|_| ProtocolError::BadHeader("tagged fields"))?;
+        cur.skip_tagged_fields()
+            .map_err(|_| ProtocolError::BadHeader("tagged fields"))?;
     }
     let body = frame.slice(8 + cur.position()..);
     Ok((

@@ -51,7 +51,11 @@ pub struct Struct {
 }
 
 const fn f(ty: Ty) -> Field {
-    Field { ty, min: 0, max: i16::MAX }
+    Field {
+        ty,
+        min: 0,
+        max: i16::MAX,
+    }
 }
 
 impl Field {
@@ -95,8 +99,16 @@ const FETCH_PARTITION: Struct = Struct {
         f(I32),
     ],
     tags: &[
-        Tag { tag: 0, ty: Uuid, min_version: 17 },
-        Tag { tag: 1, ty: I64, min_version: 18 },
+        Tag {
+            tag: 0,
+            ty: Uuid,
+            min_version: 17,
+        },
+        Tag {
+            tag: 1,
+            ty: I64,
+            min_version: 18,
+        },
     ],
 };
 const FETCH_TOPIC: Struct = s(&[f(Str).until(12), f(Uuid).since(13), f(Array(&FETCH_PARTITION))]);
@@ -116,8 +128,16 @@ const FETCH: Struct = Struct {
         f(Str).since(11),
     ],
     tags: &[
-        Tag { tag: 0, ty: Str, min_version: 12 },
-        Tag { tag: 1, ty: Struct(&FETCH_REPLICA_STATE), min_version: 15 },
+        Tag {
+            tag: 0,
+            ty: Str,
+            min_version: 12,
+        },
+        Tag {
+            tag: 1,
+            ty: Struct(&FETCH_REPLICA_STATE),
+            min_version: 15,
+        },
     ],
 };
 
@@ -141,7 +161,11 @@ const CREATE_TOPICS_TOPIC: Struct = s(&[
 const CREATE_TOPICS: Struct = s(&[f(Array(&CREATE_TOPICS_TOPIC)), f(I32), f(Bool)]);
 
 const DELETE_TOPICS_STATE: Struct = s(&[f(Str), f(Uuid)]);
-const DELETE_TOPICS: Struct = s(&[f(Array(&DELETE_TOPICS_STATE)).since(6), f(Values(&Str)).until(5), f(I32)]);
+const DELETE_TOPICS: Struct = s(&[
+    f(Array(&DELETE_TOPICS_STATE)).since(6),
+    f(Values(&Str)).until(5),
+    f(I32),
+]);
 
 const CREATE_PARTITIONS_ASSIGNMENT: Struct = s(&[f(Values(&I32))]);
 const CREATE_PARTITIONS_TOPIC: Struct = s(&[f(Str), f(I32), f(Array(&CREATE_PARTITIONS_ASSIGNMENT))]);

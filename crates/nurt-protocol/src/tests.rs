@@ -18,61 +18,226 @@ fn samples() -> Vec<(ApiKey, RequestKind)> {
     let _ = topic_id;
     let uuid = uuid::Uuid::from_u128(42);
     vec![
-        (ApiKey::ApiVersions, RequestKind::ApiVersions(ApiVersionsRequest::default().with_client_software_name(name("t")).with_client_software_version(name("1")))),
-        (ApiKey::Metadata, RequestKind::Metadata(MetadataRequest::default().with_topics(Some(vec![metadata_request::MetadataRequestTopic::default().with_name(Some(TopicName(name("a")))).with_topic_id(uuid)])).with_allow_auto_topic_creation(true))),
-        (ApiKey::Produce, RequestKind::Produce(ProduceRequest::default().with_acks(-1).with_timeout_ms(5).with_topic_data(vec![
-            produce_request::TopicProduceData::default().with_name(TopicName(name("t"))).with_topic_id(uuid).with_partition_data(vec![
-                produce_request::PartitionProduceData::default().with_index(1).with_records(Some(Bytes::from_static(b"records!")))])]))),
-        (ApiKey::Fetch, RequestKind::Fetch(FetchRequest::default().with_max_wait_ms(1).with_cluster_id(Some(name("c"))).with_rack_id(name("r"))
-            .with_topics(vec![fetch_request::FetchTopic::default().with_topic(TopicName(name("t"))).with_topic_id(uuid).with_partitions(vec![
-                fetch_request::FetchPartition::default().with_partition(3).with_fetch_offset(7).with_replica_directory_id(uuid)])])
-            .with_forgotten_topics_data(vec![fetch_request::ForgottenTopic::default().with_topic(TopicName(name("f"))).with_partitions(vec![1, 2])]))),
-        (ApiKey::ListOffsets, RequestKind::ListOffsets(ListOffsetsRequest::default().with_topics(vec![list_offsets_request::ListOffsetsTopic::default()
-            .with_name(TopicName(name("t"))).with_partitions(vec![list_offsets_request::ListOffsetsPartition::default().with_timestamp(-2)])]))),
-        (ApiKey::OffsetForLeaderEpoch, RequestKind::OffsetForLeaderEpoch(OffsetForLeaderEpochRequest::default().with_topics(vec![
-            offset_for_leader_epoch_request::OffsetForLeaderTopic::default().with_topic(TopicName(name("t"))).with_partitions(vec![
-                offset_for_leader_epoch_request::OffsetForLeaderPartition::default().with_leader_epoch(3)])]))),
-        (ApiKey::CreateTopics, RequestKind::CreateTopics(CreateTopicsRequest::default().with_topics(vec![create_topics_request::CreatableTopic::default()
-            .with_name(TopicName(name("t"))).with_num_partitions(3)
-            .with_assignments(vec![create_topics_request::CreatableReplicaAssignment::default().with_broker_ids(vec![BrokerId(1)])])
-            .with_configs(vec![create_topics_request::CreatableTopicConfig::default().with_name(name("k")).with_value(Some(name("v")))])]))),
-        (ApiKey::DeleteTopics, RequestKind::DeleteTopics(DeleteTopicsRequest::default().with_topic_names(vec![TopicName(name("t"))])
-            .with_topics(vec![delete_topics_request::DeleteTopicState::default().with_name(Some(TopicName(name("t"))))]))),
-        (ApiKey::InitProducerId, RequestKind::InitProducerId(InitProducerIdRequest::default().with_transactional_id(Some(TransactionalId(name("x")))))),
-        (ApiKey::DescribeConfigs, RequestKind::DescribeConfigs(DescribeConfigsRequest::default().with_resources(vec![
-            describe_configs_request::DescribeConfigsResource::default().with_resource_name(name("t")).with_configuration_keys(Some(vec![name("a")]))]))),
-        (ApiKey::CreatePartitions, RequestKind::CreatePartitions(CreatePartitionsRequest::default().with_topics(vec![
-            create_partitions_request::CreatePartitionsTopic::default().with_name(TopicName(name("t"))).with_count(4)
-                .with_assignments(Some(vec![create_partitions_request::CreatePartitionsAssignment::default().with_broker_ids(vec![BrokerId(1)])]))]))),
-        (ApiKey::DescribeCluster, RequestKind::DescribeCluster(DescribeClusterRequest::default())),
-        (ApiKey::FindCoordinator, RequestKind::FindCoordinator(FindCoordinatorRequest::default().with_key(name("g")).with_key_type(1))),
-        (ApiKey::FindCoordinator, RequestKind::FindCoordinator(FindCoordinatorRequest::default().with_key(name("g")))),
-        (ApiKey::FindCoordinator, RequestKind::FindCoordinator(FindCoordinatorRequest::default().with_key_type(1).with_coordinator_keys(vec![name("a"), name("b")]))),
+        (
+            ApiKey::ApiVersions,
+            RequestKind::ApiVersions(
+                ApiVersionsRequest::default()
+                    .with_client_software_name(name("t"))
+                    .with_client_software_version(name("1")),
+            ),
+        ),
+        (
+            ApiKey::Metadata,
+            RequestKind::Metadata(
+                MetadataRequest::default()
+                    .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default()
+                        .with_name(Some(TopicName(name("a"))))
+                        .with_topic_id(uuid)]))
+                    .with_allow_auto_topic_creation(true),
+            ),
+        ),
+        (
+            ApiKey::Produce,
+            RequestKind::Produce(
+                ProduceRequest::default()
+                    .with_acks(-1)
+                    .with_timeout_ms(5)
+                    .with_topic_data(vec![produce_request::TopicProduceData::default()
+                        .with_name(TopicName(name("t")))
+                        .with_topic_id(uuid)
+                        .with_partition_data(vec![produce_request::PartitionProduceData::default()
+                            .with_index(1)
+                            .with_records(Some(Bytes::from_static(b"records!")))])]),
+            ),
+        ),
+        (
+            ApiKey::Fetch,
+            RequestKind::Fetch(
+                FetchRequest::default()
+                    .with_max_wait_ms(1)
+                    .with_cluster_id(Some(name("c")))
+                    .with_rack_id(name("r"))
+                    .with_topics(vec![fetch_request::FetchTopic::default()
+                        .with_topic(TopicName(name("t")))
+                        .with_topic_id(uuid)
+                        .with_partitions(vec![fetch_request::FetchPartition::default()
+                            .with_partition(3)
+                            .with_fetch_offset(7)
+                            .with_replica_directory_id(uuid)])])
+                    .with_forgotten_topics_data(vec![fetch_request::ForgottenTopic::default()
+                        .with_topic(TopicName(name("f")))
+                        .with_partitions(vec![1, 2])]),
+            ),
+        ),
+        (
+            ApiKey::ListOffsets,
+            RequestKind::ListOffsets(ListOffsetsRequest::default().with_topics(
+                vec![list_offsets_request::ListOffsetsTopic::default()
+                    .with_name(TopicName(name("t")))
+                    .with_partitions(vec![
+                        list_offsets_request::ListOffsetsPartition::default().with_timestamp(-2)
+                    ])],
+            )),
+        ),
+        (
+            ApiKey::OffsetForLeaderEpoch,
+            RequestKind::OffsetForLeaderEpoch(OffsetForLeaderEpochRequest::default().with_topics(vec![
+                    offset_for_leader_epoch_request::OffsetForLeaderTopic::default()
+                        .with_topic(TopicName(name("t")))
+                        .with_partitions(vec![
+                            offset_for_leader_epoch_request::OffsetForLeaderPartition::default().with_leader_epoch(3),
+                        ]),
+                ])),
+        ),
+        (
+            ApiKey::CreateTopics,
+            RequestKind::CreateTopics(CreateTopicsRequest::default().with_topics(
+                vec![create_topics_request::CreatableTopic::default()
+                    .with_name(TopicName(name("t")))
+                    .with_num_partitions(3)
+                    .with_assignments(vec![
+                        create_topics_request::CreatableReplicaAssignment::default().with_broker_ids(vec![BrokerId(1)])
+                    ])
+                    .with_configs(vec![create_topics_request::CreatableTopicConfig::default()
+                        .with_name(name("k"))
+                        .with_value(Some(name("v")))])],
+            )),
+        ),
+        (
+            ApiKey::DeleteTopics,
+            RequestKind::DeleteTopics(
+                DeleteTopicsRequest::default()
+                    .with_topic_names(vec![TopicName(name("t"))])
+                    .with_topics(vec![
+                        delete_topics_request::DeleteTopicState::default().with_name(Some(TopicName(name("t"))))
+                    ]),
+            ),
+        ),
+        (
+            ApiKey::InitProducerId,
+            RequestKind::InitProducerId(
+                InitProducerIdRequest::default().with_transactional_id(Some(TransactionalId(name("x")))),
+            ),
+        ),
+        (
+            ApiKey::DescribeConfigs,
+            RequestKind::DescribeConfigs(DescribeConfigsRequest::default().with_resources(vec![
+                    describe_configs_request::DescribeConfigsResource::default()
+                        .with_resource_name(name("t"))
+                        .with_configuration_keys(Some(vec![name("a")])),
+                ])),
+        ),
+        (
+            ApiKey::CreatePartitions,
+            RequestKind::CreatePartitions(CreatePartitionsRequest::default().with_topics(vec![
+                    create_partitions_request::CreatePartitionsTopic::default()
+                        .with_name(TopicName(name("t")))
+                        .with_count(4)
+                        .with_assignments(Some(vec![
+                            create_partitions_request::CreatePartitionsAssignment::default()
+                                .with_broker_ids(vec![BrokerId(1)]),
+                        ])),
+                ])),
+        ),
+        (
+            ApiKey::DescribeCluster,
+            RequestKind::DescribeCluster(DescribeClusterRequest::default()),
+        ),
+        (
+            ApiKey::FindCoordinator,
+            RequestKind::FindCoordinator(FindCoordinatorRequest::default().with_key(name("g")).with_key_type(1)),
+        ),
+        (
+            ApiKey::FindCoordinator,
+            RequestKind::FindCoordinator(FindCoordinatorRequest::default().with_key(name("g"))),
+        ),
+        (
+            ApiKey::FindCoordinator,
+            RequestKind::FindCoordinator(
+                FindCoordinatorRequest::default()
+                    .with_key_type(1)
+                    .with_coordinator_keys(vec![name("a"), name("b")]),
+            ),
+        ),
         // Simpler variants for older versions, where the rich ones set fields that do not exist.
-        (ApiKey::Metadata, RequestKind::Metadata(MetadataRequest::default().with_topics(Some(vec![metadata_request::MetadataRequestTopic::default().with_name(Some(TopicName(name("a"))))])))),
-        (ApiKey::Produce, RequestKind::Produce(ProduceRequest::default().with_acks(1).with_topic_data(vec![
+        (
+            ApiKey::Metadata,
+            RequestKind::Metadata(MetadataRequest::default().with_topics(Some(vec![
+                metadata_request::MetadataRequestTopic::default().with_name(Some(TopicName(name("a")))),
+            ]))),
+        ),
+        (
+            ApiKey::Produce,
+            RequestKind::Produce(ProduceRequest::default().with_acks(1).with_topic_data(vec![
             produce_request::TopicProduceData::default().with_name(TopicName(name("t"))).with_partition_data(vec![
-                produce_request::PartitionProduceData::default().with_records(Some(Bytes::from_static(b"r")))])]))),
-        (ApiKey::Produce, RequestKind::Produce(ProduceRequest::default().with_acks(1).with_topic_data(vec![
+                produce_request::PartitionProduceData::default().with_records(Some(Bytes::from_static(b"r")))])])),
+        ),
+        (
+            ApiKey::Produce,
+            RequestKind::Produce(ProduceRequest::default().with_acks(1).with_topic_data(vec![
             produce_request::TopicProduceData::default().with_topic_id(uuid).with_partition_data(vec![
-                produce_request::PartitionProduceData::default().with_records(Some(Bytes::from_static(b"r")))])]))),
-        (ApiKey::Fetch, RequestKind::Fetch(FetchRequest::default().with_max_wait_ms(1)
-            .with_topics(vec![fetch_request::FetchTopic::default().with_topic(TopicName(name("t"))).with_partitions(vec![
-                fetch_request::FetchPartition::default().with_partition(3).with_fetch_offset(7)])]))),
-        (ApiKey::Fetch, RequestKind::Fetch(FetchRequest::default().with_max_wait_ms(1).with_rack_id(name("r"))
-            .with_topics(vec![fetch_request::FetchTopic::default().with_topic(TopicName(name("t"))).with_partitions(vec![
-                fetch_request::FetchPartition::default().with_partition(3).with_fetch_offset(7)])])
-            .with_forgotten_topics_data(vec![fetch_request::ForgottenTopic::default().with_topic(TopicName(name("f"))).with_partitions(vec![1, 2])]))),
-        (ApiKey::Fetch, RequestKind::Fetch(FetchRequest::default().with_max_wait_ms(1).with_cluster_id(Some(name("c"))).with_rack_id(name("r"))
-            .with_topics(vec![fetch_request::FetchTopic::default().with_topic_id(uuid).with_partitions(vec![
-                fetch_request::FetchPartition::default().with_partition(3).with_fetch_offset(7)])])
-            .with_forgotten_topics_data(vec![fetch_request::ForgottenTopic::default().with_topic_id(uuid).with_partitions(vec![1, 2])]))),
-        (ApiKey::DeleteTopics, RequestKind::DeleteTopics(DeleteTopicsRequest::default().with_topic_names(vec![TopicName(name("t"))]))),
-        (ApiKey::DeleteTopics, RequestKind::DeleteTopics(DeleteTopicsRequest::default()
-            .with_topics(vec![delete_topics_request::DeleteTopicState::default().with_name(Some(TopicName(name("t"))))]))),
-        (ApiKey::InitProducerId, RequestKind::InitProducerId(InitProducerIdRequest::default())),
-        (ApiKey::DescribeConfigs, RequestKind::DescribeConfigs(DescribeConfigsRequest::default().with_resources(vec![
-            describe_configs_request::DescribeConfigsResource::default().with_resource_name(name("t"))]))),
+                produce_request::PartitionProduceData::default().with_records(Some(Bytes::from_static(b"r")))])])),
+        ),
+        (
+            ApiKey::Fetch,
+            RequestKind::Fetch(FetchRequest::default().with_max_wait_ms(1).with_topics(
+                vec![fetch_request::FetchTopic::default().with_topic(TopicName(name("t"))).with_partitions(vec![
+                fetch_request::FetchPartition::default().with_partition(3).with_fetch_offset(7)])],
+            )),
+        ),
+        (
+            ApiKey::Fetch,
+            RequestKind::Fetch(
+                FetchRequest::default()
+                    .with_max_wait_ms(1)
+                    .with_rack_id(name("r"))
+                    .with_topics(vec![fetch_request::FetchTopic::default()
+                        .with_topic(TopicName(name("t")))
+                        .with_partitions(vec![fetch_request::FetchPartition::default()
+                            .with_partition(3)
+                            .with_fetch_offset(7)])])
+                    .with_forgotten_topics_data(vec![fetch_request::ForgottenTopic::default()
+                        .with_topic(TopicName(name("f")))
+                        .with_partitions(vec![1, 2])]),
+            ),
+        ),
+        (
+            ApiKey::Fetch,
+            RequestKind::Fetch(
+                FetchRequest::default()
+                    .with_max_wait_ms(1)
+                    .with_cluster_id(Some(name("c")))
+                    .with_rack_id(name("r"))
+                    .with_topics(vec![fetch_request::FetchTopic::default()
+                        .with_topic_id(uuid)
+                        .with_partitions(vec![fetch_request::FetchPartition::default()
+                            .with_partition(3)
+                            .with_fetch_offset(7)])])
+                    .with_forgotten_topics_data(vec![fetch_request::ForgottenTopic::default()
+                        .with_topic_id(uuid)
+                        .with_partitions(vec![1, 2])]),
+            ),
+        ),
+        (
+            ApiKey::DeleteTopics,
+            RequestKind::DeleteTopics(DeleteTopicsRequest::default().with_topic_names(vec![TopicName(name("t"))])),
+        ),
+        (
+            ApiKey::DeleteTopics,
+            RequestKind::DeleteTopics(DeleteTopicsRequest::default().with_topics(vec![
+                delete_topics_request::DeleteTopicState::default().with_name(Some(TopicName(name("t")))),
+            ])),
+        ),
+        (
+            ApiKey::InitProducerId,
+            RequestKind::InitProducerId(InitProducerIdRequest::default()),
+        ),
+        (
+            ApiKey::DescribeConfigs,
+            RequestKind::DescribeConfigs(DescribeConfigsRequest::default().with_resources(vec![
+                describe_configs_request::DescribeConfigsResource::default().with_resource_name(name("t")),
+            ])),
+        ),
     ]
 }
 
@@ -99,7 +264,9 @@ fn every_served_request_and_version_round_trips_through_the_guard() {
         for version in min.max(if key == 0 { 3 } else { min })..=max {
             let mut encoded = 0;
             for (api, body) in samples.iter().filter(|(k, _)| *k as i16 == key) {
-                let Some(bytes) = try_frame(*api, version, body) else { continue };
+                let Some(bytes) = try_frame(*api, version, body) else {
+                    continue;
+                };
                 encoded += 1;
                 let decoded = decode_request(&bytes).unwrap_or_else(|e| panic!("{api:?} v{version}: {e}"));
                 assert_eq!(frame(*api, version, &decoded.body), bytes, "{api:?} v{version}");
@@ -125,7 +292,10 @@ fn huge_array_length_is_refused_before_allocating() {
     out.put_i16(-1);
     out.put_i32(i32::MAX);
     out.put_slice(&[0; 32]);
-    assert!(matches!(decode_request(&out.freeze()), Err(ProtocolError::Malformed(_))));
+    assert!(matches!(
+        decode_request(&out.freeze()),
+        Err(ProtocolError::Malformed(_))
+    ));
 }
 
 #[test]
@@ -135,11 +305,20 @@ fn unknown_keys_and_versions_are_errors() {
     out.put_i16(0);
     out.put_i32(1);
     out.put_i16(-1);
-    assert_eq!(decode_request(&out.freeze()).unwrap_err(), ProtocolError::UnknownApiKey(9999));
+    assert_eq!(
+        decode_request(&out.freeze()).unwrap_err(),
+        ProtocolError::UnknownApiKey(9999)
+    );
     let bytes = frame(ApiKey::ApiVersions, 4, &samples()[0].1);
     let mut raw = BytesMut::from(&bytes[..]);
     raw[2..4].copy_from_slice(&99i16.to_be_bytes());
-    assert!(matches!(decode_request(&raw.freeze()), Err(ProtocolError::UnsupportedVersion { api_key: 18, version: 99 })));
+    assert!(matches!(
+        decode_request(&raw.freeze()),
+        Err(ProtocolError::UnsupportedVersion {
+            api_key: 18,
+            version: 99
+        })
+    ));
     assert!(guard::check(0, 2, false, &[]).is_err());
 }
 

@@ -7,19 +7,19 @@
 
 /// (api key, min version, max version).
 pub const SUPPORTED: &[(i16, i16, i16)] = &[
-    (0, 0, 12),  // Produce
-    (1, 4, 17),  // Fetch
-    (2, 1, 10),  // ListOffsets
-    (3, 0, 13),  // Metadata
-    (10, 0, 6),  // FindCoordinator
-    (18, 0, 4),  // ApiVersions
-    (19, 2, 7),  // CreateTopics
-    (20, 1, 6),  // DeleteTopics
-    (22, 0, 5),  // InitProducerId
-    (23, 2, 4),  // OffsetForLeaderEpoch
-    (32, 1, 4),  // DescribeConfigs
-    (37, 0, 3),  // CreatePartitions
-    (60, 0, 2),  // DescribeCluster
+    (0, 0, 12), // Produce
+    (1, 4, 17), // Fetch
+    (2, 1, 10), // ListOffsets
+    (3, 0, 13), // Metadata
+    (10, 0, 6), // FindCoordinator
+    (18, 0, 4), // ApiVersions
+    (19, 2, 7), // CreateTopics
+    (20, 1, 6), // DeleteTopics
+    (22, 0, 5), // InitProducerId
+    (23, 2, 4), // OffsetForLeaderEpoch
+    (32, 1, 4), // DescribeConfigs
+    (37, 0, 3), // CreatePartitions
+    (60, 0, 2), // DescribeCluster
 ];
 
 /// The lowest Produce version actually accepted (record batch v2).

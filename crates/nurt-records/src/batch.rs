@@ -187,8 +187,7 @@ impl BatchHeader {
         if self.record_count < 0 || self.last_offset_delta < 0 {
             return Err(RecordsError::Invalid("negative record count or offset delta"));
         }
-        if !self.is_control() && self.record_count > 0 && self.last_offset_delta != self.record_count - 1
-        {
+        if !self.is_control() && self.record_count > 0 && self.last_offset_delta != self.record_count - 1 {
             return Err(RecordsError::Invalid("last offset delta does not match record count"));
         }
         self.compression()?;

@@ -18,9 +18,7 @@ pub fn read_varlong(buf: &mut &[u8]) -> Result<i64, RecordsError> {
 fn read_unsigned(buf: &mut &[u8], max_bytes: usize) -> Result<u64, RecordsError> {
     let mut value: u64 = 0;
     for i in 0..max_bytes {
-        let (&byte, rest) = buf
-            .split_first()
-            .ok_or(RecordsError::Truncated("varint"))?;
+        let (&byte, rest) = buf.split_first().ok_or(RecordsError::Truncated("varint"))?;
         *buf = rest;
         value |= u64::from(byte & 0x7f) << (7 * i);
         if byte & 0x80 == 0 {

@@ -26,7 +26,11 @@ impl Client {
         let stream = TcpStream::connect(addr).with_context(|| format!("cannot reach broker at {addr} — is `nurt serve` running? (use --bootstrap-server HOST:PORT for another address)"))?;
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(Duration::from_secs(60)))?;
-        Ok(Self { stream, addr: addr.to_string(), correlation_id: 0 })
+        Ok(Self {
+            stream,
+            addr: addr.to_string(),
+            correlation_id: 0,
+        })
     }
 
     /// Sends `request` at `version` and waits for its response.
@@ -43,9 +47,13 @@ impl Client {
         let mut frame = Vec::with_capacity(body.len() + 4);
         frame.extend_from_slice(&(body.len() as i32).to_be_bytes());
         frame.extend_from_slice(&body);
-        self.stream.write_all(&frame).with_context(|| format!("sending to {}", self.addr))?;
+        self.stream
+            .write_all(&frame)
+            .with_context(|| format!("sending to {}", self.addr))?;
         let mut len = [0u8; 4];
-        self.stream.read_exact(&mut len).with_context(|| format!("broker at {} closed the connection", self.addr))?;
+        self.stream
+            .read_exact(&mut len)
+            .with_context(|| format!("broker at {} closed the connection", self.addr))?;
         let len = i32::from_be_bytes(len);
         if len < 4 || len as usize > RESPONSE_BYTES_MAX {
             bail!("broker at {} sent an invalid response length {len}", self.addr);
@@ -55,7 +63,10 @@ impl Client {
         let mut bytes = Bytes::from(buf);
         let correlation = i32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
         if correlation != self.correlation_id {
-            bail!("response correlation id {correlation} does not match request {}", self.correlation_id);
+            bail!(
+                "response correlation id {correlation} does not match request {}",
+                self.correlation_id
+            );
         }
         let _ = bytes::Buf::get_i32(&mut bytes);
         if R::Response::header_version(version) >= 1 {
@@ -76,9 +87,15 @@ impl Client {
     /// Metadata for `topics` (all topics with `None`), never auto-creating.
     pub fn metadata(&mut self, topics: Option<&[&str]>) -> anyhow::Result<MetadataResponse> {
         use nurt_protocol::kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-        let request = MetadataRequest::default().with_allow_auto_topic_creation(false).with_topics(
-            topics.map(|ts| ts.iter().map(|t| MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_string(t.to_string()))))).collect()),
-        );
+        let request = MetadataRequest::default()
+            .with_allow_auto_topic_creation(false)
+            .with_topics(topics.map(|ts| {
+                ts.iter()
+                    .map(|t| {
+                        MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_string(t.to_string()))))
+                    })
+                    .collect()
+            }));
         self.send(&request, 12)
     }
 }

@@ -47,16 +47,36 @@ pub struct ConsumeArgs {
     bootstrap_server: String,
 }
 
-fn start_offsets(client: &mut Client, topic: &str, partitions: &[i32], timestamp: i64) -> anyhow::Result<BTreeMap<i32, i64>> {
-    let request = ListOffsetsRequest::default().with_replica_id(nurt_protocol::kafka_protocol::messages::BrokerId(-1)).with_topics(vec![ListOffsetsTopic::default()
-        .with_name(topic_name(topic))
-        .with_partitions(partitions.iter().map(|&p| ListOffsetsPartition::default().with_partition_index(p).with_timestamp(timestamp)).collect())]);
+fn start_offsets(
+    client: &mut Client,
+    topic: &str,
+    partitions: &[i32],
+    timestamp: i64,
+) -> anyhow::Result<BTreeMap<i32, i64>> {
+    let request = ListOffsetsRequest::default()
+        .with_replica_id(nurt_protocol::kafka_protocol::messages::BrokerId(-1))
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(topic_name(topic))
+            .with_partitions(
+                partitions
+                    .iter()
+                    .map(|&p| {
+                        ListOffsetsPartition::default()
+                            .with_partition_index(p)
+                            .with_timestamp(timestamp)
+                    })
+                    .collect(),
+            )]);
     let response = client.send(&request, 7)?;
     let mut out = BTreeMap::new();
     for t in response.topics {
         for p in t.partitions {
             if p.error_code != 0 {
-                bail!("cannot find start offset of partition {}: {}", p.partition_index, error_name(p.error_code));
+                bail!(
+                    "cannot find start offset of partition {}: {}",
+                    p.partition_index,
+                    error_name(p.error_code)
+                );
             }
             out.insert(p.partition_index, p.offset);
         }
@@ -69,29 +89,52 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
     let md = client.metadata(Some(&[args.topic.as_str()]))?;
     let topic = md.topics.first().context("broker sent no metadata")?;
     if topic.error_code != 0 {
-        bail!("topic {} is not available: {}", args.topic, error_name(topic.error_code));
+        bail!(
+            "topic {} is not available: {}",
+            args.topic,
+            error_name(topic.error_code)
+        );
     }
     let all: Vec<i32> = topic.partitions.iter().map(|p| p.partition_index).collect();
     let partitions = match args.partition {
-        Some(p) if !all.contains(&p) => bail!("partition {p} does not exist: {} has {} partition(s)", args.topic, all.len()),
+        Some(p) if !all.contains(&p) => bail!(
+            "partition {p} does not exist: {} has {} partition(s)",
+            args.topic,
+            all.len()
+        ),
         Some(p) => vec![p],
         None => all,
     };
     let mut positions = match args.offset {
         Some(o) => partitions.iter().map(|&p| (p, o)).collect(),
-        None => start_offsets(&mut client, &args.topic, &partitions, if args.from_beginning { -2 } else { -1 })?,
+        None => start_offsets(
+            &mut client,
+            &args.topic,
+            &partitions,
+            if args.from_beginning { -2 } else { -1 },
+        )?,
     };
     let stdout = std::io::stdout();
     let mut printed = 0u64;
     let mut last_data = std::time::Instant::now();
     loop {
-        let fetch_partitions = positions.iter().map(|(&p, &o)| FetchPartition::default().with_partition(p).with_fetch_offset(o).with_partition_max_bytes(PARTITION_FETCH_BYTES_MAX)).collect();
+        let fetch_partitions = positions
+            .iter()
+            .map(|(&p, &o)| {
+                FetchPartition::default()
+                    .with_partition(p)
+                    .with_fetch_offset(o)
+                    .with_partition_max_bytes(PARTITION_FETCH_BYTES_MAX)
+            })
+            .collect();
         let request = FetchRequest::default()
             .with_max_wait_ms(FETCH_MAX_WAIT_MS)
             .with_min_bytes(1)
             .with_max_bytes(FETCH_BYTES_MAX)
             .with_session_epoch(-1)
-            .with_topics(vec![FetchTopic::default().with_topic(topic_name(&args.topic)).with_partitions(fetch_partitions)]);
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(topic_name(&args.topic))
+                .with_partitions(fetch_partitions)]);
         let response = client.send(&request, 12)?;
         if response.error_code != 0 {
             bail!("fetch failed: {}", error_name(response.error_code));
@@ -100,10 +143,16 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
         for t in response.responses {
             for p in t.partitions {
                 if p.error_code != 0 {
-                    bail!("fetch from partition {} failed: {}", p.partition_index, error_name(p.error_code));
+                    bail!(
+                        "fetch from partition {} failed: {}",
+                        p.partition_index,
+                        error_name(p.error_code)
+                    );
                 }
                 let Some(records) = p.records else { continue };
-                let Some(position) = positions.get_mut(&p.partition_index) else { continue };
+                let Some(position) = positions.get_mut(&p.partition_index) else {
+                    continue;
+                };
                 for batch in Batches::new(&records) {
                     let (_, raw) = batch.context("broker sent a malformed batch")?;
                     let (header, decoded) = decode_batch(raw, DECOMPRESSED_BYTES_MAX).context("cannot decode batch")?;
@@ -126,7 +175,10 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
             }
         }
         out.flush()?;
-        if args.timeout_ms.is_some_and(|t| last_data.elapsed().as_millis() as u64 >= t) {
+        if args
+            .timeout_ms
+            .is_some_and(|t| last_data.elapsed().as_millis() as u64 >= t)
+        {
             return Ok(());
         }
     }

@@ -47,7 +47,9 @@ fn codec(name: &str) -> anyhow::Result<Compression> {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 pub fn run(args: ProduceArgs) -> anyhow::Result<()> {
@@ -56,12 +58,20 @@ pub fn run(args: ProduceArgs) -> anyhow::Result<()> {
     let md = client.metadata(Some(&[args.topic.as_str()]))?;
     let topic = md.topics.first().context("broker sent no metadata")?;
     if topic.error_code != 0 {
-        bail!("topic {} is not available: {} (create it with `nurt topic create {}`)", args.topic, error_name(topic.error_code), args.topic);
+        bail!(
+            "topic {} is not available: {} (create it with `nurt topic create {}`)",
+            args.topic,
+            error_name(topic.error_code),
+            args.topic
+        );
     }
     let partitions = topic.partitions.len() as i32;
     if let Some(p) = args.partition {
         if p < 0 || p >= partitions {
-            bail!("partition {p} does not exist: {} has {partitions} partition(s)", args.topic);
+            bail!(
+                "partition {p} does not exist: {} has {partitions} partition(s)",
+                args.topic
+            );
         }
     }
     let stdin = std::io::stdin();
@@ -90,10 +100,15 @@ pub fn run(args: ProduceArgs) -> anyhow::Result<()> {
                 }
             });
             let ts = now_ms();
-            pending.entry(partition).or_insert_with(|| BatchBuilder::new(compression, ts)).push(ts, key, Some(value), &[]);
+            pending
+                .entry(partition)
+                .or_insert_with(|| BatchBuilder::new(compression, ts))
+                .push(ts, key, Some(value), &[]);
             count += 1;
         }
-        let full = pending.values().any(|b| b.len() >= BATCH_RECORDS_MAX || b.records_bytes() >= BATCH_BYTES_MAX);
+        let full = pending
+            .values()
+            .any(|b| b.len() >= BATCH_RECORDS_MAX || b.records_bytes() >= BATCH_BYTES_MAX);
         // Send when input pauses (interactive use), a batch is full, or at the end.
         if n == 0 || full || input.fill_buf().map(|b| b.is_empty()).unwrap_or(true) {
             send(&mut client, &args.topic, &mut pending)?;
@@ -112,14 +127,28 @@ fn send(client: &mut Client, topic: &str, pending: &mut BTreeMap<i32, BatchBuild
     }
     let mut partition_data = Vec::new();
     for (p, builder) in std::mem::take(pending) {
-        partition_data.push(PartitionProduceData::default().with_index(p).with_records(Some(Bytes::from(builder.build()?))));
+        partition_data.push(
+            PartitionProduceData::default()
+                .with_index(p)
+                .with_records(Some(Bytes::from(builder.build()?))),
+        );
     }
-    let request = ProduceRequest::default().with_acks(-1).with_timeout_ms(30_000).with_topic_data(vec![TopicProduceData::default().with_name(topic_name(topic)).with_partition_data(partition_data)]);
+    let request = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(30_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(topic_name(topic))
+            .with_partition_data(partition_data)]);
     let response = client.send(&request, 9)?;
     for t in response.responses {
         for p in t.partition_responses {
             if p.error_code != 0 {
-                bail!("partition {} refused the records: {}{}", p.index, error_name(p.error_code), p.error_message.map(|m| format!(": {m}")).unwrap_or_default());
+                bail!(
+                    "partition {} refused the records: {}{}",
+                    p.index,
+                    error_name(p.error_code),
+                    p.error_message.map(|m| format!(": {m}")).unwrap_or_default()
+                );
             }
         }
     }

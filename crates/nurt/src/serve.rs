@@ -33,19 +33,31 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .init();
     let mut config = BrokerConfig::new(args.data_dir, args.listen, args.advertise);
     if let Some(path) = &args.config {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
-        config.load_properties(&text).with_context(|| format!("in {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+        config
+            .load_properties(&text)
+            .with_context(|| format!("in {}", path.display()))?;
     }
     for kv in &args.set {
-        let (k, v) = kv.split_once('=').with_context(|| format!("--set expects KEY=VALUE, got '{kv}'"))?;
+        let (k, v) = kv
+            .split_once('=')
+            .with_context(|| format!("--set expects KEY=VALUE, got '{kv}'"))?;
         config.set(k, v)?;
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("nurt").build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("nurt")
+        .build()?;
     runtime.block_on(async move {
         let started = std::time::Instant::now();
         let listeners = nurt_broker::server::bind(&config.listen).await?;
         let broker = Broker::open(config)?;
-        let addrs: Vec<String> = listeners.iter().filter_map(|l| l.local_addr().ok()).map(|a| a.to_string()).collect();
+        let addrs: Vec<String> = listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .map(|a| a.to_string())
+            .collect();
         tracing::info!(
             "nurt {} ready in {} ms: listening on {} (advertised as {}), cluster {}, node {}, data in {}",
             env!("CARGO_PKG_VERSION"),

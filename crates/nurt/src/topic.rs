@@ -52,20 +52,42 @@ pub enum TopicCommand {
 
 pub fn run(cmd: TopicCommand) -> anyhow::Result<()> {
     match cmd {
-        TopicCommand::Create { name, partitions, replication_factor, configs, conn } => {
+        TopicCommand::Create {
+            name,
+            partitions,
+            replication_factor,
+            configs,
+            conn,
+        } => {
             let mut client = Client::connect(&conn.bootstrap_server)?;
             let configs = configs
                 .iter()
                 .map(|kv| match kv.split_once('=') {
-                    Some((k, v)) => Ok(CreatableTopicConfig::default().with_name(StrBytes::from_string(k.into())).with_value(Some(StrBytes::from_string(v.into())))),
+                    Some((k, v)) => Ok(CreatableTopicConfig::default()
+                        .with_name(StrBytes::from_string(k.into()))
+                        .with_value(Some(StrBytes::from_string(v.into())))),
                     None => bail!("--config expects KEY=VALUE, got '{kv}'"),
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            let topic = CreatableTopic::default().with_name(topic_name(&name)).with_num_partitions(partitions).with_replication_factor(replication_factor).with_configs(configs);
-            let response = client.send(&CreateTopicsRequest::default().with_topics(vec![topic]).with_timeout_ms(30_000), 7)?;
+            let topic = CreatableTopic::default()
+                .with_name(topic_name(&name))
+                .with_num_partitions(partitions)
+                .with_replication_factor(replication_factor)
+                .with_configs(configs);
+            let response = client.send(
+                &CreateTopicsRequest::default()
+                    .with_topics(vec![topic])
+                    .with_timeout_ms(30_000),
+                7,
+            )?;
             for t in response.topics {
                 if t.error_code != 0 {
-                    bail!("cannot create topic {}: {}{}", t.name.0, error_name(t.error_code), t.error_message.map(|m| format!(": {m}")).unwrap_or_default());
+                    bail!(
+                        "cannot create topic {}: {}{}",
+                        t.name.0,
+                        error_name(t.error_code),
+                        t.error_message.map(|m| format!(": {m}")).unwrap_or_default()
+                    );
                 }
                 println!("created topic {} ({} partitions)", t.name.0, t.num_partitions);
             }
@@ -73,7 +95,11 @@ pub fn run(cmd: TopicCommand) -> anyhow::Result<()> {
         TopicCommand::List { conn } => {
             let mut client = Client::connect(&conn.bootstrap_server)?;
             let md = client.metadata(None)?;
-            let mut names: Vec<String> = md.topics.iter().filter_map(|t| t.name.as_ref().map(|n| n.0.to_string())).collect();
+            let mut names: Vec<String> = md
+                .topics
+                .iter()
+                .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string()))
+                .collect();
             names.sort();
             for n in names {
                 println!("{n}");
@@ -82,27 +108,53 @@ pub fn run(cmd: TopicCommand) -> anyhow::Result<()> {
         TopicCommand::Describe { name, conn } => {
             let mut client = Client::connect(&conn.bootstrap_server)?;
             let md = client.metadata(Some(&[name.as_str()]))?;
-            let Some(t) = md.topics.first() else { bail!("no answer for topic {name}") };
+            let Some(t) = md.topics.first() else {
+                bail!("no answer for topic {name}")
+            };
             if t.error_code != 0 {
                 bail!("cannot describe topic {name}: {}", error_name(t.error_code));
             }
-            println!("Topic: {name}\tTopicId: {}\tPartitionCount: {}", t.topic_id, t.partitions.len());
+            println!(
+                "Topic: {name}\tTopicId: {}\tPartitionCount: {}",
+                t.topic_id,
+                t.partitions.len()
+            );
             for p in &t.partitions {
-                let ids = |v: &[nurt_protocol::kafka_protocol::messages::BrokerId]| v.iter().map(|b| b.0.to_string()).collect::<Vec<_>>().join(",");
-                println!("\tPartition: {}\tLeader: {}\tLeaderEpoch: {}\tReplicas: {}\tIsr: {}", p.partition_index, p.leader_id.0, p.leader_epoch, ids(&p.replica_nodes), ids(&p.isr_nodes));
+                let ids = |v: &[nurt_protocol::kafka_protocol::messages::BrokerId]| {
+                    v.iter().map(|b| b.0.to_string()).collect::<Vec<_>>().join(",")
+                };
+                println!(
+                    "\tPartition: {}\tLeader: {}\tLeaderEpoch: {}\tReplicas: {}\tIsr: {}",
+                    p.partition_index,
+                    p.leader_id.0,
+                    p.leader_epoch,
+                    ids(&p.replica_nodes),
+                    ids(&p.isr_nodes)
+                );
             }
-            let request = DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default().with_resource_type(2).with_resource_name(StrBytes::from_string(name.clone()))]);
+            let request = DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(StrBytes::from_string(name.clone()))]);
             let configs = client.send(&request, 4)?;
             for r in configs.results {
                 for c in r.configs {
                     let marker = if c.config_source == 5 { "" } else { "  (set)" };
-                    println!("\t{}={}{marker}", c.name, c.value.map(|v| v.to_string()).unwrap_or_default());
+                    println!(
+                        "\t{}={}{marker}",
+                        c.name,
+                        c.value.map(|v| v.to_string()).unwrap_or_default()
+                    );
                 }
             }
         }
         TopicCommand::Delete { name, conn } => {
             let mut client = Client::connect(&conn.bootstrap_server)?;
-            let response = client.send(&DeleteTopicsRequest::default().with_topic_names(vec![topic_name(&name)]).with_timeout_ms(30_000), 5)?;
+            let response = client.send(
+                &DeleteTopicsRequest::default()
+                    .with_topic_names(vec![topic_name(&name)])
+                    .with_timeout_ms(30_000),
+                5,
+            )?;
             for r in response.responses {
                 if r.error_code != 0 {
                     bail!("cannot delete topic {name}: {}", error_name(r.error_code));

@@ -12,6 +12,9 @@ pub fn describe_cluster(broker: &Broker, _request: DescribeClusterRequest) -> De
     DescribeClusterResponse::default()
         .with_cluster_id(sb(broker.cluster_id.clone()))
         .with_controller_id(BrokerId(broker.node_id))
-        .with_brokers(vec![DescribeClusterBroker::default().with_broker_id(BrokerId(broker.node_id)).with_host(sb(host)).with_port(port)])
+        .with_brokers(vec![DescribeClusterBroker::default()
+            .with_broker_id(BrokerId(broker.node_id))
+            .with_host(sb(host))
+            .with_port(port)])
         .with_cluster_authorized_operations(i32::MIN)
 }

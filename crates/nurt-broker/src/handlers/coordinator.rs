@@ -14,7 +14,10 @@ fn lookup(key_type: i8) -> (i16, Option<StrBytes>) {
     if key_type == GROUP {
         (codes::NONE, None)
     } else {
-        (codes::COORDINATOR_NOT_AVAILABLE, Some(sb("transactions are not supported yet")))
+        (
+            codes::COORDINATOR_NOT_AVAILABLE,
+            Some(sb("transactions are not supported yet")),
+        )
     }
 }
 
@@ -23,8 +26,16 @@ pub fn find_coordinator(broker: &Broker, request: FindCoordinatorRequest, versio
     let (error, message) = lookup(request.key_type);
     let node = if error == codes::NONE { broker.node_id } else { -1 };
     if version < 4 {
-        let response = FindCoordinatorResponse::default().with_error_code(error).with_node_id(BrokerId(node)).with_host(sb(if node >= 0 { host } else { String::new() })).with_port(if node >= 0 { port } else { -1 });
-        return if version >= 1 { response.with_error_message(message) } else { response };
+        let response = FindCoordinatorResponse::default()
+            .with_error_code(error)
+            .with_node_id(BrokerId(node))
+            .with_host(sb(if node >= 0 { host } else { String::new() }))
+            .with_port(if node >= 0 { port } else { -1 });
+        return if version >= 1 {
+            response.with_error_message(message)
+        } else {
+            response
+        };
     }
     let coordinators = request
         .coordinator_keys

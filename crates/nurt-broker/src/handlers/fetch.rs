@@ -18,16 +18,31 @@ use crate::{codes, Broker};
 const MAX_WAIT_CAP_MS: u64 = 30_000;
 
 fn partition_error(index: i32, code: i16) -> PartitionData {
-    PartitionData::default().with_partition_index(index).with_error_code(code).with_high_watermark(-1).with_last_stable_offset(-1).with_log_start_offset(-1)
+    PartitionData::default()
+        .with_partition_index(index)
+        .with_error_code(code)
+        .with_high_watermark(-1)
+        .with_last_stable_offset(-1)
+        .with_log_start_offset(-1)
 }
 
 /// Reads every requested partition once; returns the topics and the record bytes found.
-fn read_once(broker: &Broker, topics: &[FetchTopic], version: i16, max_bytes: usize, refuse_code: i16) -> (Vec<FetchableTopicResponse>, usize, bool) {
+fn read_once(
+    broker: &Broker,
+    topics: &[FetchTopic],
+    version: i16,
+    max_bytes: usize,
+    refuse_code: i16,
+) -> (Vec<FetchableTopicResponse>, usize, bool) {
     let mut total = 0usize;
     let mut had_error = false;
     let mut out = Vec::with_capacity(topics.len());
     for topic in topics {
-        let name = if version >= 13 { broker.topic_name_by_id(topic.topic_id.as_bytes()) } else { Some(topic.topic.0.to_string()) };
+        let name = if version >= 13 {
+            broker.topic_name_by_id(topic.topic_id.as_bytes())
+        } else {
+            Some(topic.topic.0.to_string())
+        };
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for p in &topic.partitions {
             let partition = name.as_deref().and_then(|n| broker.partition(n, p.partition));
@@ -41,7 +56,9 @@ fn read_once(broker: &Broker, topics: &[FetchTopic], version: i16, max_bytes: us
                         partition_error(p.partition, epoch_code)
                     } else {
                         // KIP-74: the first partition with data may exceed max_bytes by one batch.
-                        let budget = max_bytes.saturating_sub(total).min(p.partition_max_bytes.max(0) as usize);
+                        let budget = max_bytes
+                            .saturating_sub(total)
+                            .min(p.partition_max_bytes.max(0) as usize);
                         let may_read = budget > 0 || total == 0;
                         match partition.read(p.fetch_offset, budget) {
                             Ok((slice, offsets)) => {
@@ -63,9 +80,16 @@ fn read_once(broker: &Broker, topics: &[FetchTopic], version: i16, max_bytes: us
                                     .with_log_start_offset(offsets.log_start_offset)
                                     .with_records(Some(records))
                             }
-                            Err(LogError::OffsetOutOfRange { log_start_offset, log_end_offset, .. }) => {
+                            Err(LogError::OffsetOutOfRange {
+                                log_start_offset,
+                                log_end_offset,
+                                ..
+                            }) => {
                                 had_error = true;
-                                partition_error(p.partition, codes::OFFSET_OUT_OF_RANGE).with_high_watermark(log_end_offset).with_last_stable_offset(log_end_offset).with_log_start_offset(log_start_offset)
+                                partition_error(p.partition, codes::OFFSET_OUT_OF_RANGE)
+                                    .with_high_watermark(log_end_offset)
+                                    .with_last_stable_offset(log_end_offset)
+                                    .with_log_start_offset(log_start_offset)
                             }
                             Err(e) => {
                                 tracing::error!("fetch from {}-{}: {e}", partition.topic, partition.index);
@@ -82,7 +106,11 @@ fn read_once(broker: &Broker, topics: &[FetchTopic], version: i16, max_bytes: us
             partitions.push(data);
         }
         let entry = FetchableTopicResponse::default().with_partitions(partitions);
-        out.push(if version >= 13 { entry.with_topic_id(topic.topic_id) } else { entry.with_topic(TopicName(sb(topic.topic.0.to_string()))) });
+        out.push(if version >= 13 {
+            entry.with_topic_id(topic.topic_id)
+        } else {
+            entry.with_topic(TopicName(sb(topic.topic.0.to_string())))
+        });
     }
     (out, total, had_error)
 }
@@ -90,7 +118,11 @@ fn read_once(broker: &Broker, topics: &[FetchTopic], version: i16, max_bytes: us
 pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -> FetchResponse {
     // Only brokers replicate, and a client cannot prove it is one (CVE-2018-1288).
     let claims_replica = request.replica_id.0 >= 0 || request.replica_state.replica_id.0 >= 0;
-    let refuse_code = if claims_replica { codes::CLUSTER_AUTHORIZATION_FAILED } else { codes::NONE };
+    let refuse_code = if claims_replica {
+        codes::CLUSTER_AUTHORIZATION_FAILED
+    } else {
+        codes::NONE
+    };
     if request.session_id > 0 {
         return FetchResponse::default().with_error_code(codes::FETCH_SESSION_ID_NOT_FOUND);
     }

@@ -1,8 +1,14 @@
 //! ListOffsets (earliest, latest, max timestamp, by timestamp) and OffsetForLeaderEpoch.
 
-use nurt_protocol::kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
-use nurt_protocol::kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset, OffsetForLeaderTopicResult};
-use nurt_protocol::kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
+use nurt_protocol::kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use nurt_protocol::kafka_protocol::messages::offset_for_leader_epoch_response::{
+    EpochEndOffset, OffsetForLeaderTopicResult,
+};
+use nurt_protocol::kafka_protocol::messages::{
+    ListOffsetsRequest, ListOffsetsResponse, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse,
+};
 use nurt_records::record::decode_batch;
 
 use crate::partition::Partition;
@@ -30,8 +36,15 @@ fn lookup(partition: &Partition, timestamp: i64) -> Result<(i64, i64), i16> {
         MAX_TIMESTAMP => partition.max_timestamp().map_err(storage)?.unwrap_or((-1, -1)),
         ts if ts < 0 => return Err(codes::INVALID_REQUEST),
         ts => {
-            let Some(slice) = partition.find_by_timestamp(ts).map_err(storage)? else { return Ok((-1, -1)) };
-            let bytes = slice.read_to_vec().map_err(|e| storage(nurt_log::LogError::Io { path: Default::default(), source: e }))?;
+            let Some(slice) = partition.find_by_timestamp(ts).map_err(storage)? else {
+                return Ok((-1, -1));
+            };
+            let bytes = slice.read_to_vec().map_err(|e| {
+                storage(nurt_log::LogError::Io {
+                    path: Default::default(),
+                    source: e,
+                })
+            })?;
             let (_, records) = decode_batch(&bytes, DECOMPRESSED_BYTES_MAX).map_err(|_| codes::CORRUPT_MESSAGE)?;
             records
                 .iter()
@@ -50,7 +63,10 @@ pub fn handle(broker: &Broker, request: ListOffsetsRequest, version: i16) -> Lis
                 .partitions
                 .iter()
                 .map(|p| {
-                    let resp = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index).with_timestamp(-1).with_offset(-1);
+                    let resp = ListOffsetsPartitionResponse::default()
+                        .with_partition_index(p.partition_index)
+                        .with_timestamp(-1)
+                        .with_offset(-1);
                     let Some(partition) = broker.partition(&topic.name.0, p.partition_index) else {
                         return resp.with_error_code(codes::UNKNOWN_TOPIC_OR_PARTITION);
                     };
@@ -61,13 +77,19 @@ pub fn handle(broker: &Broker, request: ListOffsetsRequest, version: i16) -> Lis
                     match lookup(&partition, p.timestamp) {
                         Ok((timestamp, offset)) => {
                             let resp = resp.with_timestamp(timestamp).with_offset(offset);
-                            if version >= 4 { resp.with_leader_epoch(partition.leader_epoch) } else { resp }
+                            if version >= 4 {
+                                resp.with_leader_epoch(partition.leader_epoch)
+                            } else {
+                                resp
+                            }
                         }
                         Err(code) => resp.with_error_code(code),
                     }
                 })
                 .collect();
-            ListOffsetsTopicResponse::default().with_name(topic.name).with_partitions(partitions)
+            ListOffsetsTopicResponse::default()
+                .with_name(topic.name)
+                .with_partitions(partitions)
         })
         .collect();
     ListOffsetsResponse::default().with_topics(topics)
@@ -82,7 +104,10 @@ pub fn offset_for_leader_epoch(broker: &Broker, request: OffsetForLeaderEpochReq
                 .partitions
                 .iter()
                 .map(|p| {
-                    let resp = EpochEndOffset::default().with_partition(p.partition).with_leader_epoch(-1).with_end_offset(-1);
+                    let resp = EpochEndOffset::default()
+                        .with_partition(p.partition)
+                        .with_leader_epoch(-1)
+                        .with_end_offset(-1);
                     let Some(partition) = broker.partition(&topic.topic.0, p.partition) else {
                         return resp.with_error_code(codes::UNKNOWN_TOPIC_OR_PARTITION);
                     };
@@ -96,7 +121,9 @@ pub fn offset_for_leader_epoch(broker: &Broker, request: OffsetForLeaderEpochReq
                     }
                 })
                 .collect();
-            OffsetForLeaderTopicResult::default().with_topic(topic.topic).with_partitions(partitions)
+            OffsetForLeaderTopicResult::default()
+                .with_topic(topic.topic)
+                .with_partitions(partitions)
         })
         .collect();
     OffsetForLeaderEpochResponse::default().with_topics(topics)

@@ -2,7 +2,9 @@
 
 use nurt_metadata::controller::{create_topic, NewTopic};
 use nurt_metadata::TopicInfo;
-use nurt_protocol::kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
+use nurt_protocol::kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
 use nurt_protocol::kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 
 use super::sb;
@@ -23,13 +25,26 @@ pub(crate) fn topic_entry(info: &TopicInfo, version: i16) -> MetadataResponseTop
                 .with_replica_nodes(replicas)
         })
         .collect();
-    let entry = MetadataResponseTopic::default().with_name(Some(TopicName(sb(info.name.clone())))).with_partitions(partitions);
-    let entry = if version >= 10 { entry.with_topic_id(uuid::Uuid::from_bytes(info.topic_id)) } else { entry };
-    if version >= 8 { entry.with_topic_authorized_operations(i32::MIN) } else { entry }
+    let entry = MetadataResponseTopic::default()
+        .with_name(Some(TopicName(sb(info.name.clone()))))
+        .with_partitions(partitions);
+    let entry = if version >= 10 {
+        entry.with_topic_id(uuid::Uuid::from_bytes(info.topic_id))
+    } else {
+        entry
+    };
+    if version >= 8 {
+        entry.with_topic_authorized_operations(i32::MIN)
+    } else {
+        entry
+    }
 }
 
 fn error_entry(name: Option<String>, topic_id: uuid::Uuid, code: i16) -> MetadataResponseTopic {
-    MetadataResponseTopic::default().with_name(name.map(|n| TopicName(sb(n)))).with_topic_id(topic_id).with_error_code(code)
+    MetadataResponseTopic::default()
+        .with_name(name.map(|n| TopicName(sb(n))))
+        .with_topic_id(topic_id)
+        .with_error_code(code)
 }
 
 /// Creates `name` with the broker defaults (auto.create.topics.enable).
@@ -87,11 +102,20 @@ pub fn handle(broker: &Broker, request: MetadataRequest, version: i16) -> Metada
                 (Some(info), _) => topic_entry(&info, version),
                 (None, None) => error_entry(None, wanted.topic_id, codes::UNKNOWN_TOPIC_ID),
                 (None, Some(n)) if auto_create_allowed => match auto_create(broker, &n) {
-                    Ok(()) => broker.metadata.image().topic(&n).map(|t| topic_entry(t, version)).unwrap_or_else(|| error_entry(Some(n), uuid::Uuid::nil(), codes::UNKNOWN_TOPIC_OR_PARTITION)),
+                    Ok(()) => broker
+                        .metadata
+                        .image()
+                        .topic(&n)
+                        .map(|t| topic_entry(t, version))
+                        .unwrap_or_else(|| error_entry(Some(n), uuid::Uuid::nil(), codes::UNKNOWN_TOPIC_OR_PARTITION)),
                     Err(code) => error_entry(Some(n), uuid::Uuid::nil(), code),
                 },
                 (None, Some(n)) => {
-                    let code = if nurt_metadata::controller::validate_topic_name(&n).is_err() { codes::INVALID_TOPIC_EXCEPTION } else { codes::UNKNOWN_TOPIC_OR_PARTITION };
+                    let code = if nurt_metadata::controller::validate_topic_name(&n).is_err() {
+                        codes::INVALID_TOPIC_EXCEPTION
+                    } else {
+                        codes::UNKNOWN_TOPIC_OR_PARTITION
+                    };
                     error_entry(Some(n), uuid::Uuid::nil(), code)
                 }
             };
@@ -99,7 +123,10 @@ pub fn handle(broker: &Broker, request: MetadataRequest, version: i16) -> Metada
         }
     }
     let response = MetadataResponse::default()
-        .with_brokers(vec![MetadataResponseBroker::default().with_node_id(BrokerId(broker.node_id)).with_host(sb(host)).with_port(port)])
+        .with_brokers(vec![MetadataResponseBroker::default()
+            .with_node_id(BrokerId(broker.node_id))
+            .with_host(sb(host))
+            .with_port(port)])
         .with_cluster_id(Some(sb(broker.cluster_id.clone())))
         .with_controller_id(BrokerId(broker.node_id))
         .with_topics(topics);

@@ -31,7 +31,9 @@ pub async fn handle(broker: &Arc<Broker>, request: DecodedRequest) -> Option<Res
         RequestKind::Produce(r) => return produce::handle(broker, r, v).map(ResponseKind::Produce),
         RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(broker, r, v).await),
         RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(broker, r, v)),
-        RequestKind::OffsetForLeaderEpoch(r) => ResponseKind::OffsetForLeaderEpoch(list_offsets::offset_for_leader_epoch(broker, r)),
+        RequestKind::OffsetForLeaderEpoch(r) => {
+            ResponseKind::OffsetForLeaderEpoch(list_offsets::offset_for_leader_epoch(broker, r))
+        }
         RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(topics::create_topics(broker, r, v)),
         RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(topics::delete_topics(broker, r, v)),
         RequestKind::CreatePartitions(r) => ResponseKind::CreatePartitions(topics::create_partitions(broker, r)),

@@ -23,7 +23,13 @@ fn error_for(e: &AppendError) -> i16 {
 }
 
 fn failed(index: i32, code: i16, message: Option<String>) -> PartitionProduceResponse {
-    PartitionProduceResponse::default().with_index(index).with_error_code(code).with_base_offset(-1).with_log_append_time_ms(-1).with_log_start_offset(-1).with_error_message(message.map(sb))
+    PartitionProduceResponse::default()
+        .with_index(index)
+        .with_error_code(code)
+        .with_base_offset(-1)
+        .with_log_append_time_ms(-1)
+        .with_log_start_offset(-1)
+        .with_error_message(message.map(sb))
 }
 
 /// Handles a produce request; `None` for acks=0 (Kafka sends nothing back).
@@ -34,13 +40,25 @@ pub fn handle(broker: &Broker, request: ProduceRequest, version: i16) -> Option<
     let mut appended_any = false;
     let mut responses = Vec::with_capacity(request.topic_data.len());
     for topic in request.topic_data {
-        let name = if version >= 13 { broker.topic_name_by_id(topic.topic_id.as_bytes()) } else { Some(topic.name.0.to_string()) };
+        let name = if version >= 13 {
+            broker.topic_name_by_id(topic.topic_id.as_bytes())
+        } else {
+            Some(topic.name.0.to_string())
+        };
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for p in topic.partition_data {
             let partition = name.as_deref().and_then(|n| broker.partition(n, p.index));
             let response = match (partition, p.records) {
                 _ if !valid_acks => failed(p.index, codes::INVALID_REQUIRED_ACKS, None),
-                (None, _) => failed(p.index, if version >= 13 && name.is_none() { codes::UNKNOWN_TOPIC_ID } else { codes::UNKNOWN_TOPIC_OR_PARTITION }, None),
+                (None, _) => failed(
+                    p.index,
+                    if version >= 13 && name.is_none() {
+                        codes::UNKNOWN_TOPIC_ID
+                    } else {
+                        codes::UNKNOWN_TOPIC_OR_PARTITION
+                    },
+                    None,
+                ),
                 (Some(_), None) => failed(p.index, codes::CORRUPT_MESSAGE, Some("no records".into())),
                 (Some(partition), Some(records)) => match partition.append(&records, now) {
                     Ok(a) => {
@@ -62,7 +80,11 @@ pub fn handle(broker: &Broker, request: ProduceRequest, version: i16) -> Option<
             partitions.push(response);
         }
         let entry = TopicProduceResponse::default().with_partition_responses(partitions);
-        responses.push(if version >= 13 { entry.with_topic_id(topic.topic_id) } else { entry.with_name(TopicName(topic.name.0)) });
+        responses.push(if version >= 13 {
+            entry.with_topic_id(topic.topic_id)
+        } else {
+            entry.with_name(TopicName(topic.name.0))
+        });
     }
     if appended_any {
         broker.notify_data();

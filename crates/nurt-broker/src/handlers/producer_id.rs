@@ -8,7 +8,9 @@ use crate::{codes, Broker};
 /// always gets a fresh id, even when it names its old one (KIP-360 bumps only apply to
 /// transactional ids, which need the transaction coordinator: not yet).
 pub fn init_producer_id(broker: &Broker, request: InitProducerIdRequest) -> InitProducerIdResponse {
-    let response = InitProducerIdResponse::default().with_producer_id(ProducerId(-1)).with_producer_epoch(-1);
+    let response = InitProducerIdResponse::default()
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
     if request.transactional_id.is_some() {
         return response.with_error_code(codes::TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
     }
