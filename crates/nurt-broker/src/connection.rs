@@ -10,13 +10,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
+use nurt_log::ReadSlice;
+use nurt_protocol::fetch::{encode_fetch_response, Part};
 use nurt_protocol::{decode_request, encode_response, frame, ProtocolError};
+use tokio::io::Interest;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
-use crate::{handlers, Broker};
+use crate::handlers::{self, Reply};
+use crate::Broker;
 
 /// Responses queued for the writer before the reader waits (back-pressure).
 const RESPONSES_QUEUED_MAX: usize = 16;
@@ -71,19 +75,68 @@ async fn read_frame(
     Ok(buf.split_to(len).freeze())
 }
 
-async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<BytesMut>) {
+/// An encoded response: byte runs and file ranges, written in order.
+type Outgoing = Vec<Part<ReadSlice>>;
+
+/// Record sets at least this large go from the segment to the socket with `sendfile`;
+/// smaller ones are read and written with the surrounding bytes (fewer syscalls).
+const SENDFILE_MIN_BYTES: usize = 32 * 1024;
+
+/// Sends a file range with `sendfile(2)`, waiting for socket space.
+async fn send_file(wr: &OwnedWriteHalf, slice: &ReadSlice) -> std::io::Result<()> {
+    let stream: &TcpStream = wr.as_ref();
+    let mut offset = slice.position;
+    let end = slice.position + slice.len as u64;
+    while offset < end {
+        let want = (end - offset) as usize;
+        let sent = stream
+            .async_io(Interest::WRITABLE, || {
+                rustix::fs::sendfile(stream, &*slice.file, Some(&mut offset), want).map_err(std::io::Error::from)
+            })
+            .await?;
+        if sent == 0 {
+            // The file shrank under us: the declared length can no longer be honoured.
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+    }
+    Ok(())
+}
+
+/// Writes one part; small record sets join the pending bytes, large ones are sent from the
+/// file after flushing what is pending.
+async fn write_part(wr: &mut OwnedWriteHalf, pending: &mut BytesMut, part: Part<ReadSlice>) -> std::io::Result<()> {
+    match part {
+        Part::Bytes(b) => pending.extend_from_slice(&b),
+        Part::Records(slice, len) if len < SENDFILE_MIN_BYTES => pending.extend_from_slice(&slice.read_to_vec()?),
+        Part::Records(slice, _) => {
+            wr.write_all(pending).await?;
+            pending.clear();
+            send_file(wr, &slice).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>) {
+    let mut pending = BytesMut::new();
     while let Some(first) = rx.recv().await {
-        let mut out = first;
-        // Coalesce whatever else is ready into one write.
-        while out.len() < 1 << 20 {
+        let mut responses = vec![first];
+        // Coalesce whatever else is ready into as few writes as possible.
+        while responses.len() < 64 {
             match rx.try_recv() {
-                Ok(more) => out.extend_from_slice(&more),
+                Ok(more) => responses.push(more),
                 Err(_) => break,
             }
         }
-        if wr.write_all(&out).await.is_err() {
+        for part in responses.into_iter().flatten() {
+            if write_part(&mut wr, &mut pending, part).await.is_err() {
+                return;
+            }
+        }
+        if wr.write_all(&pending).await.is_err() {
             return;
         }
+        pending.clear();
     }
     let _ = wr.shutdown().await;
 }
@@ -92,7 +145,7 @@ async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<BytesMut>) {
 pub async fn run(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr, mut shutdown: watch::Receiver<bool>) {
     let _ = stream.set_nodelay(true);
     let (mut rd, wr) = stream.into_split();
-    let (tx, rx) = mpsc::channel::<BytesMut>(RESPONSES_QUEUED_MAX);
+    let (tx, rx) = mpsc::channel::<Outgoing>(RESPONSES_QUEUED_MAX);
     let writer = tokio::spawn(write_loop(wr, rx));
     let max_bytes = broker.config.socket_request_max_bytes();
     let idle = Duration::from_millis(broker.config.connections_max_idle_ms());
@@ -123,7 +176,9 @@ pub async fn run(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr, mut s
             Err(ProtocolError::UnsupportedVersion { api_key: 18, .. }) => {
                 let correlation_id = nurt_protocol::header::peek(&frame).map_or(0, |h| h.2);
                 if tx
-                    .send(handlers::unsupported_version_response(correlation_id))
+                    .send(vec![Part::Bytes(
+                        handlers::unsupported_version_response(correlation_id).freeze(),
+                    )])
                     .await
                     .is_err()
                 {
@@ -141,14 +196,18 @@ pub async fn run(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr, mut s
             request.header.api_version,
             request.header.correlation_id,
         );
-        let Some(response) = handlers::handle(&broker, request).await else {
-            continue;
+        let out = match handlers::handle(&broker, request).await {
+            Reply::None => continue,
+            Reply::Fetch(parts) => encode_fetch_response(version, correlation_id, parts),
+            Reply::Message(response) => {
+                let mut buf = BytesMut::new();
+                if let Err(e) = encode_response(&mut buf, api_key, version, correlation_id, &response) {
+                    tracing::error!("cannot encode {api_key:?} v{version} response for {peer}: {e}");
+                    break;
+                }
+                vec![Part::Bytes(buf.freeze())]
+            }
         };
-        let mut out = BytesMut::new();
-        if let Err(e) = encode_response(&mut out, api_key, version, correlation_id, &response) {
-            tracing::error!("cannot encode {api_key:?} v{version} response for {peer}: {e}");
-            break;
-        }
         if tx.send(out).await.is_err() {
             break;
         }

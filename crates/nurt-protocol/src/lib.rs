@@ -7,6 +7,7 @@
 //! received, so the generated decoders (which pre-allocate from lengths) never see a lie.
 
 pub mod error;
+pub mod fetch;
 pub mod frame;
 pub mod guard;
 pub mod header;

@@ -5,35 +5,82 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use nurt_log::LogError;
-use nurt_protocol::kafka_protocol::messages::fetch_request::FetchTopic;
-use nurt_protocol::kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use nurt_protocol::kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use nurt_log::{LogError, ReadSlice};
+use nurt_protocol::fetch::{FetchPartition, FetchResponseParts, FetchTopic as TopicOut};
+use nurt_protocol::kafka_protocol::messages::fetch_request::{FetchPartition as RequestPartition, FetchTopic};
+use nurt_protocol::kafka_protocol::messages::FetchRequest;
 
-use super::sb;
+use crate::partition::Partition;
 use crate::{codes, Broker};
+
+/// The response: record sets stay file ranges until the connection writes them.
+pub type FetchReply = FetchResponseParts<ReadSlice>;
 
 /// Longest a fetch may wait, whatever the client asks.
 const MAX_WAIT_CAP_MS: u64 = 30_000;
 
-fn partition_error(index: i32, code: i16) -> PartitionData {
-    PartitionData::default()
-        .with_partition_index(index)
-        .with_error_code(code)
-        .with_high_watermark(-1)
-        .with_last_stable_offset(-1)
-        .with_log_start_offset(-1)
+fn partition_error(index: i32, code: i16) -> FetchPartition<ReadSlice> {
+    FetchPartition {
+        partition_index: index,
+        error_code: code,
+        high_watermark: -1,
+        last_stable_offset: -1,
+        log_start_offset: -1,
+        records: None,
+    }
 }
 
-/// Reads every requested partition once; returns the topics and the record bytes found.
+/// Locates one partition's records (a file range, not yet read) within `budget` bytes.
+fn read_partition(
+    partition: &Partition,
+    request: &RequestPartition,
+    budget: usize,
+    first: bool,
+) -> FetchPartition<ReadSlice> {
+    let epoch_code = codes::leader_epoch_check(request.current_leader_epoch, partition.leader_epoch);
+    if epoch_code != codes::NONE {
+        return partition_error(request.partition, epoch_code);
+    }
+    // KIP-74: the first partition with data may exceed the budget by one batch.
+    let may_read = budget > 0 || first;
+    match partition.read(request.fetch_offset, budget) {
+        Ok((slice, offsets)) => FetchPartition {
+            partition_index: request.partition,
+            error_code: codes::NONE,
+            high_watermark: offsets.high_watermark,
+            last_stable_offset: offsets.high_watermark,
+            log_start_offset: offsets.log_start_offset,
+            records: slice.filter(|_| may_read).map(|s| {
+                let len = s.len;
+                (s, len)
+            }),
+        },
+        Err(LogError::OffsetOutOfRange {
+            log_start_offset,
+            log_end_offset,
+            ..
+        }) => FetchPartition {
+            high_watermark: log_end_offset,
+            last_stable_offset: log_end_offset,
+            log_start_offset,
+            ..partition_error(request.partition, codes::OFFSET_OUT_OF_RANGE)
+        },
+        Err(e) => {
+            tracing::error!("fetch from {}-{}: {e}", partition.topic, partition.index);
+            partition_error(request.partition, codes::KAFKA_STORAGE_ERROR)
+        }
+    }
+}
+
+/// Reads every requested partition once; returns the topics, the record bytes found, and
+/// whether any partition answered with an error (which ends a long poll).
 fn read_once(
     broker: &Broker,
     topics: &[FetchTopic],
     version: i16,
     max_bytes: usize,
     refuse_code: i16,
-) -> (Vec<FetchableTopicResponse>, usize, bool) {
+) -> (Vec<TopicOut<ReadSlice>>, usize, bool) {
     let mut total = 0usize;
     let mut had_error = false;
     let mut out = Vec::with_capacity(topics.len());
@@ -45,77 +92,39 @@ fn read_once(
         };
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for p in &topic.partitions {
-            let partition = name.as_deref().and_then(|n| broker.partition(n, p.partition));
-            let data = match partition {
+            let data = match name.as_deref().and_then(|n| broker.partition(n, p.partition)) {
                 _ if refuse_code != codes::NONE => partition_error(p.partition, refuse_code),
                 None if name.is_none() => partition_error(p.partition, codes::UNKNOWN_TOPIC_ID),
                 None => partition_error(p.partition, codes::UNKNOWN_TOPIC_OR_PARTITION),
                 Some(partition) => {
-                    let epoch_code = codes::leader_epoch_check(p.current_leader_epoch, partition.leader_epoch);
-                    if epoch_code != codes::NONE {
-                        partition_error(p.partition, epoch_code)
-                    } else {
-                        // KIP-74: the first partition with data may exceed max_bytes by one batch.
-                        let budget = max_bytes
-                            .saturating_sub(total)
-                            .min(p.partition_max_bytes.max(0) as usize);
-                        let may_read = budget > 0 || total == 0;
-                        match partition.read(p.fetch_offset, budget) {
-                            Ok((slice, offsets)) => {
-                                let records = match slice.filter(|_| may_read).map(|s| s.read_to_vec()) {
-                                    Some(Ok(bytes)) => Bytes::from(bytes),
-                                    Some(Err(e)) => {
-                                        tracing::error!("reading {}-{}: {e}", partition.topic, partition.index);
-                                        had_error = true;
-                                        partitions.push(partition_error(p.partition, codes::KAFKA_STORAGE_ERROR));
-                                        continue;
-                                    }
-                                    None => Bytes::new(),
-                                };
-                                total += records.len();
-                                PartitionData::default()
-                                    .with_partition_index(p.partition)
-                                    .with_high_watermark(offsets.high_watermark)
-                                    .with_last_stable_offset(offsets.high_watermark)
-                                    .with_log_start_offset(offsets.log_start_offset)
-                                    .with_records(Some(records))
-                            }
-                            Err(LogError::OffsetOutOfRange {
-                                log_start_offset,
-                                log_end_offset,
-                                ..
-                            }) => {
-                                had_error = true;
-                                partition_error(p.partition, codes::OFFSET_OUT_OF_RANGE)
-                                    .with_high_watermark(log_end_offset)
-                                    .with_last_stable_offset(log_end_offset)
-                                    .with_log_start_offset(log_start_offset)
-                            }
-                            Err(e) => {
-                                tracing::error!("fetch from {}-{}: {e}", partition.topic, partition.index);
-                                had_error = true;
-                                partition_error(p.partition, codes::KAFKA_STORAGE_ERROR)
-                            }
-                        }
-                    }
+                    let budget = max_bytes
+                        .saturating_sub(total)
+                        .min(p.partition_max_bytes.max(0) as usize);
+                    read_partition(&partition, p, budget, total == 0)
                 }
             };
-            if data.error_code != codes::NONE {
-                had_error = true;
-            }
+            total += data.records.as_ref().map_or(0, |r| r.1);
+            had_error |= data.error_code != codes::NONE;
             partitions.push(data);
         }
-        let entry = FetchableTopicResponse::default().with_partitions(partitions);
-        out.push(if version >= 13 {
-            entry.with_topic_id(topic.topic_id)
-        } else {
-            entry.with_topic(TopicName(sb(topic.topic.0.to_string())))
+        out.push(TopicOut {
+            name: topic.topic.0.to_string(),
+            topic_id: *topic.topic_id.as_bytes(),
+            partitions,
         });
     }
     (out, total, had_error)
 }
 
-pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -> FetchResponse {
+fn reply(topics: Vec<TopicOut<ReadSlice>>) -> FetchReply {
+    FetchResponseParts {
+        error_code: codes::NONE,
+        session_id: 0,
+        topics,
+    }
+}
+
+pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -> FetchReply {
     // Only brokers replicate, and a client cannot prove it is one (CVE-2018-1288).
     let claims_replica = request.replica_id.0 >= 0 || request.replica_state.replica_id.0 >= 0;
     let refuse_code = if claims_replica {
@@ -124,7 +133,11 @@ pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -
         codes::NONE
     };
     if request.session_id > 0 {
-        return FetchResponse::default().with_error_code(codes::FETCH_SESSION_ID_NOT_FOUND);
+        return FetchResponseParts {
+            error_code: codes::FETCH_SESSION_ID_NOT_FOUND,
+            session_id: 0,
+            topics: vec![],
+        };
     }
     let max_bytes = request.max_bytes.max(0) as usize;
     let min_bytes = request.min_bytes.max(0) as usize;
@@ -136,12 +149,12 @@ pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -
         let (topics, bytes, had_error) = read_once(broker, &request.topics, version, max_bytes, refuse_code);
         let expired = tokio::time::Instant::now() >= deadline;
         if bytes >= min_bytes || had_error || expired {
-            return FetchResponse::default().with_responses(topics);
+            return reply(topics);
         }
         if !matches!(tokio::time::timeout_at(deadline, data.changed()).await, Ok(Ok(()))) {
             // Timed out: one last read picks up anything that raced the deadline.
             let (topics, _, _) = read_once(broker, &request.topics, version, max_bytes, refuse_code);
-            return FetchResponse::default().with_responses(topics);
+            return reply(topics);
         }
     }
 }

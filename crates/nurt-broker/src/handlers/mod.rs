@@ -22,14 +22,28 @@ use crate::Broker;
 
 pub use api_versions::unsupported_version_response;
 
-/// Handles one request; `None` means no response is sent (Produce with acks=0).
-pub async fn handle(broker: &Arc<Broker>, request: DecodedRequest) -> Option<ResponseKind> {
+/// What a handler answers.
+#[derive(Debug)]
+pub enum Reply {
+    /// Nothing is sent (Produce with acks=0).
+    None,
+    /// A response encoded by `kafka-protocol`.
+    Message(Box<ResponseKind>),
+    /// A Fetch response whose record sets are still file ranges.
+    Fetch(fetch::FetchReply),
+}
+
+/// Handles one request.
+pub async fn handle(broker: &Arc<Broker>, request: DecodedRequest) -> Reply {
     let v = request.header.api_version;
-    Some(match request.body {
+    Reply::Message(Box::new(match request.body {
         RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions::handle()),
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(broker, r, v)),
-        RequestKind::Produce(r) => return produce::handle(broker, r, v).map(ResponseKind::Produce),
-        RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(broker, r, v).await),
+        RequestKind::Produce(r) => match produce::handle(broker, r, v) {
+            Some(response) => ResponseKind::Produce(response),
+            None => return Reply::None,
+        },
+        RequestKind::Fetch(r) => return Reply::Fetch(fetch::handle(broker, r, v).await),
         RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(broker, r, v)),
         RequestKind::OffsetForLeaderEpoch(r) => {
             ResponseKind::OffsetForLeaderEpoch(list_offsets::offset_for_leader_epoch(broker, r))
@@ -42,8 +56,8 @@ pub async fn handle(broker: &Arc<Broker>, request: DecodedRequest) -> Option<Res
         RequestKind::FindCoordinator(r) => ResponseKind::FindCoordinator(coordinator::find_coordinator(broker, r, v)),
         RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(producer_id::init_producer_id(broker, r)),
         // The version gate lets through only the APIs above.
-        _ => return None,
-    })
+        _ => return Reply::None,
+    }))
 }
 
 /// A protocol string from an owned one.
