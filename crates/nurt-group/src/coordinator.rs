@@ -1,0 +1,307 @@
+//! The group coordinator: every group this node coordinates, and their committed offsets.
+//! Each method returns the answers that became ready and the records to persist; the broker
+//! appends the records to the offsets log before it sends the answers.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::classic::{ClassicGroup, ClassicState, JoinRequest, SyncRequest};
+use crate::consumer::{ConsumerGroup, HeartbeatRequest, HeartbeatResponse};
+use crate::offsets::OffsetStore;
+use crate::record::{GroupRecord, OffsetValue};
+use crate::{Completion, GroupConfig, GroupError, Token, TopicId};
+
+/// A group of either protocol.
+#[derive(Debug, Clone)]
+pub enum Group {
+    Classic(ClassicGroup),
+    Consumer(ConsumerGroup),
+}
+
+impl Group {
+    fn has_members(&self) -> bool {
+        match self {
+            Group::Classic(g) => !g.is_empty(),
+            Group::Consumer(g) => !g.is_empty(),
+        }
+    }
+
+    /// (protocol type, state, group type) as ListGroups reports them.
+    pub fn summary(&self) -> (String, String, &'static str) {
+        match self {
+            Group::Classic(g) => (g.protocol_type().unwrap_or_default().to_string(), g.state().name().to_string(), "classic"),
+            Group::Consumer(g) => ("consumer".to_string(), kip848_state_for_list(g.state_name()).to_string(), "consumer"),
+        }
+    }
+}
+
+/// ListGroups shows KIP-848 states capitalized like Kafka does (e.g. "Stable").
+fn kip848_state_for_list(state: &str) -> &'static str {
+    match state {
+        "empty" => "Empty",
+        "assigning" => "Assigning",
+        "reconciling" => "Reconciling",
+        _ => "Stable",
+    }
+}
+
+/// Answers and records produced by one call.
+#[derive(Debug, Default)]
+pub struct Output {
+    pub completions: Vec<(Token, Completion)>,
+    pub records: Vec<GroupRecord>,
+}
+
+/// One offset to commit.
+#[derive(Debug, Clone)]
+pub struct OffsetCommit {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: Option<String>,
+}
+
+/// All groups and their offsets.
+#[derive(Debug, Default)]
+pub struct GroupCoordinator {
+    pub cfg: GroupConfig,
+    groups: HashMap<String, Group>,
+    offsets: OffsetStore,
+}
+
+impl GroupCoordinator {
+    pub fn new(cfg: GroupConfig) -> Self {
+        Self { cfg, groups: HashMap::new(), offsets: OffsetStore::default() }
+    }
+
+    /// Replays a record of the offsets log at start-up.
+    pub fn replay(&mut self, record: &GroupRecord, now_ms: i64) {
+        match record {
+            GroupRecord::Offset { .. } => self.offsets.apply(record),
+            GroupRecord::Group { group, value: Some(v) } => {
+                self.groups.insert(group.clone(), Group::Classic(ClassicGroup::load(group.clone(), v, now_ms)));
+            }
+            GroupRecord::Group { group, value: None } => {
+                self.groups.remove(group);
+            }
+        }
+    }
+
+    /// Applies persisted offset records (the same path as replay).
+    pub fn apply(&mut self, records: &[GroupRecord]) {
+        for r in records {
+            self.offsets.apply(r);
+        }
+    }
+
+    /// A group, if known.
+    pub fn group(&self, group_id: &str) -> Option<&Group> {
+        self.groups.get(group_id)
+    }
+
+    /// Groups known by membership or by committed offsets.
+    pub fn list(&self) -> Vec<(String, String, String, &'static str)> {
+        let mut out: BTreeMap<String, (String, String, &'static str)> = self.groups.iter().map(|(id, g)| (id.clone(), g.summary())).collect();
+        for id in self.offsets.groups() {
+            out.entry(id.clone()).or_insert_with(|| (String::new(), "Empty".to_string(), "classic"));
+        }
+        out.into_iter().map(|(id, (pt, st, ty))| (id, pt, st, ty)).collect()
+    }
+
+    fn classic_mut(&mut self, group_id: &str, now_ms: i64, create: bool) -> Result<&mut ClassicGroup, GroupError> {
+        if group_id.is_empty() {
+            return Err(GroupError::InvalidGroupId);
+        }
+        if create {
+            let replace = matches!(self.groups.get(group_id), Some(Group::Consumer(g)) if g.is_empty());
+            if replace || !self.groups.contains_key(group_id) {
+                self.groups.insert(group_id.to_string(), Group::Classic(ClassicGroup::new(group_id.to_string(), now_ms)));
+            }
+        }
+        match self.groups.get_mut(group_id) {
+            Some(Group::Classic(g)) => Ok(g),
+            Some(Group::Consumer(_)) => Err(GroupError::InconsistentGroupProtocol),
+            None => Err(GroupError::UnknownMemberId),
+        }
+    }
+
+    /// JoinGroup.
+    pub fn join(&mut self, group_id: &str, token: Token, req: JoinRequest, fresh_member_id: String, now_ms: i64) -> Output {
+        let cfg = self.cfg.clone();
+        match self.classic_mut(group_id, now_ms, true) {
+            Ok(g) => {
+                let (completions, records) = g.join(token, req, fresh_member_id, &cfg, now_ms);
+                Output { completions, records }
+            }
+            Err(e) => Output {
+                completions: vec![(token, Completion::Join(crate::classic::JoinResponse { error: Some(e), generation_id: -1, member_id: req.member_id, ..Default::default() }))],
+                records: vec![],
+            },
+        }
+    }
+
+    /// SyncGroup.
+    pub fn sync(&mut self, group_id: &str, token: Token, req: SyncRequest, now_ms: i64) -> Output {
+        match self.classic_mut(group_id, now_ms, false) {
+            Ok(g) => {
+                let (completions, records) = g.sync(token, req, now_ms);
+                Output { completions, records }
+            }
+            Err(e) => Output { completions: vec![(token, Completion::Sync(crate::classic::SyncResponse { error: Some(e), ..Default::default() }))], records: vec![] },
+        }
+    }
+
+    /// Heartbeat.
+    pub fn heartbeat(&mut self, group_id: &str, member_id: &str, instance: Option<&str>, generation: i32, now_ms: i64) -> Result<(), GroupError> {
+        self.classic_mut(group_id, now_ms, false)?.heartbeat(member_id, instance, generation, now_ms)
+    }
+
+    /// LeaveGroup for several members; one result per member.
+    pub fn leave(&mut self, group_id: &str, members: &[(String, Option<String>)], now_ms: i64) -> (Vec<Result<(), GroupError>>, Output) {
+        let cfg = self.cfg.clone();
+        let mut out = Output::default();
+        let g = match self.classic_mut(group_id, now_ms, false) {
+            Ok(g) => g,
+            Err(e) => return (members.iter().map(|_| Err(e)).collect(), out),
+        };
+        let results = members
+            .iter()
+            .map(|(id, instance)| {
+                g.leave(id, instance.as_deref(), &cfg, now_ms).map(|(c, r)| {
+                    out.completions.extend(c);
+                    out.records.extend(r);
+                })
+            })
+            .collect();
+        (results, out)
+    }
+
+    /// ConsumerGroupHeartbeat (KIP-848).
+    pub fn consumer_heartbeat(&mut self, group_id: &str, req: HeartbeatRequest, topics: &BTreeMap<String, (TopicId, i32)>, fresh_member_id: String, now_ms: i64) -> HeartbeatResponse {
+        if group_id.is_empty() {
+            return HeartbeatResponse { error: Some(GroupError::InvalidGroupId), ..Default::default() };
+        }
+        let replace = match self.groups.get(group_id) {
+            None => true,
+            Some(Group::Classic(g)) => g.is_empty(),
+            Some(Group::Consumer(_)) => false,
+        };
+        if replace {
+            self.groups.insert(group_id.to_string(), Group::Consumer(ConsumerGroup::new(group_id.to_string())));
+        }
+        match self.groups.get_mut(group_id) {
+            Some(Group::Consumer(g)) => g.heartbeat(req, topics, fresh_member_id, &self.cfg, now_ms),
+            _ => HeartbeatResponse { error: Some(GroupError::GroupTypeMismatch), member_id: req.member_id, member_epoch: req.member_epoch, ..Default::default() },
+        }
+    }
+
+    /// OffsetCommit: validates membership (a generation of -1 with no member id commits for
+    /// a group without members, as admin tools do) and returns the records to persist. Per
+    /// partition, metadata over `offset.metadata.max.bytes` is refused.
+    pub fn commit_offsets(&mut self, group_id: &str, member_id: &str, instance: Option<&str>, generation: i32, commits: Vec<OffsetCommit>, now_ms: i64) -> Result<(Vec<GroupRecord>, Vec<Option<GroupError>>), GroupError> {
+        if group_id.is_empty() {
+            return Err(GroupError::InvalidGroupId);
+        }
+        match self.groups.get(group_id) {
+            Some(Group::Classic(g)) if generation >= 0 || !member_id.is_empty() || !g.is_empty() => {
+                g.validate_member(member_id, instance, generation)?;
+                if g.state() == ClassicState::CompletingRebalance {
+                    return Err(GroupError::RebalanceInProgress);
+                }
+            }
+            Some(Group::Consumer(g)) if generation >= 0 || !member_id.is_empty() || !g.is_empty() => g.validate_commit(member_id, generation)?,
+            Some(_) => {}
+            None if generation >= 0 || !member_id.is_empty() => return Err(GroupError::IllegalGeneration),
+            None => {
+                self.groups.insert(group_id.to_string(), Group::Classic(ClassicGroup::new(group_id.to_string(), now_ms)));
+            }
+        }
+        let max = self.cfg.offset_metadata_max_bytes;
+        let mut records = Vec::new();
+        let errors = commits
+            .into_iter()
+            .map(|c| {
+                let metadata = c.metadata.unwrap_or_default();
+                if metadata.len() > max {
+                    return Some(GroupError::OffsetMetadataTooLarge);
+                }
+                records.push(GroupRecord::Offset {
+                    group: group_id.to_string(),
+                    topic: c.topic,
+                    partition: c.partition,
+                    value: Some(OffsetValue { offset: c.offset, leader_epoch: c.leader_epoch, metadata, commit_timestamp_ms: now_ms }),
+                });
+                None
+            })
+            .collect();
+        Ok((records, errors))
+    }
+
+    /// The committed offset of one partition.
+    pub fn committed(&self, group_id: &str, topic: &str, partition: i32) -> Option<&OffsetValue> {
+        self.offsets.get(group_id, topic, partition)
+    }
+
+    /// Every committed offset of a group.
+    pub fn committed_all(&self, group_id: &str) -> Vec<((String, i32), OffsetValue)> {
+        self.offsets.of_group(group_id).map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    /// DeleteGroups: only groups without members; returns the tombstones.
+    pub fn delete_group(&mut self, group_id: &str) -> Result<Vec<GroupRecord>, GroupError> {
+        let known = self.groups.contains_key(group_id) || self.offsets.of_group(group_id).next().is_some();
+        if !known {
+            return Err(GroupError::GroupIdNotFound);
+        }
+        if self.groups.get(group_id).is_some_and(Group::has_members) {
+            return Err(GroupError::NonEmptyGroup);
+        }
+        self.groups.remove(group_id);
+        let mut records = self.offsets.tombstones(group_id, None);
+        records.push(GroupRecord::Group { group: group_id.to_string(), value: None });
+        Ok(records)
+    }
+
+    /// OffsetDelete for one topic of a group.
+    pub fn delete_offsets(&self, group_id: &str, topic: &str) -> Result<Vec<GroupRecord>, GroupError> {
+        let subscribed = match self.groups.get(group_id) {
+            Some(Group::Classic(g)) => g.subscribed_topics(),
+            Some(Group::Consumer(g)) => g.subscribed_topics(),
+            None if self.offsets.of_group(group_id).next().is_some() => vec![],
+            None => return Err(GroupError::GroupIdNotFound),
+        };
+        if subscribed.iter().any(|t| t == topic) {
+            return Err(GroupError::GroupSubscribedToTopic);
+        }
+        Ok(self.offsets.tombstones(group_id, Some(topic)))
+    }
+
+    /// Session and rebalance timeouts.
+    pub fn tick(&mut self, now_ms: i64) -> Output {
+        let cfg = self.cfg.clone();
+        let mut out = Output::default();
+        for g in self.groups.values_mut() {
+            match g {
+                Group::Classic(g) => {
+                    let (c, r) = g.tick(&cfg, now_ms);
+                    out.completions.extend(c);
+                    out.records.extend(r);
+                }
+                Group::Consumer(g) => {
+                    g.tick(&cfg, now_ms);
+                }
+            }
+        }
+        out
+    }
+
+    /// Tombstones for offsets of groups without members older than `offsets.retention.minutes`.
+    pub fn expire_offsets(&self, now_ms: i64) -> Vec<GroupRecord> {
+        let cutoff = now_ms - self.cfg.offsets_retention_ms;
+        self.offsets
+            .groups()
+            .filter(|g| !self.groups.get(*g).is_some_and(Group::has_members))
+            .flat_map(|g| self.offsets.expired(g, cutoff))
+            .collect()
+    }
+}
