@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use nurt_metadata::{MetadataImage, TopicConfigs, TopicId, TopicInfo};
 use tokio::sync::watch;
 
+use crate::group_service::{group_config, GroupService};
 use crate::metadata_store::MetadataStore;
 use crate::partition::{Partition, PartitionId, TopicSettings};
 use crate::{now_ms, BrokerConfig, BrokerError};
@@ -15,6 +16,7 @@ use crate::{now_ms, BrokerConfig, BrokerError};
 const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
 const META_PROPERTIES: &str = "meta.properties";
 const METADATA_DIR: &str = "__cluster_metadata-0";
+const OFFSETS_DIR: &str = "__consumer_offsets-0";
 const PARTITION_METADATA: &str = "partition.metadata";
 /// Producer ids reserved per metadata write.
 const PRODUCER_ID_BLOCK: i64 = 1000;
@@ -33,6 +35,7 @@ pub struct Broker {
     pub node_id: i32,
     pub cluster_id: String,
     pub metadata: MetadataStore,
+    pub groups: GroupService,
     topics: RwLock<HashMap<Arc<str>, Arc<HostedTopic>>>,
     data_version: watch::Sender<u64>,
     producer_ids: Mutex<(i64, i64)>,
@@ -107,11 +110,13 @@ impl Broker {
         let clean = marker.exists();
         let now = now_ms();
         let metadata = MetadataStore::open(&data_dir.join(METADATA_DIR), clean, now)?;
+        let groups = GroupService::open(&data_dir.join(OFFSETS_DIR), group_config(&config), clean)?;
         let broker = Arc::new(Self {
             config,
             node_id,
             cluster_id,
             metadata,
+            groups,
             topics: RwLock::new(HashMap::new()),
             data_version: watch::channel(0).0,
             producer_ids: Mutex::new((0, 0)),
@@ -296,6 +301,7 @@ impl Broker {
             p.close()?;
         }
         self.metadata.close()?;
+        self.groups.close()?;
         let marker = self.data_dir().join(CLEAN_SHUTDOWN_FILE);
         std::fs::write(&marker, b"").map_err(io_err(&marker))?;
         Ok(())

@@ -30,6 +30,9 @@ const BROKER_KEYS: &[&str] = &[
     "group.initial.rebalance.delay.ms",
     "group.min.session.timeout.ms",
     "group.max.session.timeout.ms",
+    "group.consumer.heartbeat.interval.ms",
+    "group.consumer.session.timeout.ms",
+    "offset.metadata.max.bytes",
 ];
 
 /// Everything `nurt serve` was told.

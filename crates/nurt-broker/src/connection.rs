@@ -196,7 +196,7 @@ pub async fn run(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr, mut s
             request.header.api_version,
             request.header.correlation_id,
         );
-        let out = match handlers::handle(&broker, request).await {
+        let out = match handlers::handle(&broker, peer, request).await {
             Reply::None => continue,
             Reply::Fetch(parts) => encode_fetch_response(version, correlation_id, parts),
             Reply::Message(response) => {

@@ -10,6 +10,7 @@ pub mod codes;
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod group_service;
 pub mod handlers;
 pub mod metadata_store;
 pub mod partition;

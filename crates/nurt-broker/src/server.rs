@@ -86,6 +86,7 @@ pub async fn serve(
         ));
     }
     tasks.spawn(upkeep_loop(Arc::clone(&broker), stop_rx.clone()));
+    tasks.spawn(group_clock(Arc::clone(&broker), stop_rx.clone()));
     shutdown.await;
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
@@ -168,6 +169,24 @@ async fn upkeep_loop(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
             if let Err(e) = p.tick(now) {
                 tracing::error!("upkeep of {}-{}: {e}", p.topic, p.index);
             }
+        }
+    }
+}
+
+/// Drives group timeouts (sessions, rebalances) and offset expiry.
+async fn group_clock(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
+    const TICK: Duration = Duration::from_millis(100);
+    const EXPIRY_EVERY_TICKS: u64 = 600;
+    let mut ticks: u64 = 0;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(TICK) => {}
+            _ = stop.changed() => return,
+        }
+        broker.groups.tick();
+        ticks += 1;
+        if ticks.is_multiple_of(EXPIRY_EVERY_TICKS) {
+            broker.groups.expire_offsets();
         }
     }
 }

@@ -29,9 +29,18 @@ pub fn assign(name: &str, spec: &AssignmentSpec<'_>) -> BTreeMap<String, BTreeSe
 }
 
 fn range(spec: &AssignmentSpec<'_>) -> BTreeMap<String, BTreeSet<TopicPartition>> {
-    let mut out: BTreeMap<String, BTreeSet<TopicPartition>> = spec.members.iter().map(|(m, _)| (m.to_string(), BTreeSet::new())).collect();
+    let mut out: BTreeMap<String, BTreeSet<TopicPartition>> = spec
+        .members
+        .iter()
+        .map(|(m, _)| (m.to_string(), BTreeSet::new()))
+        .collect();
     for (&topic, &count) in spec.partitions {
-        let subscribers: Vec<&str> = spec.members.iter().filter(|(_, ts)| ts.contains(&topic)).map(|(m, _)| *m).collect();
+        let subscribers: Vec<&str> = spec
+            .members
+            .iter()
+            .filter(|(_, ts)| ts.contains(&topic))
+            .map(|(m, _)| *m)
+            .collect();
         if subscribers.is_empty() {
             continue;
         }
@@ -40,7 +49,9 @@ fn range(spec: &AssignmentSpec<'_>) -> BTreeMap<String, BTreeSet<TopicPartition>
         let mut next = 0;
         for (i, m) in subscribers.iter().enumerate() {
             let take = base + i32::from((i as i32) < extra);
-            out.entry(m.to_string()).or_default().extend((next..next + take).map(|p| (topic, p)));
+            out.entry(m.to_string())
+                .or_default()
+                .extend((next..next + take).map(|p| (topic, p)));
             next += take;
         }
     }
@@ -48,7 +59,11 @@ fn range(spec: &AssignmentSpec<'_>) -> BTreeMap<String, BTreeSet<TopicPartition>
 }
 
 fn uniform(spec: &AssignmentSpec<'_>) -> BTreeMap<String, BTreeSet<TopicPartition>> {
-    let mut out: BTreeMap<String, BTreeSet<TopicPartition>> = spec.members.iter().map(|(m, _)| (m.to_string(), BTreeSet::new())).collect();
+    let mut out: BTreeMap<String, BTreeSet<TopicPartition>> = spec
+        .members
+        .iter()
+        .map(|(m, _)| (m.to_string(), BTreeSet::new()))
+        .collect();
     let all: Vec<TopicPartition> = spec
         .partitions
         .iter()
@@ -74,7 +89,12 @@ fn uniform(spec: &AssignmentSpec<'_>) -> BTreeMap<String, BTreeSet<TopicPartitio
     }
     // The rest go to the least loaded subscribed member.
     for tp in all.iter().filter(|tp| !taken.contains(*tp)) {
-        let target = spec.members.iter().filter(|(m, _)| subscribed(m, tp)).min_by_key(|(m, _)| (out[*m].len(), *m)).map(|(m, _)| m.to_string());
+        let target = spec
+            .members
+            .iter()
+            .filter(|(m, _)| subscribed(m, tp))
+            .min_by_key(|(m, _)| (out[*m].len(), *m))
+            .map(|(m, _)| m.to_string());
         if let Some(m) = target {
             out.entry(m).or_default().insert(*tp);
         }
@@ -86,8 +106,19 @@ fn uniform(spec: &AssignmentSpec<'_>) -> BTreeMap<String, BTreeSet<TopicPartitio
 mod tests {
     use super::*;
 
-    fn spec_for<'a>(members: &[&'a str], partitions: &'a BTreeMap<TopicId, i32>, current: &'a BTreeMap<String, BTreeSet<TopicPartition>>) -> AssignmentSpec<'a> {
-        AssignmentSpec { members: members.iter().map(|m| (*m, partitions.keys().copied().collect())).collect(), partitions, current }
+    fn spec_for<'a>(
+        members: &[&'a str],
+        partitions: &'a BTreeMap<TopicId, i32>,
+        current: &'a BTreeMap<String, BTreeSet<TopicPartition>>,
+    ) -> AssignmentSpec<'a> {
+        AssignmentSpec {
+            members: members
+                .iter()
+                .map(|m| (*m, partitions.keys().copied().collect()))
+                .collect(),
+            partitions,
+            current,
+        }
     }
 
     #[test]

@@ -105,7 +105,11 @@ pub struct Member {
 
 impl Member {
     fn metadata_for(&self, protocol: &str) -> Vec<u8> {
-        self.protocols.iter().find(|(n, _)| n == protocol).map(|(_, m)| m.clone()).unwrap_or_default()
+        self.protocols
+            .iter()
+            .find(|(n, _)| n == protocol)
+            .map(|(_, m)| m.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -129,11 +133,19 @@ pub struct ClassicGroup {
 type Out = Vec<(Token, Completion)>;
 
 fn join_error(error: GroupError, member_id: String) -> Completion {
-    Completion::Join(JoinResponse { error: Some(error), generation_id: -1, member_id, ..Default::default() })
+    Completion::Join(JoinResponse {
+        error: Some(error),
+        generation_id: -1,
+        member_id,
+        ..Default::default()
+    })
 }
 
 fn sync_error(error: GroupError) -> Completion {
-    Completion::Sync(SyncResponse { error: Some(error), ..Default::default() })
+    Completion::Sync(SyncResponse {
+        error: Some(error),
+        ..Default::default()
+    })
 }
 
 impl ClassicGroup {
@@ -185,7 +197,11 @@ impl ClassicGroup {
                 },
             );
         }
-        g.state = if g.members.is_empty() { ClassicState::Empty } else { ClassicState::Stable };
+        g.state = if g.members.is_empty() {
+            ClassicState::Empty
+        } else {
+            ClassicState::Stable
+        };
         g
     }
 
@@ -242,18 +258,31 @@ impl ClassicGroup {
             return true;
         }
         self.protocol_type.as_deref() == Some(protocol_type)
-            && protocols.iter().any(|(name, _)| self.members.values().all(|m| m.protocols.iter().any(|(n, _)| n == name)))
+            && protocols.iter().any(|(name, _)| {
+                self.members
+                    .values()
+                    .all(|m| m.protocols.iter().any(|(n, _)| n == name))
+            })
     }
 
     /// JoinGroup. `fresh_member_id` is used if the request needs a new member id.
-    pub fn join(&mut self, token: Token, req: JoinRequest, fresh_member_id: String, cfg: &GroupConfig, now_ms: i64) -> (Out, Vec<GroupRecord>) {
+    pub fn join(
+        &mut self,
+        token: Token,
+        req: JoinRequest,
+        fresh_member_id: String,
+        cfg: &GroupConfig,
+        now_ms: i64,
+    ) -> (Out, Vec<GroupRecord>) {
         let mut out = Out::new();
         if req.session_timeout_ms < cfg.min_session_timeout_ms || req.session_timeout_ms > cfg.max_session_timeout_ms {
             out.push((token, join_error(GroupError::InvalidSessionTimeout, req.member_id)));
             return (out, vec![]);
         }
         let known = self.members.contains_key(&req.member_id);
-        if !known && !self.protocols_compatible(&req.protocol_type, &req.protocols) || known && !self.protocols_compatible_for_existing(&req) {
+        if !known && !self.protocols_compatible(&req.protocol_type, &req.protocols)
+            || known && !self.protocols_compatible_for_existing(&req)
+        {
             out.push((token, join_error(GroupError::InconsistentGroupProtocol, req.member_id)));
             return (out, vec![]);
         }
@@ -262,7 +291,8 @@ impl ClassicGroup {
                 return self.join_static(token, req, instance, fresh_member_id, cfg, now_ms);
             }
             if req.require_known_member_id {
-                self.pending_members.insert(fresh_member_id.clone(), now_ms + i64::from(req.session_timeout_ms));
+                self.pending_members
+                    .insert(fresh_member_id.clone(), now_ms + i64::from(req.session_timeout_ms));
                 out.push((token, join_error(GroupError::MemberIdRequired, fresh_member_id)));
                 return (out, vec![]);
             }
@@ -288,7 +318,10 @@ impl ClassicGroup {
         let others: Vec<&Member> = self.members.values().filter(|m| m.member_id != req.member_id).collect();
         !req.protocols.is_empty()
             && self.protocol_type.as_deref() == Some(req.protocol_type.as_str())
-            && req.protocols.iter().any(|(name, _)| others.iter().all(|m| m.protocols.iter().any(|(n, _)| n == name)))
+            && req
+                .protocols
+                .iter()
+                .any(|(name, _)| others.iter().all(|m| m.protocols.iter().any(|(n, _)| n == name)))
     }
 
     fn add_member(&mut self, req: &JoinRequest, member_id: String, now_ms: i64) {
@@ -318,7 +351,15 @@ impl ClassicGroup {
 
     /// A static member (re)joins without a member id: a known instance replaces its old
     /// member id (fencing the old one) and keeps its assignment.
-    fn join_static(&mut self, token: Token, req: JoinRequest, instance: String, fresh: String, cfg: &GroupConfig, now_ms: i64) -> (Out, Vec<GroupRecord>) {
+    fn join_static(
+        &mut self,
+        token: Token,
+        req: JoinRequest,
+        instance: String,
+        fresh: String,
+        cfg: &GroupConfig,
+        now_ms: i64,
+    ) -> (Out, Vec<GroupRecord>) {
         let mut out = Out::new();
         match self.static_members.get(&instance).cloned() {
             Some(old_id) => {
@@ -326,7 +367,10 @@ impl ClassicGroup {
                     self.static_members.remove(&instance);
                     return self.join(token, req, fresh, cfg, now_ms);
                 };
-                for t in [member.awaiting_join.take(), member.awaiting_sync.take()].into_iter().flatten() {
+                for t in [member.awaiting_join.take(), member.awaiting_sync.take()]
+                    .into_iter()
+                    .flatten()
+                {
                     out.push((t, join_error(GroupError::FencedInstanceId, old_id.clone())));
                 }
                 let unchanged = member.protocols == req.protocols;
@@ -386,7 +430,11 @@ impl ClassicGroup {
         let members = if self.leader.as_deref() == Some(member_id) {
             self.members
                 .values()
-                .map(|m| JoinMember { member_id: m.member_id.clone(), group_instance_id: m.group_instance_id.clone(), metadata: m.metadata_for(&protocol) })
+                .map(|m| JoinMember {
+                    member_id: m.member_id.clone(),
+                    group_instance_id: m.group_instance_id.clone(),
+                    metadata: m.metadata_for(&protocol),
+                })
                 .collect()
         } else {
             vec![]
@@ -405,7 +453,10 @@ impl ClassicGroup {
     fn park_join(&mut self, token: Token, member_id: &str, cfg: &GroupConfig, now_ms: i64, out: &mut Out) {
         if let Some(member) = self.members.get_mut(member_id) {
             if let Some(previous) = member.awaiting_join.replace(token) {
-                out.push((previous, join_error(GroupError::RebalanceInProgress, member_id.to_string())));
+                out.push((
+                    previous,
+                    join_error(GroupError::RebalanceInProgress, member_id.to_string()),
+                ));
             }
         }
         if self.state != ClassicState::PreparingRebalance {
@@ -424,10 +475,19 @@ impl ClassicGroup {
         let was_empty = self.state == ClassicState::Empty;
         self.state = ClassicState::PreparingRebalance;
         self.state_timestamp_ms = now_ms;
-        let timeout = self.members.values().map(|m| i64::from(m.rebalance_timeout_ms)).max().unwrap_or(0);
+        let timeout = self
+            .members
+            .values()
+            .map(|m| i64::from(m.rebalance_timeout_ms))
+            .max()
+            .unwrap_or(0);
         self.rebalance_deadline_ms = now_ms + timeout;
         // A new group waits a little for more members (group.initial.rebalance.delay.ms).
-        self.join_not_before_ms = if was_empty { now_ms + cfg.initial_rebalance_delay_ms } else { now_ms };
+        self.join_not_before_ms = if was_empty {
+            now_ms + cfg.initial_rebalance_delay_ms
+        } else {
+            now_ms
+        };
     }
 
     fn maybe_complete_join(&mut self, now_ms: i64, out: &mut Out) -> Vec<GroupRecord> {
@@ -449,11 +509,19 @@ impl ClassicGroup {
             .collect();
         let mut votes: Vec<usize> = vec![0; candidates.len()];
         for m in self.members.values() {
-            if let Some(i) = m.protocols.iter().find_map(|(p, _)| candidates.iter().position(|c| *c == p)) {
+            if let Some(i) = m
+                .protocols
+                .iter()
+                .find_map(|(p, _)| candidates.iter().position(|c| *c == p))
+            {
                 votes[i] += 1;
             }
         }
-        let best = votes.iter().enumerate().max_by_key(|(i, v)| (**v, std::cmp::Reverse(*i)))?.0;
+        let best = votes
+            .iter()
+            .enumerate()
+            .max_by_key(|(i, v)| (**v, std::cmp::Reverse(*i)))?
+            .0;
         candidates.get(best).map(|s| s.to_string())
     }
 
@@ -491,7 +559,8 @@ impl ClassicGroup {
             out.push((token, sync_error(e)));
             return (out, vec![]);
         }
-        let mismatch = |given: &Option<String>, ours: &Option<String>| given.as_ref().is_some_and(|g| Some(g) != ours.as_ref());
+        let mismatch =
+            |given: &Option<String>, ours: &Option<String>| given.as_ref().is_some_and(|g| Some(g) != ours.as_ref());
         if mismatch(&req.protocol_type, &self.protocol_type) || mismatch(&req.protocol_name, &self.protocol) {
             out.push((token, sync_error(GroupError::InconsistentGroupProtocol)));
             return (out, vec![]);
@@ -538,12 +607,22 @@ impl ClassicGroup {
             error: None,
             protocol_type: self.protocol_type.clone(),
             protocol_name: self.protocol.clone(),
-            assignment: self.members.get(member_id).map(|m| m.assignment.clone()).unwrap_or_default(),
+            assignment: self
+                .members
+                .get(member_id)
+                .map(|m| m.assignment.clone())
+                .unwrap_or_default(),
         })
     }
 
     /// Heartbeat: keeps the member alive; tells it when a rebalance is under way.
-    pub fn heartbeat(&mut self, member_id: &str, instance: Option<&str>, generation: i32, now_ms: i64) -> Result<(), GroupError> {
+    pub fn heartbeat(
+        &mut self,
+        member_id: &str,
+        instance: Option<&str>,
+        generation: i32,
+        now_ms: i64,
+    ) -> Result<(), GroupError> {
         if self.state == ClassicState::Empty {
             return Err(GroupError::UnknownMemberId);
         }
@@ -558,7 +637,13 @@ impl ClassicGroup {
     }
 
     /// LeaveGroup for one member (by id, or by static instance id when the id is empty).
-    pub fn leave(&mut self, member_id: &str, instance: Option<&str>, cfg: &GroupConfig, now_ms: i64) -> Result<(Out, Vec<GroupRecord>), GroupError> {
+    pub fn leave(
+        &mut self,
+        member_id: &str,
+        instance: Option<&str>,
+        cfg: &GroupConfig,
+        now_ms: i64,
+    ) -> Result<(Out, Vec<GroupRecord>), GroupError> {
         let id = match (member_id.is_empty(), instance) {
             (true, Some(i)) => self.static_members.get(i).cloned().ok_or(GroupError::UnknownMemberId)?,
             _ => {
@@ -616,9 +701,16 @@ impl ClassicGroup {
             }
             records.extend(self.after_removal(cfg, now_ms, &mut out));
         }
-        if self.state == ClassicState::PreparingRebalance && now_ms >= self.rebalance_deadline_ms.max(self.join_not_before_ms) {
+        if self.state == ClassicState::PreparingRebalance
+            && now_ms >= self.rebalance_deadline_ms.max(self.join_not_before_ms)
+        {
             // Members that did not rejoin in time are dropped from the new generation.
-            let late: Vec<String> = self.members.values().filter(|m| m.awaiting_join.is_none()).map(|m| m.member_id.clone()).collect();
+            let late: Vec<String> = self
+                .members
+                .values()
+                .filter(|m| m.awaiting_join.is_none())
+                .map(|m| m.member_id.clone())
+                .collect();
             for id in &late {
                 self.remove_member(id, GroupError::UnknownMemberId, &mut out);
             }
@@ -665,6 +757,9 @@ impl ClassicGroup {
             return vec![];
         }
         let protocol = self.protocol.clone().unwrap_or_default();
-        self.members.values().flat_map(|m| crate::subscription::topics(&m.metadata_for(&protocol))).collect()
+        self.members
+            .values()
+            .flat_map(|m| crate::subscription::topics(&m.metadata_for(&protocol)))
+            .collect()
     }
 }

@@ -78,7 +78,14 @@ fn group_by_topic(set: &BTreeSet<TopicPartition>) -> Vec<(TopicId, Vec<i32>)> {
 
 impl ConsumerGroup {
     pub fn new(group_id: String) -> Self {
-        Self { group_id, epoch: 0, assignment_epoch: 0, members: BTreeMap::new(), target: BTreeMap::new(), topics_seen: BTreeMap::new() }
+        Self {
+            group_id,
+            epoch: 0,
+            assignment_epoch: 0,
+            members: BTreeMap::new(),
+            target: BTreeMap::new(),
+            topics_seen: BTreeMap::new(),
+        }
     }
 
     pub fn members(&self) -> impl Iterator<Item = &ConsumerMember> {
@@ -100,7 +107,11 @@ impl ConsumerGroup {
             "empty"
         } else if self.assignment_epoch < self.epoch {
             "assigning"
-        } else if self.members.values().any(|m| m.epoch != self.assignment_epoch || Some(&m.assigned) != self.target.get(&m.member_id)) {
+        } else if self
+            .members
+            .values()
+            .any(|m| m.epoch != self.assignment_epoch || Some(&m.assigned) != self.target.get(&m.member_id))
+        {
             "reconciling"
         } else {
             "stable"
@@ -121,14 +132,31 @@ impl ConsumerGroup {
 
     /// One heartbeat. `topics` maps topic names to (id, partition count); `fresh_member_id`
     /// names a v0 member joining without an id.
-    pub fn heartbeat(&mut self, req: HeartbeatRequest, topics: &BTreeMap<String, (TopicId, i32)>, fresh_member_id: String, cfg: &GroupConfig, now_ms: i64) -> HeartbeatResponse {
-        let answer = |error: GroupError, member_id: String, epoch: i32| HeartbeatResponse { error: Some(error), member_id, member_epoch: epoch, heartbeat_interval_ms: cfg.consumer_heartbeat_interval_ms, assignment: None };
+    pub fn heartbeat(
+        &mut self,
+        req: HeartbeatRequest,
+        topics: &BTreeMap<String, (TopicId, i32)>,
+        fresh_member_id: String,
+        cfg: &GroupConfig,
+        now_ms: i64,
+    ) -> HeartbeatResponse {
+        let answer = |error: GroupError, member_id: String, epoch: i32| HeartbeatResponse {
+            error: Some(error),
+            member_id,
+            member_epoch: epoch,
+            heartbeat_interval_ms: cfg.consumer_heartbeat_interval_ms,
+            assignment: None,
+        };
         if let Some(a) = &req.server_assignor {
             if !assignor::ASSIGNORS.contains(&a.as_str()) {
                 return answer(GroupError::UnsupportedAssignor, req.member_id, req.member_epoch);
             }
         }
-        let member_id = if req.member_id.is_empty() { fresh_member_id } else { req.member_id.clone() };
+        let member_id = if req.member_id.is_empty() {
+            fresh_member_id
+        } else {
+            req.member_id.clone()
+        };
         // The group epoch moves at most once per heartbeat, whatever changed.
         let mut membership_changed = false;
         match req.member_epoch {
@@ -137,11 +165,23 @@ impl ConsumerGroup {
                     self.target.remove(&member_id);
                     self.epoch += 1;
                 }
-                return HeartbeatResponse { error: None, member_id, member_epoch: req.member_epoch, heartbeat_interval_ms: 0, assignment: None };
+                return HeartbeatResponse {
+                    error: None,
+                    member_id,
+                    member_epoch: req.member_epoch,
+                    heartbeat_interval_ms: 0,
+                    assignment: None,
+                };
             }
             0 => {
-                if req.subscribed_topic_names.as_ref().is_none_or(Vec::is_empty) && !self.members.contains_key(&member_id) {
-                    return answer(GroupError::InvalidRequest("a joining member must subscribe to topics"), member_id, 0);
+                if req.subscribed_topic_names.as_ref().is_none_or(Vec::is_empty)
+                    && !self.members.contains_key(&member_id)
+                {
+                    return answer(
+                        GroupError::InvalidRequest("a joining member must subscribe to topics"),
+                        member_id,
+                        0,
+                    );
                 }
                 if let Some(old) = self.members.remove(&member_id) {
                     // Rejoining with epoch 0 drops what it had.
@@ -168,13 +208,18 @@ impl ConsumerGroup {
                 membership_changed = true;
             }
             epoch => {
-                let Some(m) = self.members.get(&member_id) else { return answer(GroupError::UnknownMemberId, member_id, epoch) };
+                let Some(m) = self.members.get(&member_id) else {
+                    return answer(GroupError::UnknownMemberId, member_id, epoch);
+                };
                 if epoch != m.epoch && epoch != m.previous_epoch {
                     return answer(GroupError::FencedMemberEpoch, member_id, epoch);
                 }
             }
         }
-        let member = self.members.get_mut(&member_id).expect("present after the checks above");
+        let member = self
+            .members
+            .get_mut(&member_id)
+            .expect("present after the checks above");
         member.last_heartbeat_ms = now_ms;
         if let Some(names) = req.subscribed_topic_names {
             let mut names = names;
@@ -189,7 +234,11 @@ impl ConsumerGroup {
             member.assignor = req.server_assignor;
         }
         self.refresh_target(topics, membership_changed);
-        let owned: Option<BTreeSet<TopicPartition>> = req.owned.map(|o| o.into_iter().flat_map(|(t, ps)| ps.into_iter().map(move |p| (t, p))).collect());
+        let owned: Option<BTreeSet<TopicPartition>> = req.owned.map(|o| {
+            o.into_iter()
+                .flat_map(|(t, ps)| ps.into_iter().map(move |p| (t, p)))
+                .collect()
+        });
         self.reconcile(&member_id, owned.as_ref());
         let m = self.members.get_mut(&member_id).expect("still present");
         let changed = m.last_sent.as_ref() != Some(&m.assigned);
@@ -209,7 +258,10 @@ impl ConsumerGroup {
     /// topics' metadata changed.
     fn refresh_target(&mut self, topics: &BTreeMap<String, (TopicId, i32)>, membership_changed: bool) {
         let subscribed: BTreeSet<&String> = self.members.values().flat_map(|m| m.subscribed.iter()).collect();
-        let seen: BTreeMap<String, (TopicId, i32)> = subscribed.iter().filter_map(|n| topics.get(*n).map(|v| ((*n).clone(), *v))).collect();
+        let seen: BTreeMap<String, (TopicId, i32)> = subscribed
+            .iter()
+            .filter_map(|n| topics.get(*n).map(|v| ((*n).clone(), *v)))
+            .collect();
         let topics_changed = seen != self.topics_seen;
         self.topics_seen = seen;
         if membership_changed || topics_changed {
@@ -219,9 +271,29 @@ impl ConsumerGroup {
             return;
         }
         let partitions: BTreeMap<TopicId, i32> = self.topics_seen.values().copied().collect();
-        let members = self.members.values().map(|m| (m.member_id.as_str(), m.subscribed.iter().filter_map(|n| self.topics_seen.get(n).map(|v| v.0)).collect())).collect();
-        let name = self.members.values().find_map(|m| m.assignor.clone()).unwrap_or_else(|| assignor::ASSIGNORS[0].to_string());
-        let spec = AssignmentSpec { members, partitions: &partitions, current: &self.target };
+        let members = self
+            .members
+            .values()
+            .map(|m| {
+                (
+                    m.member_id.as_str(),
+                    m.subscribed
+                        .iter()
+                        .filter_map(|n| self.topics_seen.get(n).map(|v| v.0))
+                        .collect(),
+                )
+            })
+            .collect();
+        let name = self
+            .members
+            .values()
+            .find_map(|m| m.assignor.clone())
+            .unwrap_or_else(|| assignor::ASSIGNORS[0].to_string());
+        let spec = AssignmentSpec {
+            members,
+            partitions: &partitions,
+            current: &self.target,
+        };
         self.target = assignor::assign(&name, &spec);
         self.assignment_epoch = self.epoch;
     }
@@ -250,7 +322,11 @@ impl ConsumerGroup {
             m.pending_revocation = revoke;
             return;
         }
-        let free: Vec<TopicPartition> = target.difference(&m.assigned).filter(|tp| !held_by_others.contains(tp)).copied().collect();
+        let free: Vec<TopicPartition> = target
+            .difference(&m.assigned)
+            .filter(|tp| !held_by_others.contains(tp))
+            .copied()
+            .collect();
         m.assigned.extend(free);
         if m.epoch != assignment_epoch {
             m.previous_epoch = m.epoch;
@@ -261,7 +337,8 @@ impl ConsumerGroup {
     /// Removes members whose session timed out; returns whether any was removed.
     pub fn tick(&mut self, cfg: &GroupConfig, now_ms: i64) -> bool {
         let before = self.members.len();
-        self.members.retain(|_, m| now_ms <= m.last_heartbeat_ms + cfg.consumer_session_timeout_ms);
+        self.members
+            .retain(|_, m| now_ms <= m.last_heartbeat_ms + cfg.consumer_session_timeout_ms);
         let removed = self.members.len() != before;
         if removed {
             let members = &self.members;
@@ -273,6 +350,9 @@ impl ConsumerGroup {
 
     /// Topics the members subscribe to.
     pub fn subscribed_topics(&self) -> Vec<String> {
-        self.members.values().flat_map(|m| m.subscribed.iter().cloned()).collect()
+        self.members
+            .values()
+            .flat_map(|m| m.subscribed.iter().cloned())
+            .collect()
     }
 }

@@ -28,8 +28,16 @@ impl Group {
     /// (protocol type, state, group type) as ListGroups reports them.
     pub fn summary(&self) -> (String, String, &'static str) {
         match self {
-            Group::Classic(g) => (g.protocol_type().unwrap_or_default().to_string(), g.state().name().to_string(), "classic"),
-            Group::Consumer(g) => ("consumer".to_string(), kip848_state_for_list(g.state_name()).to_string(), "consumer"),
+            Group::Classic(g) => (
+                g.protocol_type().unwrap_or_default().to_string(),
+                g.state().name().to_string(),
+                "classic",
+            ),
+            Group::Consumer(g) => (
+                "consumer".to_string(),
+                kip848_state_for_list(g.state_name()).to_string(),
+                "consumer",
+            ),
         }
     }
 }
@@ -71,7 +79,11 @@ pub struct GroupCoordinator {
 
 impl GroupCoordinator {
     pub fn new(cfg: GroupConfig) -> Self {
-        Self { cfg, groups: HashMap::new(), offsets: OffsetStore::default() }
+        Self {
+            cfg,
+            groups: HashMap::new(),
+            offsets: OffsetStore::default(),
+        }
     }
 
     /// Replays a record of the offsets log at start-up.
@@ -79,7 +91,10 @@ impl GroupCoordinator {
         match record {
             GroupRecord::Offset { .. } => self.offsets.apply(record),
             GroupRecord::Group { group, value: Some(v) } => {
-                self.groups.insert(group.clone(), Group::Classic(ClassicGroup::load(group.clone(), v, now_ms)));
+                self.groups.insert(
+                    group.clone(),
+                    Group::Classic(ClassicGroup::load(group.clone(), v, now_ms)),
+                );
             }
             GroupRecord::Group { group, value: None } => {
                 self.groups.remove(group);
@@ -101,9 +116,11 @@ impl GroupCoordinator {
 
     /// Groups known by membership or by committed offsets.
     pub fn list(&self) -> Vec<(String, String, String, &'static str)> {
-        let mut out: BTreeMap<String, (String, String, &'static str)> = self.groups.iter().map(|(id, g)| (id.clone(), g.summary())).collect();
+        let mut out: BTreeMap<String, (String, String, &'static str)> =
+            self.groups.iter().map(|(id, g)| (id.clone(), g.summary())).collect();
         for id in self.offsets.groups() {
-            out.entry(id.clone()).or_insert_with(|| (String::new(), "Empty".to_string(), "classic"));
+            out.entry(id.clone())
+                .or_insert_with(|| (String::new(), "Empty".to_string(), "classic"));
         }
         out.into_iter().map(|(id, (pt, st, ty))| (id, pt, st, ty)).collect()
     }
@@ -115,7 +132,10 @@ impl GroupCoordinator {
         if create {
             let replace = matches!(self.groups.get(group_id), Some(Group::Consumer(g)) if g.is_empty());
             if replace || !self.groups.contains_key(group_id) {
-                self.groups.insert(group_id.to_string(), Group::Classic(ClassicGroup::new(group_id.to_string(), now_ms)));
+                self.groups.insert(
+                    group_id.to_string(),
+                    Group::Classic(ClassicGroup::new(group_id.to_string(), now_ms)),
+                );
             }
         }
         match self.groups.get_mut(group_id) {
@@ -126,7 +146,14 @@ impl GroupCoordinator {
     }
 
     /// JoinGroup.
-    pub fn join(&mut self, group_id: &str, token: Token, req: JoinRequest, fresh_member_id: String, now_ms: i64) -> Output {
+    pub fn join(
+        &mut self,
+        group_id: &str,
+        token: Token,
+        req: JoinRequest,
+        fresh_member_id: String,
+        now_ms: i64,
+    ) -> Output {
         let cfg = self.cfg.clone();
         match self.classic_mut(group_id, now_ms, true) {
             Ok(g) => {
@@ -134,7 +161,15 @@ impl GroupCoordinator {
                 Output { completions, records }
             }
             Err(e) => Output {
-                completions: vec![(token, Completion::Join(crate::classic::JoinResponse { error: Some(e), generation_id: -1, member_id: req.member_id, ..Default::default() }))],
+                completions: vec![(
+                    token,
+                    Completion::Join(crate::classic::JoinResponse {
+                        error: Some(e),
+                        generation_id: -1,
+                        member_id: req.member_id,
+                        ..Default::default()
+                    }),
+                )],
                 records: vec![],
             },
         }
@@ -147,17 +182,39 @@ impl GroupCoordinator {
                 let (completions, records) = g.sync(token, req, now_ms);
                 Output { completions, records }
             }
-            Err(e) => Output { completions: vec![(token, Completion::Sync(crate::classic::SyncResponse { error: Some(e), ..Default::default() }))], records: vec![] },
+            Err(e) => Output {
+                completions: vec![(
+                    token,
+                    Completion::Sync(crate::classic::SyncResponse {
+                        error: Some(e),
+                        ..Default::default()
+                    }),
+                )],
+                records: vec![],
+            },
         }
     }
 
     /// Heartbeat.
-    pub fn heartbeat(&mut self, group_id: &str, member_id: &str, instance: Option<&str>, generation: i32, now_ms: i64) -> Result<(), GroupError> {
-        self.classic_mut(group_id, now_ms, false)?.heartbeat(member_id, instance, generation, now_ms)
+    pub fn heartbeat(
+        &mut self,
+        group_id: &str,
+        member_id: &str,
+        instance: Option<&str>,
+        generation: i32,
+        now_ms: i64,
+    ) -> Result<(), GroupError> {
+        self.classic_mut(group_id, now_ms, false)?
+            .heartbeat(member_id, instance, generation, now_ms)
     }
 
     /// LeaveGroup for several members; one result per member.
-    pub fn leave(&mut self, group_id: &str, members: &[(String, Option<String>)], now_ms: i64) -> (Vec<Result<(), GroupError>>, Output) {
+    pub fn leave(
+        &mut self,
+        group_id: &str,
+        members: &[(String, Option<String>)],
+        now_ms: i64,
+    ) -> (Vec<Result<(), GroupError>>, Output) {
         let cfg = self.cfg.clone();
         let mut out = Output::default();
         let g = match self.classic_mut(group_id, now_ms, false) {
@@ -177,9 +234,19 @@ impl GroupCoordinator {
     }
 
     /// ConsumerGroupHeartbeat (KIP-848).
-    pub fn consumer_heartbeat(&mut self, group_id: &str, req: HeartbeatRequest, topics: &BTreeMap<String, (TopicId, i32)>, fresh_member_id: String, now_ms: i64) -> HeartbeatResponse {
+    pub fn consumer_heartbeat(
+        &mut self,
+        group_id: &str,
+        req: HeartbeatRequest,
+        topics: &BTreeMap<String, (TopicId, i32)>,
+        fresh_member_id: String,
+        now_ms: i64,
+    ) -> HeartbeatResponse {
         if group_id.is_empty() {
-            return HeartbeatResponse { error: Some(GroupError::InvalidGroupId), ..Default::default() };
+            return HeartbeatResponse {
+                error: Some(GroupError::InvalidGroupId),
+                ..Default::default()
+            };
         }
         let replace = match self.groups.get(group_id) {
             None => true,
@@ -187,18 +254,34 @@ impl GroupCoordinator {
             Some(Group::Consumer(_)) => false,
         };
         if replace {
-            self.groups.insert(group_id.to_string(), Group::Consumer(ConsumerGroup::new(group_id.to_string())));
+            self.groups.insert(
+                group_id.to_string(),
+                Group::Consumer(ConsumerGroup::new(group_id.to_string())),
+            );
         }
         match self.groups.get_mut(group_id) {
             Some(Group::Consumer(g)) => g.heartbeat(req, topics, fresh_member_id, &self.cfg, now_ms),
-            _ => HeartbeatResponse { error: Some(GroupError::GroupTypeMismatch), member_id: req.member_id, member_epoch: req.member_epoch, ..Default::default() },
+            _ => HeartbeatResponse {
+                error: Some(GroupError::GroupTypeMismatch),
+                member_id: req.member_id,
+                member_epoch: req.member_epoch,
+                ..Default::default()
+            },
         }
     }
 
     /// OffsetCommit: validates membership (a generation of -1 with no member id commits for
     /// a group without members, as admin tools do) and returns the records to persist. Per
     /// partition, metadata over `offset.metadata.max.bytes` is refused.
-    pub fn commit_offsets(&mut self, group_id: &str, member_id: &str, instance: Option<&str>, generation: i32, commits: Vec<OffsetCommit>, now_ms: i64) -> Result<(Vec<GroupRecord>, Vec<Option<GroupError>>), GroupError> {
+    pub fn commit_offsets(
+        &mut self,
+        group_id: &str,
+        member_id: &str,
+        instance: Option<&str>,
+        generation: i32,
+        commits: Vec<OffsetCommit>,
+        now_ms: i64,
+    ) -> Result<(Vec<GroupRecord>, Vec<Option<GroupError>>), GroupError> {
         if group_id.is_empty() {
             return Err(GroupError::InvalidGroupId);
         }
@@ -209,11 +292,16 @@ impl GroupCoordinator {
                     return Err(GroupError::RebalanceInProgress);
                 }
             }
-            Some(Group::Consumer(g)) if generation >= 0 || !member_id.is_empty() || !g.is_empty() => g.validate_commit(member_id, generation)?,
+            Some(Group::Consumer(g)) if generation >= 0 || !member_id.is_empty() || !g.is_empty() => {
+                g.validate_commit(member_id, generation)?
+            }
             Some(_) => {}
             None if generation >= 0 || !member_id.is_empty() => return Err(GroupError::IllegalGeneration),
             None => {
-                self.groups.insert(group_id.to_string(), Group::Classic(ClassicGroup::new(group_id.to_string(), now_ms)));
+                self.groups.insert(
+                    group_id.to_string(),
+                    Group::Classic(ClassicGroup::new(group_id.to_string(), now_ms)),
+                );
             }
         }
         let max = self.cfg.offset_metadata_max_bytes;
@@ -229,7 +317,12 @@ impl GroupCoordinator {
                     group: group_id.to_string(),
                     topic: c.topic,
                     partition: c.partition,
-                    value: Some(OffsetValue { offset: c.offset, leader_epoch: c.leader_epoch, metadata, commit_timestamp_ms: now_ms }),
+                    value: Some(OffsetValue {
+                        offset: c.offset,
+                        leader_epoch: c.leader_epoch,
+                        metadata,
+                        commit_timestamp_ms: now_ms,
+                    }),
                 });
                 None
             })
@@ -244,7 +337,10 @@ impl GroupCoordinator {
 
     /// Every committed offset of a group.
     pub fn committed_all(&self, group_id: &str) -> Vec<((String, i32), OffsetValue)> {
-        self.offsets.of_group(group_id).map(|(k, v)| (k.clone(), v.clone())).collect()
+        self.offsets
+            .of_group(group_id)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 
     /// DeleteGroups: only groups without members; returns the tombstones.
@@ -258,7 +354,10 @@ impl GroupCoordinator {
         }
         self.groups.remove(group_id);
         let mut records = self.offsets.tombstones(group_id, None);
-        records.push(GroupRecord::Group { group: group_id.to_string(), value: None });
+        records.push(GroupRecord::Group {
+            group: group_id.to_string(),
+            value: None,
+        });
         Ok(records)
     }
 

@@ -13,10 +13,19 @@ pub struct OffsetStore {
 impl OffsetStore {
     /// Applies an offset record (others are ignored).
     pub fn apply(&mut self, record: &GroupRecord) {
-        if let GroupRecord::Offset { group, topic, partition, value } = record {
+        if let GroupRecord::Offset {
+            group,
+            topic,
+            partition,
+            value,
+        } = record
+        {
             match value {
                 Some(v) => {
-                    self.groups.entry(group.clone()).or_default().insert((topic.clone(), *partition), v.clone());
+                    self.groups
+                        .entry(group.clone())
+                        .or_default()
+                        .insert((topic.clone(), *partition), v.clone());
                 }
                 None => {
                     if let Some(g) = self.groups.get_mut(group) {
@@ -49,7 +58,12 @@ impl OffsetStore {
     pub fn tombstones(&self, group: &str, topic: Option<&str>) -> Vec<GroupRecord> {
         self.of_group(group)
             .filter(|((t, _), _)| topic.is_none_or(|only| only == t))
-            .map(|((t, p), _)| GroupRecord::Offset { group: group.to_string(), topic: t.clone(), partition: *p, value: None })
+            .map(|((t, p), _)| GroupRecord::Offset {
+                group: group.to_string(),
+                topic: t.clone(),
+                partition: *p,
+                value: None,
+            })
             .collect()
     }
 
@@ -57,7 +71,12 @@ impl OffsetStore {
     pub fn expired(&self, group: &str, cutoff_ms: i64) -> Vec<GroupRecord> {
         self.of_group(group)
             .filter(|(_, v)| v.commit_timestamp_ms < cutoff_ms)
-            .map(|((t, p), _)| GroupRecord::Offset { group: group.to_string(), topic: t.clone(), partition: *p, value: None })
+            .map(|((t, p), _)| GroupRecord::Offset {
+                group: group.to_string(),
+                topic: t.clone(),
+                partition: *p,
+                value: None,
+            })
             .collect()
     }
 }

@@ -37,8 +37,16 @@ pub struct GroupMetadataValue {
 /// One record of the offsets log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GroupRecord {
-    Offset { group: String, topic: String, partition: i32, value: Option<OffsetValue> },
-    Group { group: String, value: Option<GroupMetadataValue> },
+    Offset {
+        group: String,
+        topic: String,
+        partition: i32,
+        value: Option<OffsetValue>,
+    },
+    Group {
+        group: String,
+        value: Option<GroupMetadataValue>,
+    },
 }
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
@@ -93,7 +101,9 @@ impl<'a> Reader<'a> {
             return Ok(None);
         }
         let b = self.take(n as usize)?;
-        String::from_utf8(b.to_vec()).map(Some).map_err(|_| CorruptRecord("string is not UTF-8"))
+        String::from_utf8(b.to_vec())
+            .map(Some)
+            .map_err(|_| CorruptRecord("string is not UTF-8"))
     }
     fn str(&mut self) -> Result<String, CorruptRecord> {
         self.opt_str()?.ok_or(CorruptRecord("null string"))
@@ -119,7 +129,12 @@ impl GroupRecord {
     pub fn encode(&self) -> (Vec<u8>, Option<Vec<u8>>) {
         let mut key = Vec::new();
         match self {
-            Self::Offset { group, topic, partition, value } => {
+            Self::Offset {
+                group,
+                topic,
+                partition,
+                value,
+            } => {
                 key.extend_from_slice(&1i16.to_be_bytes());
                 put_str(&mut key, group);
                 put_str(&mut key, topic);
@@ -177,10 +192,20 @@ impl GroupRecord {
                         let leader_epoch = if version >= 3 { r.i32()? } else { -1 };
                         let metadata = r.str()?;
                         let commit_timestamp_ms = r.i64()?;
-                        Some(OffsetValue { offset, leader_epoch, metadata, commit_timestamp_ms })
+                        Some(OffsetValue {
+                            offset,
+                            leader_epoch,
+                            metadata,
+                            commit_timestamp_ms,
+                        })
                     }
                 };
-                Ok(Self::Offset { group, topic, partition, value })
+                Ok(Self::Offset {
+                    group,
+                    topic,
+                    partition,
+                    value,
+                })
             }
             2 => {
                 let group = k.str()?;
@@ -223,7 +248,14 @@ fn decode_group_value(v: &[u8]) -> Result<GroupMetadataValue, CorruptRecord> {
             assignment: r.bytes()?,
         });
     }
-    Ok(GroupMetadataValue { protocol_type, generation, protocol, leader, state_timestamp_ms, members })
+    Ok(GroupMetadataValue {
+        protocol_type,
+        generation,
+        protocol,
+        leader,
+        state_timestamp_ms,
+        members,
+    })
 }
 
 #[cfg(test)]
@@ -237,9 +269,19 @@ mod tests {
                 group: "g".into(),
                 topic: "t".into(),
                 partition: 3,
-                value: Some(OffsetValue { offset: 42, leader_epoch: 1, metadata: "m".into(), commit_timestamp_ms: 9 }),
+                value: Some(OffsetValue {
+                    offset: 42,
+                    leader_epoch: 1,
+                    metadata: "m".into(),
+                    commit_timestamp_ms: 9,
+                }),
             },
-            GroupRecord::Offset { group: "g".into(), topic: "t".into(), partition: 3, value: None },
+            GroupRecord::Offset {
+                group: "g".into(),
+                topic: "t".into(),
+                partition: 3,
+                value: None,
+            },
             GroupRecord::Group {
                 group: "g".into(),
                 value: Some(GroupMetadataValue {
@@ -260,7 +302,10 @@ mod tests {
                     }],
                 }),
             },
-            GroupRecord::Group { group: "g".into(), value: None },
+            GroupRecord::Group {
+                group: "g".into(),
+                value: None,
+            },
         ];
         for r in records {
             let (k, v) = r.encode();

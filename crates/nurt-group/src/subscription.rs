@@ -5,11 +5,17 @@
 pub fn topics(blob: &[u8]) -> Vec<String> {
     let mut out = Vec::new();
     let mut rest = blob.get(2..).unwrap_or_default(); // version i16
-    let Some(count) = rest.get(..4).map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]])) else { return out };
+    let Some(count) = rest.get(..4).map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]])) else {
+        return out;
+    };
     rest = &rest[4..];
     for _ in 0..count.max(0) {
-        let Some(len) = rest.get(..2).map(|b| i16::from_be_bytes([b[0], b[1]])) else { break };
-        let Some(name) = rest.get(2..2 + len.max(0) as usize) else { break };
+        let Some(len) = rest.get(..2).map(|b| i16::from_be_bytes([b[0], b[1]])) else {
+            break;
+        };
+        let Some(name) = rest.get(2..2 + len.max(0) as usize) else {
+            break;
+        };
         out.push(String::from_utf8_lossy(name).into_owned());
         rest = &rest[2 + len.max(0) as usize..];
     }

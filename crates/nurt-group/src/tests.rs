@@ -8,7 +8,10 @@ use crate::coordinator::OffsetCommit;
 use crate::{Completion, GroupConfig, GroupCoordinator, GroupError, GroupRecord};
 
 fn cfg() -> GroupConfig {
-    GroupConfig { initial_rebalance_delay_ms: 0, ..GroupConfig::default() }
+    GroupConfig {
+        initial_rebalance_delay_ms: 0,
+        ..GroupConfig::default()
+    }
 }
 
 fn join_req(member_id: &str) -> JoinRequest {
@@ -44,7 +47,10 @@ fn stable_group(ids: &[&str]) -> GroupCoordinator {
     let mut c = GroupCoordinator::new(cfg());
     for (i, id) in ids.iter().enumerate() {
         let out = c.join("g", 100 + i as u64, join_req(""), id.to_string(), 0);
-        assert_eq!(join_answer(&out.completions[0].1).error, Some(GroupError::MemberIdRequired));
+        assert_eq!(
+            join_answer(&out.completions[0].1).error,
+            Some(GroupError::MemberIdRequired)
+        );
         assert_eq!(join_answer(&out.completions[0].1).member_id, *id);
     }
     let mut answers = Vec::new();
@@ -55,24 +61,46 @@ fn stable_group(ids: &[&str]) -> GroupCoordinator {
     let leader = ids.iter().min().unwrap().to_string();
     for (_, a) in &answers {
         let j = join_answer(a);
-        assert_eq!((j.error, j.generation_id, j.protocol_name.as_deref(), j.leader.as_str()), (None, 1, Some("range"), leader.as_str()));
+        assert_eq!(
+            (j.error, j.generation_id, j.protocol_name.as_deref(), j.leader.as_str()),
+            (None, 1, Some("range"), leader.as_str())
+        );
         assert_eq!(j.members.len(), if j.member_id == leader { ids.len() } else { 0 });
     }
     let mut synced = Vec::new();
     for (i, id) in ids.iter().enumerate().filter(|(_, id)| **id != leader) {
-        let sync = SyncRequest { generation_id: 1, member_id: id.to_string(), group_instance_id: None, protocol_type: None, protocol_name: None, assignments: vec![] };
+        let sync = SyncRequest {
+            generation_id: 1,
+            member_id: id.to_string(),
+            group_instance_id: None,
+            protocol_type: None,
+            protocol_name: None,
+            assignments: vec![],
+        };
         let out = c.sync("g", 200 + i as u64, sync, 0);
         assert!(out.completions.is_empty(), "followers wait for the leader");
         synced.push(id);
     }
-    let assignments = ids.iter().map(|id| (id.to_string(), format!("assignment-of-{id}").into_bytes())).collect();
-    let sync = SyncRequest { generation_id: 1, member_id: leader.clone(), group_instance_id: None, protocol_type: Some("consumer".into()), protocol_name: Some("range".into()), assignments };
+    let assignments = ids
+        .iter()
+        .map(|id| (id.to_string(), format!("assignment-of-{id}").into_bytes()))
+        .collect();
+    let sync = SyncRequest {
+        generation_id: 1,
+        member_id: leader.clone(),
+        group_instance_id: None,
+        protocol_type: Some("consumer".into()),
+        protocol_name: Some("range".into()),
+        assignments,
+    };
     let out = c.sync("g", 300, sync, 0);
     assert_eq!(out.completions.len(), ids.len());
     for (_, a) in &out.completions {
         assert_eq!(sync_answer(a).error, None);
     }
-    assert!(matches!(&out.records[..], [GroupRecord::Group { value: Some(v), .. }] if v.generation == 1 && v.members.len() == ids.len()));
+    assert!(
+        matches!(&out.records[..], [GroupRecord::Group { value: Some(v), .. }] if v.generation == 1 && v.members.len() == ids.len())
+    );
     c
 }
 
@@ -97,12 +125,25 @@ fn expired_member_triggers_rebalance_and_survivor_rejoins() {
     let out = c.tick(10_001);
     assert!(out.completions.is_empty());
     assert_eq!(state(&c), ClassicState::PreparingRebalance);
-    assert_eq!(c.heartbeat("g", "m1", None, 1, 10_002), Err(GroupError::RebalanceInProgress));
-    assert_eq!(c.heartbeat("g", "m2", None, 1, 10_002), Err(GroupError::UnknownMemberId));
+    assert_eq!(
+        c.heartbeat("g", "m1", None, 1, 10_002),
+        Err(GroupError::RebalanceInProgress)
+    );
+    assert_eq!(
+        c.heartbeat("g", "m2", None, 1, 10_002),
+        Err(GroupError::UnknownMemberId)
+    );
     let out = c.join("g", 7, join_req("m1"), String::new(), 10_003);
     let j = join_answer(&out.completions[0].1);
     assert_eq!((j.generation_id, j.leader.as_str(), j.members.len()), (2, "m1", 1));
-    assert_eq!(j.members[0], JoinMember { member_id: "m1".into(), group_instance_id: None, metadata: vec![1] });
+    assert_eq!(
+        j.members[0],
+        JoinMember {
+            member_id: "m1".into(),
+            group_instance_id: None,
+            metadata: vec![1]
+        }
+    );
     assert_eq!(state(&c), ClassicState::CompletingRebalance);
 }
 
@@ -120,8 +161,14 @@ fn members_that_do_not_rejoin_are_dropped_at_the_rebalance_deadline() {
     assert!(c.tick(30_999).completions.is_empty());
     let out = c.tick(31_000);
     let j = join_answer(&out.completions[0].1);
-    assert_eq!((j.member_id.as_str(), j.generation_id, j.protocol_name.as_deref()), ("m1", 2, Some("roundrobin")));
-    assert_eq!(c.heartbeat("g", "m2", None, 1, 31_001), Err(GroupError::UnknownMemberId));
+    assert_eq!(
+        (j.member_id.as_str(), j.generation_id, j.protocol_name.as_deref()),
+        ("m1", 2, Some("roundrobin"))
+    );
+    assert_eq!(
+        c.heartbeat("g", "m2", None, 1, 31_001),
+        Err(GroupError::UnknownMemberId)
+    );
 }
 
 #[test]
@@ -139,11 +186,27 @@ fn leave_rebalances_and_last_leave_empties() {
 #[test]
 fn sync_with_wrong_generation_or_member_is_refused() {
     let mut c = stable_group(&["m1"]);
-    let sync = |gen, id: &str| SyncRequest { generation_id: gen, member_id: id.into(), group_instance_id: None, protocol_type: None, protocol_name: None, assignments: vec![] };
-    assert_eq!(sync_answer(&c.sync("g", 1, sync(0, "m1"), 0).completions[0].1).error, Some(GroupError::IllegalGeneration));
-    assert_eq!(sync_answer(&c.sync("g", 2, sync(1, "zz"), 0).completions[0].1).error, Some(GroupError::UnknownMemberId));
+    let sync = |gen, id: &str| SyncRequest {
+        generation_id: gen,
+        member_id: id.into(),
+        group_instance_id: None,
+        protocol_type: None,
+        protocol_name: None,
+        assignments: vec![],
+    };
+    assert_eq!(
+        sync_answer(&c.sync("g", 1, sync(0, "m1"), 0).completions[0].1).error,
+        Some(GroupError::IllegalGeneration)
+    );
+    assert_eq!(
+        sync_answer(&c.sync("g", 2, sync(1, "zz"), 0).completions[0].1).error,
+        Some(GroupError::UnknownMemberId)
+    );
     let ok = c.sync("g", 3, sync(1, "m1"), 0);
-    assert_eq!(sync_answer(&ok.completions[0].1).assignment, b"assignment-of-m1".to_vec());
+    assert_eq!(
+        sync_answer(&ok.completions[0].1).assignment,
+        b"assignment-of-m1".to_vec()
+    );
 }
 
 #[test]
@@ -154,24 +217,48 @@ fn static_member_returns_without_rebalance() {
     let out = c.join("g", 1, req.clone(), "first-id".into(), 0);
     let j = join_answer(&out.completions[0].1);
     assert_eq!((j.member_id.as_str(), j.generation_id), ("first-id", 1));
-    let sync = SyncRequest { generation_id: 1, member_id: "first-id".into(), group_instance_id: Some("instance-1".into()), protocol_type: None, protocol_name: None, assignments: vec![("first-id".into(), vec![9])] };
+    let sync = SyncRequest {
+        generation_id: 1,
+        member_id: "first-id".into(),
+        group_instance_id: Some("instance-1".into()),
+        protocol_type: None,
+        protocol_name: None,
+        assignments: vec![("first-id".into(), vec![9])],
+    };
     c.sync("g", 2, sync, 0);
     // The same instance restarts: a new member id, same generation, no rebalance.
     let out = c.join("g", 3, req, "second-id".into(), 1_000);
     let j = join_answer(&out.completions[0].1);
     assert_eq!((j.member_id.as_str(), j.generation_id), ("second-id", 1));
     assert_eq!(state(&c), ClassicState::Stable);
-    assert_eq!(c.heartbeat("g", "first-id", Some("instance-1"), 1, 1_001), Err(GroupError::FencedInstanceId));
+    assert_eq!(
+        c.heartbeat("g", "first-id", Some("instance-1"), 1, 1_001),
+        Err(GroupError::FencedInstanceId)
+    );
     assert_eq!(c.heartbeat("g", "second-id", Some("instance-1"), 1, 1_001), Ok(()));
 }
 
 #[test]
 fn offsets_commit_only_for_members_and_delete_only_empty_groups() {
     let mut c = stable_group(&["m1"]);
-    let commit = |p| OffsetCommit { topic: "t".into(), partition: p, offset: 42, leader_epoch: 0, metadata: None };
-    assert_eq!(c.commit_offsets("g", "zz", None, 1, vec![commit(0)], 5).unwrap_err(), GroupError::UnknownMemberId);
-    assert_eq!(c.commit_offsets("g", "m1", None, 7, vec![commit(0)], 5).unwrap_err(), GroupError::IllegalGeneration);
-    let (records, errors) = c.commit_offsets("g", "m1", None, 1, vec![commit(0), commit(1)], 5).unwrap();
+    let commit = |p| OffsetCommit {
+        topic: "t".into(),
+        partition: p,
+        offset: 42,
+        leader_epoch: 0,
+        metadata: None,
+    };
+    assert_eq!(
+        c.commit_offsets("g", "zz", None, 1, vec![commit(0)], 5).unwrap_err(),
+        GroupError::UnknownMemberId
+    );
+    assert_eq!(
+        c.commit_offsets("g", "m1", None, 7, vec![commit(0)], 5).unwrap_err(),
+        GroupError::IllegalGeneration
+    );
+    let (records, errors) = c
+        .commit_offsets("g", "m1", None, 1, vec![commit(0), commit(1)], 5)
+        .unwrap();
     assert_eq!(errors, vec![None, None]);
     c.apply(&records);
     assert_eq!(c.committed("g", "t", 1).map(|v| v.offset), Some(42));
@@ -219,7 +306,11 @@ fn kip848_revokes_before_reassigning() {
     assert!(got.iter().all(|p| !kept.contains(p)));
     // A stale epoch is fenced; a member that stops heartbeating is expired.
     assert_eq!(b3.member_epoch, 2);
-    assert_eq!(c.consumer_heartbeat("g", hb("a", 5, None), &topics, String::new(), 60).error, Some(GroupError::FencedMemberEpoch));
+    assert_eq!(
+        c.consumer_heartbeat("g", hb("a", 5, None), &topics, String::new(), 60)
+            .error,
+        Some(GroupError::FencedMemberEpoch)
+    );
     // a last heartbeat at 40, b at 50: only a has timed out one ms past its session.
     let t = 40 + c.cfg.consumer_session_timeout_ms + 1;
     c.tick(t);

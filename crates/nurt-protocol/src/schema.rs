@@ -180,6 +180,77 @@ const FIND_COORDINATOR: Struct = s(&[f(Str).until(3), f(I8).since(1), f(Values(&
 
 const INIT_PRODUCER_ID: Struct = s(&[f(Str), f(I32), f(I64).since(3), f(I16).since(3)]);
 
+const OFFSET_COMMIT_PARTITION: Struct = s(&[f(I32), f(I64), f(I32).since(6), f(Str)]);
+const OFFSET_COMMIT_TOPIC: Struct = s(&[f(Str), f(Array(&OFFSET_COMMIT_PARTITION))]);
+const OFFSET_COMMIT: Struct = s(&[
+    f(Str),
+    f(I32),
+    f(Str),
+    f(Str).since(7),
+    f(I64).until(4),
+    f(Array(&OFFSET_COMMIT_TOPIC)),
+]);
+
+const OFFSET_FETCH_TOPIC: Struct = s(&[f(Str), f(Values(&I32))]);
+const OFFSET_FETCH_GROUP: Struct = s(&[f(Str), f(Str).since(9), f(I32).since(9), f(Array(&OFFSET_FETCH_TOPIC))]);
+const OFFSET_FETCH: Struct = s(&[
+    f(Str).until(7),
+    f(Array(&OFFSET_FETCH_TOPIC)).until(7),
+    f(Array(&OFFSET_FETCH_GROUP)).since(8),
+    f(Bool).since(7),
+]);
+
+const JOIN_GROUP_PROTOCOL: Struct = s(&[f(Str), f(Bytes)]);
+const JOIN_GROUP: Struct = s(&[
+    f(Str),
+    f(I32),
+    f(I32).since(1),
+    f(Str),
+    f(Str).since(5),
+    f(Str),
+    f(Array(&JOIN_GROUP_PROTOCOL)),
+    f(Str).since(8),
+]);
+
+const HEARTBEAT: Struct = s(&[f(Str), f(I32), f(Str), f(Str).since(3)]);
+
+const LEAVE_GROUP_MEMBER: Struct = s(&[f(Str), f(Str), f(Str).since(5)]);
+const LEAVE_GROUP: Struct = s(&[f(Str), f(Str).until(2), f(Array(&LEAVE_GROUP_MEMBER)).since(3)]);
+
+const SYNC_GROUP_ASSIGNMENT: Struct = s(&[f(Str), f(Bytes)]);
+const SYNC_GROUP: Struct = s(&[
+    f(Str),
+    f(I32),
+    f(Str),
+    f(Str).since(3),
+    f(Str).since(5),
+    f(Str).since(5),
+    f(Array(&SYNC_GROUP_ASSIGNMENT)),
+]);
+
+const DESCRIBE_GROUPS: Struct = s(&[f(Values(&Str)), f(Bool).since(3)]);
+const LIST_GROUPS: Struct = s(&[f(Values(&Str)).since(4), f(Values(&Str)).since(5)]);
+const DELETE_GROUPS: Struct = s(&[f(Values(&Str))]);
+
+const OFFSET_DELETE_PARTITION: Struct = s(&[f(I32)]);
+const OFFSET_DELETE_TOPIC: Struct = s(&[f(Str), f(Array(&OFFSET_DELETE_PARTITION))]);
+const OFFSET_DELETE: Struct = s(&[f(Str), f(Array(&OFFSET_DELETE_TOPIC))]);
+
+const CONSUMER_GROUP_HEARTBEAT_TOPIC: Struct = s(&[f(Uuid), f(Values(&I32))]);
+const CONSUMER_GROUP_HEARTBEAT: Struct = s(&[
+    f(Str),
+    f(Str),
+    f(I32),
+    f(Str),
+    f(Str),
+    f(I32),
+    f(Values(&Str)),
+    f(Str).since(1),
+    f(Str),
+    f(Array(&CONSUMER_GROUP_HEARTBEAT_TOPIC)),
+]);
+const CONSUMER_GROUP_DESCRIBE: Struct = s(&[f(Values(&Str)), f(Bool)]);
+
 /// The schema of request `api_key`, if the broker serves it.
 pub fn request(api_key: i16) -> Option<&'static Struct> {
     Some(match api_key {
@@ -187,7 +258,15 @@ pub fn request(api_key: i16) -> Option<&'static Struct> {
         1 => &FETCH,
         2 => &LIST_OFFSETS,
         3 => &METADATA,
+        8 => &OFFSET_COMMIT,
+        9 => &OFFSET_FETCH,
         10 => &FIND_COORDINATOR,
+        11 => &JOIN_GROUP,
+        12 => &HEARTBEAT,
+        13 => &LEAVE_GROUP,
+        14 => &SYNC_GROUP,
+        15 => &DESCRIBE_GROUPS,
+        16 => &LIST_GROUPS,
         18 => &API_VERSIONS,
         19 => &CREATE_TOPICS,
         20 => &DELETE_TOPICS,
@@ -195,7 +274,11 @@ pub fn request(api_key: i16) -> Option<&'static Struct> {
         23 => &OFFSET_FOR_LEADER_EPOCH,
         32 => &DESCRIBE_CONFIGS,
         37 => &CREATE_PARTITIONS,
+        42 => &DELETE_GROUPS,
+        47 => &OFFSET_DELETE,
         60 => &DESCRIBE_CLUSTER,
+        68 => &CONSUMER_GROUP_HEARTBEAT,
+        69 => &CONSUMER_GROUP_DESCRIBE,
         _ => return None,
     })
 }

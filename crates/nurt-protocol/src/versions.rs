@@ -11,7 +11,15 @@ pub const SUPPORTED: &[(i16, i16, i16)] = &[
     (1, 4, 17), // Fetch
     (2, 1, 10), // ListOffsets
     (3, 0, 13), // Metadata
+    (8, 2, 9),  // OffsetCommit
+    (9, 1, 9),  // OffsetFetch
     (10, 0, 6), // FindCoordinator
+    (11, 2, 9), // JoinGroup
+    (12, 0, 4), // Heartbeat
+    (13, 0, 5), // LeaveGroup
+    (14, 0, 5), // SyncGroup
+    (15, 0, 6), // DescribeGroups
+    (16, 0, 5), // ListGroups
     (18, 0, 4), // ApiVersions
     (19, 2, 7), // CreateTopics
     (20, 1, 6), // DeleteTopics
@@ -19,7 +27,11 @@ pub const SUPPORTED: &[(i16, i16, i16)] = &[
     (23, 2, 4), // OffsetForLeaderEpoch
     (32, 1, 4), // DescribeConfigs
     (37, 0, 3), // CreatePartitions
+    (42, 0, 2), // DeleteGroups
+    (47, 0, 0), // OffsetDelete
     (60, 0, 2), // DescribeCluster
+    (68, 0, 1), // ConsumerGroupHeartbeat
+    (69, 0, 1), // ConsumerGroupDescribe
 ];
 
 /// The lowest Produce version actually accepted (record batch v2).

@@ -4,10 +4,13 @@
 mod api_versions;
 mod cluster;
 mod configs;
+mod consumer_groups;
 mod coordinator;
 mod fetch;
+mod groups;
 mod list_offsets;
 mod metadata;
+mod offsets;
 mod produce;
 mod producer_id;
 mod topics;
@@ -33,9 +36,27 @@ pub enum Reply {
     Fetch(fetch::FetchReply),
 }
 
+/// What a handler knows about the connection a request came on.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub peer: std::net::SocketAddr,
+    pub client_id: String,
+}
+
+impl Context {
+    /// Kafka's `client_host` form: "/" followed by the peer's IP.
+    pub fn client_host(&self) -> String {
+        format!("/{}", self.peer.ip())
+    }
+}
+
 /// Handles one request.
-pub async fn handle(broker: &Arc<Broker>, request: DecodedRequest) -> Reply {
+pub async fn handle(broker: &Arc<Broker>, peer: std::net::SocketAddr, request: DecodedRequest) -> Reply {
     let v = request.header.api_version;
+    let ctx = Context {
+        peer,
+        client_id: request.header.client_id.clone().unwrap_or_default(),
+    };
     Reply::Message(Box::new(match request.body {
         RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions::handle()),
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(broker, r, v)),
@@ -54,6 +75,22 @@ pub async fn handle(broker: &Arc<Broker>, request: DecodedRequest) -> Reply {
         RequestKind::DescribeConfigs(r) => ResponseKind::DescribeConfigs(configs::describe_configs(broker, r, v)),
         RequestKind::DescribeCluster(r) => ResponseKind::DescribeCluster(cluster::describe_cluster(broker, r)),
         RequestKind::FindCoordinator(r) => ResponseKind::FindCoordinator(coordinator::find_coordinator(broker, r, v)),
+        RequestKind::JoinGroup(r) => ResponseKind::JoinGroup(groups::join_group(broker, &ctx, r, v).await),
+        RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(groups::sync_group(broker, r).await),
+        RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(groups::heartbeat(broker, r)),
+        RequestKind::LeaveGroup(r) => ResponseKind::LeaveGroup(groups::leave_group(broker, r, v)),
+        RequestKind::ListGroups(r) => ResponseKind::ListGroups(groups::list_groups(broker, r, v)),
+        RequestKind::DescribeGroups(r) => ResponseKind::DescribeGroups(groups::describe_groups(broker, r, v)),
+        RequestKind::DeleteGroups(r) => ResponseKind::DeleteGroups(groups::delete_groups(broker, r)),
+        RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(offsets::offset_commit(broker, r)),
+        RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(offsets::offset_fetch(broker, r, v)),
+        RequestKind::OffsetDelete(r) => ResponseKind::OffsetDelete(offsets::offset_delete(broker, r)),
+        RequestKind::ConsumerGroupHeartbeat(r) => {
+            ResponseKind::ConsumerGroupHeartbeat(consumer_groups::consumer_group_heartbeat(broker, &ctx, r))
+        }
+        RequestKind::ConsumerGroupDescribe(r) => {
+            ResponseKind::ConsumerGroupDescribe(consumer_groups::consumer_group_describe(broker, r))
+        }
         RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(producer_id::init_producer_id(broker, r)),
         // The version gate lets through only the APIs above.
         _ => return Reply::None,

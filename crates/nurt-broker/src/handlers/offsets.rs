@@ -1,0 +1,224 @@
+//! OffsetCommit, OffsetFetch and OffsetDelete.
+
+use nurt_group::coordinator::OffsetCommit;
+use nurt_protocol::kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use nurt_protocol::kafka_protocol::messages::offset_delete_response::{
+    OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
+};
+use nurt_protocol::kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions, OffsetFetchResponseTopic,
+    OffsetFetchResponseTopics,
+};
+use nurt_protocol::kafka_protocol::messages::*;
+
+use super::groups::code;
+use super::sb;
+use crate::{codes, now_ms, Broker};
+
+pub fn offset_commit(broker: &Broker, r: OffsetCommitRequest) -> OffsetCommitResponse {
+    let commits: Vec<OffsetCommit> = r
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(|p| OffsetCommit {
+                topic: t.name.0.to_string(),
+                partition: p.partition_index,
+                offset: p.committed_offset,
+                leader_epoch: p.committed_leader_epoch,
+                metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+            })
+        })
+        .collect();
+    let now = now_ms();
+    let outcome = broker.groups.write(|c| {
+        c.commit_offsets(
+            &r.group_id.0,
+            &r.member_id,
+            r.group_instance_id.as_deref(),
+            r.generation_id_or_member_epoch,
+            commits,
+            now,
+        )
+    });
+    // One code for every partition, or per-partition codes from the coordinator.
+    let mut per_partition: Box<dyn Iterator<Item = i16>> = match outcome {
+        Ok(Ok(errors)) => Box::new(
+            errors
+                .into_iter()
+                .map(|e| e.map_or(codes::NONE, code))
+                .collect::<Vec<_>>()
+                .into_iter(),
+        ),
+        Ok(Err(e)) => Box::new(std::iter::repeat(code(e))),
+        Err(e) => {
+            tracing::error!("committing offsets of {}: {e}", r.group_id.0);
+            Box::new(std::iter::repeat(codes::KAFKA_STORAGE_ERROR))
+        }
+    };
+    let topics = r
+        .topics
+        .into_iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    OffsetCommitResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(per_partition.next().unwrap_or(codes::NONE))
+                })
+                .collect();
+            OffsetCommitResponseTopic::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    OffsetCommitResponse::default().with_topics(topics)
+}
+
+/// (offset, leader epoch, metadata) of a partition, or Kafka's "none committed".
+fn committed(c: &nurt_group::GroupCoordinator, group: &str, topic: &str, partition: i32) -> (i64, i32, String) {
+    c.committed(group, topic, partition)
+        .map_or((-1, -1, String::new()), |v| {
+            (v.offset, v.leader_epoch, v.metadata.clone())
+        })
+}
+
+/// (topic, partitions) requested, or every committed one when `None`.
+fn wanted(
+    c: &nurt_group::GroupCoordinator,
+    group: &str,
+    topics: Option<Vec<(String, Vec<i32>)>>,
+) -> Vec<(String, Vec<i32>)> {
+    topics.unwrap_or_else(|| {
+        let mut by_topic: std::collections::BTreeMap<String, Vec<i32>> = Default::default();
+        for ((t, p), _) in c.committed_all(group) {
+            by_topic.entry(t).or_default().push(p);
+        }
+        by_topic
+            .into_iter()
+            .map(|(t, mut ps)| {
+                ps.sort_unstable();
+                (t, ps)
+            })
+            .collect()
+    })
+}
+
+pub fn offset_fetch(broker: &Broker, r: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
+    let c = broker.groups.coordinator();
+    if version >= 8 {
+        let groups = r
+            .groups
+            .into_iter()
+            .map(|g| {
+                let topics = wanted(
+                    &c,
+                    &g.group_id.0,
+                    g.topics.map(|ts| {
+                        ts.into_iter()
+                            .map(|t| (t.name.0.to_string(), t.partition_indexes))
+                            .collect()
+                    }),
+                );
+                let topics = topics
+                    .into_iter()
+                    .map(|(t, ps)| {
+                        let partitions = ps
+                            .into_iter()
+                            .map(|p| {
+                                let (offset, epoch, metadata) = committed(&c, &g.group_id.0, &t, p);
+                                OffsetFetchResponsePartitions::default()
+                                    .with_partition_index(p)
+                                    .with_committed_offset(offset)
+                                    .with_committed_leader_epoch(epoch)
+                                    .with_metadata(Some(sb(metadata)))
+                            })
+                            .collect();
+                        OffsetFetchResponseTopics::default()
+                            .with_name(TopicName(sb(t)))
+                            .with_partitions(partitions)
+                    })
+                    .collect();
+                OffsetFetchResponseGroup::default()
+                    .with_group_id(g.group_id)
+                    .with_topics(topics)
+            })
+            .collect();
+        return OffsetFetchResponse::default().with_groups(groups);
+    }
+    let group = r.group_id.0.to_string();
+    let topics = wanted(
+        &c,
+        &group,
+        r.topics.map(|ts| {
+            ts.into_iter()
+                .map(|t| (t.name.0.to_string(), t.partition_indexes))
+                .collect()
+        }),
+    );
+    let topics = topics
+        .into_iter()
+        .map(|(t, ps)| {
+            let partitions = ps
+                .into_iter()
+                .map(|p| {
+                    let (offset, epoch, metadata) = committed(&c, &group, &t, p);
+                    let part = OffsetFetchResponsePartition::default()
+                        .with_partition_index(p)
+                        .with_committed_offset(offset)
+                        .with_metadata(Some(sb(metadata)));
+                    if version >= 5 {
+                        part.with_committed_leader_epoch(epoch)
+                    } else {
+                        part
+                    }
+                })
+                .collect();
+            OffsetFetchResponseTopic::default()
+                .with_name(TopicName(sb(t)))
+                .with_partitions(partitions)
+        })
+        .collect();
+    OffsetFetchResponse::default().with_topics(topics)
+}
+
+pub fn offset_delete(broker: &Broker, r: OffsetDeleteRequest) -> OffsetDeleteResponse {
+    let mut top_error = codes::NONE;
+    let topics = r
+        .topics
+        .iter()
+        .map(|t| {
+            let outcome = broker
+                .groups
+                .write(|c| c.delete_offsets(&r.group_id.0, &t.name.0).map(|records| (records, ())));
+            let error = match outcome {
+                Ok(Ok(())) => codes::NONE,
+                Ok(Err(nurt_group::GroupError::GroupIdNotFound)) => {
+                    top_error = code(nurt_group::GroupError::GroupIdNotFound);
+                    codes::NONE
+                }
+                Ok(Err(e)) => code(e),
+                Err(_) => codes::KAFKA_STORAGE_ERROR,
+            };
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    OffsetDeleteResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(error)
+                })
+                .collect();
+            OffsetDeleteResponseTopic::default()
+                .with_name(t.name.clone())
+                .with_partitions(partitions)
+        })
+        .collect();
+    if top_error != codes::NONE {
+        return OffsetDeleteResponse::default().with_error_code(top_error);
+    }
+    OffsetDeleteResponse::default().with_topics(topics)
+}

