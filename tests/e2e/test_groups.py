@@ -13,6 +13,7 @@ import time
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from test_clients import java_classpath  # noqa: F401 (fixture)
 from test_librdkafka import create_topic, produce_all
 
 WORKER = pathlib.Path(__file__).parent / "group_worker.py"
@@ -122,3 +123,65 @@ def test_kip848_consumer_protocol_splits_and_consumes(make_broker, tmp_path):
     finally:
         for w in workers:
             w.stop()
+
+
+def test_java_cooperative_sticky_keeps_partitions_that_stay(make_broker, tmp_path, java_classpath):
+    broker = make_broker("group.initial.rebalance.delay.ms=0")
+    create_topic(broker.bootstrap, "coop", 6)
+    produce_all(broker.bootstrap, "coop", [(str(i).encode(), b"v") for i in range(3000)])
+
+    def start(name):
+        out = tmp_path / f"{name}.log"
+        proc = subprocess.Popen(["java", "-cp", java_classpath, "ClientCheck", "group", broker.bootstrap, "coop", "gjava", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return proc, out
+
+    def lines(out):
+        return out.read_text().splitlines() if out.exists() else []
+
+    def owned(out):
+        current = set()
+        for l in lines(out):
+            kind, _, rest = l.partition(" ")
+            if kind not in ("REVOKED", "ASSIGNED"):
+                continue
+            parts = {int(x) for x in rest.split(",") if x}
+            if kind == "REVOKED":
+                current -= parts
+            elif kind == "ASSIGNED":
+                current |= parts
+        return current
+
+    a, a_out = start("a")
+    b = None
+    try:
+        wait_until(lambda: owned(a_out) == set(range(6)), 90, "first Java member owning all partitions")
+        before = set(owned(a_out))
+        revoked_before = [l for l in lines(a_out) if l.startswith("REVOKED")]
+        b, b_out = start("b")
+        wait_until(lambda: len(owned(b_out)) == 3 and len(owned(a_out)) == 3, 90, "three partitions each")
+        kept, moved = owned(a_out), owned(b_out)
+        revoked = set()
+        for l in lines(a_out)[len(revoked_before):]:
+            if l.startswith("REVOKED"):
+                revoked |= {int(x) for x in l.split(" ")[1].split(",")}
+        assert kept | moved == before and kept.isdisjoint(moved)
+        assert revoked == moved, f"cooperative rebalance revoked {revoked}, but only {moved} moved"
+        ends = log_ends(broker.bootstrap, "coop", 6)
+        everything = {(p, o) for p, end in ends.items() for o in range(end)}
+
+        def consumed():
+            got = set()
+            for out in (a_out, b_out):
+                for l in lines(out):
+                    if l.startswith("RECORD "):
+                        _, p, o = l.split(" ")
+                        got.add((int(p), int(o)))
+            return got
+
+        wait_until(lambda: everything <= consumed(), 60, "every record consumed by the Java members")
+        wait_until(lambda: committed(broker.bootstrap, "gjava", "coop", 6) == ends, 30, "Java commits at the log end")
+    finally:
+        for proc in (a, b):
+            if proc and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=30)

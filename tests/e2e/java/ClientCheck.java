@@ -3,6 +3,9 @@
 //   produce BOOTSTRAP TOPIC COUNT CODEC        keyed records, acks=all, idempotent; prints "acked=N"
 //   consume BOOTSTRAP TOPIC COUNT              assign all partitions from the beginning;
 //                                              prints "P O KEY VALUE" per record, sorted
+//   group BOOTSTRAP TOPIC GROUP OUT             classic group member, cooperative-sticky; appends
+//                                              "ASSIGNED p,..", "REVOKED p,..", "RECORD p o" and
+//                                              "COMMITTED" lines to OUT until stopped
 import java.time.Duration;
 import java.util.*;
 import org.apache.kafka.clients.admin.*;
@@ -18,6 +21,7 @@ public class ClientCheck {
             case "admin-create": adminCreate(bootstrap, topic, Integer.parseInt(args[3])); break;
             case "produce": produce(bootstrap, topic, Integer.parseInt(args[3]), args[4]); break;
             case "consume": consume(bootstrap, topic, Integer.parseInt(args[3])); break;
+            case "group": group(bootstrap, topic, args[3], args[4]); break;
             default: throw new IllegalArgumentException(mode);
         }
     }
@@ -77,5 +81,52 @@ public class ClientCheck {
         }
         Collections.sort(lines);
         for (String l : lines) System.out.println(l);
+    }
+
+    static String join(Collection<TopicPartition> parts) {
+        List<Integer> ps = new ArrayList<>();
+        for (TopicPartition tp : parts) ps.add(tp.partition());
+        Collections.sort(ps);
+        StringBuilder sb = new StringBuilder();
+        for (int p : ps) { if (sb.length() > 0) sb.append(','); sb.append(p); }
+        return sb.toString();
+    }
+
+    static void group(String bootstrap, String topic, String group, String outPath) throws Exception {
+        Properties p = new Properties();
+        p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        p.put(ConsumerConfig.GROUP_ID_CONFIG, group);
+        p.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
+        p.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
+        p.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false);
+        p.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+        p.put(ConsumerConfig.PARTITION_ASSIGNMENT_STRATEGY_CONFIG, "org.apache.kafka.clients.consumer.CooperativeStickyAssignor");
+        p.put(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, 6000);
+        p.put(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG, 500);
+        java.io.PrintWriter out = new java.io.PrintWriter(new java.io.FileWriter(outPath, true), true);
+        java.util.concurrent.atomic.AtomicBoolean running = new java.util.concurrent.atomic.AtomicBoolean(true);
+        KafkaConsumer<String, String> consumer = new KafkaConsumer<>(p);
+        Thread main = Thread.currentThread();
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            running.set(false);
+            consumer.wakeup();
+            try { main.join(20_000); } catch (InterruptedException e) { }
+        }));
+        consumer.subscribe(List.of(topic), new ConsumerRebalanceListener() {
+            public void onPartitionsRevoked(Collection<TopicPartition> parts) { if (!parts.isEmpty()) out.println("REVOKED " + join(parts)); }
+            public void onPartitionsAssigned(Collection<TopicPartition> parts) { out.println("ASSIGNED " + join(parts)); }
+        });
+        try {
+            while (running.get()) {
+                ConsumerRecords<String, String> records = consumer.poll(Duration.ofMillis(200));
+                for (ConsumerRecord<String, String> r : records) out.println("RECORD " + r.partition() + " " + r.offset());
+                if (!records.isEmpty()) { consumer.commitSync(); out.println("COMMITTED"); }
+            }
+        } catch (org.apache.kafka.common.errors.WakeupException e) {
+            // shutting down
+        } finally {
+            consumer.close();
+            out.println("CLOSED");
+        }
     }
 }
