@@ -50,3 +50,43 @@ def test_serve_refuses_bad_config(tmp_path):
     result = subprocess.run([str(NURT), "serve", "--data-dir", str(tmp_path), "--listen", f"127.0.0.1:{free_port()}", "--set", "auto.create.topic.enable=false"], capture_output=True, text=True, timeout=30)
     assert result.returncode == 1
     assert "unknown config 'auto.create.topic.enable'" in result.stderr
+
+
+def test_group_commands(broker):
+    import time
+
+    b = ("--bootstrap-server", broker.bootstrap)
+    nurt("topic", "create", "cli-groups", "--partitions", 3, *b)
+    lines = [f"record {i}" for i in range(90)]
+    nurt("produce", "cli-groups", *b, input="\n".join(lines) + "\n")
+    first = nurt("consume", "cli-groups", "--group", "cg", "--from-beginning", "--max-messages", 90, *b).stdout.splitlines()
+    assert sorted(first) == sorted(lines)
+    assert "cg" in nurt("group", "list", *b).stdout
+    described = nurt("group", "describe", "cg", *b).stdout
+    rows = [l.split() for l in described.splitlines() if l.startswith("cli-groups")]
+    assert len(rows) == 3 and all(r[2] == r[3] and r[4] == "0" for r in rows), described
+    reset = nurt("group", "reset-offsets", "cg", "--topic", "cli-groups", "--to-earliest", *b).stdout
+    assert reset.count(" 0\n") == 3
+    described = nurt("group", "describe", "cg", *b).stdout
+    rows = [l.split() for l in described.splitlines() if l.startswith("cli-groups")]
+    assert all(r[2] == "0" and r[4] == r[3] for r in rows), described
+    again = nurt("consume", "cli-groups", "--group", "cg", "--max-messages", 90, *b).stdout.splitlines()
+    assert sorted(again) == sorted(lines)
+
+    member = subprocess.Popen([str(NURT), "consume", "cli-groups", "--group", "cg", *b], stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while "1 member(s)" not in nurt("group", "describe", "cg", *b).stdout:
+            assert time.monotonic() < deadline, "the CLI member never joined"
+            time.sleep(0.2)
+        refused = nurt("group", "reset-offsets", "cg", "--topic", "cli-groups", "--to-latest", *b, check=False)
+        assert refused.returncode == 1 and "stop its consumers" in refused.stderr
+        busy = nurt("group", "delete", "cg", *b, check=False)
+        assert busy.returncode == 1 and "NonEmptyGroup" in busy.stderr
+    finally:
+        member.kill()
+        member.wait()
+    # A member that exits cleanly leaves the group, which can then be deleted.
+    nurt("consume", "cli-groups", "--group", "cg2", "--from-beginning", "--max-messages", 1, *b)
+    assert "deleted group cg2" in nurt("group", "delete", "cg2", *b).stdout
+    assert "cg2" not in nurt("group", "list", *b).stdout

@@ -205,8 +205,7 @@ fn samples() -> Vec<(ApiKey, RequestKind)> {
         ),
         (
             ApiKey::OffsetFetch,
-            RequestKind::OffsetFetch(
-                OffsetFetchRequest::default().with_groups(vec![
+            RequestKind::OffsetFetch(OffsetFetchRequest::default().with_groups(vec![
                     offset_fetch_request::OffsetFetchRequestGroup::default()
                         .with_group_id(GroupId(name("g")))
                         .with_member_id(Some(name("m")))
@@ -214,20 +213,17 @@ fn samples() -> Vec<(ApiKey, RequestKind)> {
                         .with_topics(Some(vec![offset_fetch_request::OffsetFetchRequestTopics::default()
                             .with_name(TopicName(name("t")))
                             .with_partition_indexes(vec![0, 1])])),
-                ]),
-            ),
+                ])),
         ),
         (
             ApiKey::OffsetFetch,
-            RequestKind::OffsetFetch(
-                OffsetFetchRequest::default().with_groups(vec![
+            RequestKind::OffsetFetch(OffsetFetchRequest::default().with_groups(vec![
                     offset_fetch_request::OffsetFetchRequestGroup::default()
                         .with_group_id(GroupId(name("g")))
                         .with_topics(Some(vec![offset_fetch_request::OffsetFetchRequestTopics::default()
                             .with_name(TopicName(name("t")))
                             .with_partition_indexes(vec![0, 1])])),
-                ]),
-            ),
+                ])),
         ),
         (
             ApiKey::JoinGroup,

@@ -2,16 +2,17 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Args;
 use nurt_protocol::kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use nurt_protocol::kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-use nurt_protocol::kafka_protocol::messages::{FetchRequest, ListOffsetsRequest};
+use nurt_protocol::kafka_protocol::messages::FetchRequest;
 use nurt_records::batch::Batches;
 use nurt_records::record::decode_batch;
 
 use crate::client::{error_name, topic_name, Client};
+use crate::group::list_offsets;
 
 const FETCH_MAX_WAIT_MS: i32 = 500;
 const FETCH_BYTES_MAX: i32 = 8 << 20;
@@ -21,9 +22,12 @@ const DECOMPRESSED_BYTES_MAX: usize = 64 << 20;
 #[derive(Debug, Args)]
 pub struct ConsumeArgs {
     topic: String,
-    /// Start at the earliest offset instead of the end.
+    /// Start at the earliest offset instead of the end (with --group: where nothing is committed).
     #[arg(long)]
     from_beginning: bool,
+    /// Join this consumer group (partitions assigned by the broker, offsets committed).
+    #[arg(long, conflicts_with_all = ["partition", "offset"])]
+    group: Option<String>,
     /// Only this partition.
     #[arg(long)]
     partition: Option<i32>,
@@ -47,41 +51,42 @@ pub struct ConsumeArgs {
     bootstrap_server: String,
 }
 
-fn start_offsets(
-    client: &mut Client,
-    topic: &str,
-    partitions: &[i32],
-    timestamp: i64,
-) -> anyhow::Result<BTreeMap<i32, i64>> {
-    let request = ListOffsetsRequest::default()
-        .with_replica_id(nurt_protocol::kafka_protocol::messages::BrokerId(-1))
-        .with_topics(vec![ListOffsetsTopic::default()
-            .with_name(topic_name(topic))
-            .with_partitions(
-                partitions
-                    .iter()
-                    .map(|&p| {
-                        ListOffsetsPartition::default()
-                            .with_partition_index(p)
-                            .with_timestamp(timestamp)
-                    })
-                    .collect(),
-            )]);
-    let response = client.send(&request, 7)?;
-    let mut out = BTreeMap::new();
-    for t in response.topics {
-        for p in t.partitions {
-            if p.error_code != 0 {
-                bail!(
-                    "cannot find start offset of partition {}: {}",
-                    p.partition_index,
-                    error_name(p.error_code)
-                );
+/// Where records go, and when to stop.
+#[derive(Debug)]
+pub struct Printer {
+    print_key: bool,
+    key_separator: String,
+    max_messages: Option<u64>,
+    printed: u64,
+    out: std::io::Stdout,
+}
+
+/// Prints the records of a fetched record set at or after `position`, advancing it.
+/// Returns true once `max_messages` have been printed.
+pub fn print_records(records: &[u8], position: &mut i64, printer: &mut Printer) -> anyhow::Result<bool> {
+    let mut out = printer.out.lock();
+    for batch in Batches::new(records) {
+        let (_, raw) = batch.context("broker sent a malformed batch")?;
+        let (header, decoded) = decode_batch(raw, DECOMPRESSED_BYTES_MAX).context("cannot decode batch")?;
+        let from = *position;
+        for r in decoded.iter().filter(|r| r.offset >= from) {
+            if printer.print_key {
+                out.write_all(r.key.as_deref().unwrap_or(b""))?;
+                out.write_all(printer.key_separator.as_bytes())?;
             }
-            out.insert(p.partition_index, p.offset);
+            out.write_all(r.value.as_deref().unwrap_or(b""))?;
+            out.write_all(b"\n")?;
+            printer.printed += 1;
+            *position = r.offset + 1;
+            if printer.max_messages.is_some_and(|m| printer.printed >= m) {
+                out.flush()?;
+                return Ok(true);
+            }
         }
+        *position = (*position).max(header.last_offset() + 1);
     }
-    Ok(out)
+    out.flush()?;
+    Ok(false)
 }
 
 pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
@@ -95,6 +100,25 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
             error_name(topic.error_code)
         );
     }
+    let mut printer = Printer {
+        print_key: args.print_key,
+        key_separator: args.key_separator.clone(),
+        max_messages: args.max_messages,
+        printed: 0,
+        out: std::io::stdout(),
+    };
+    let timeout = args.timeout_ms.map(Duration::from_millis);
+    if let Some(group) = &args.group {
+        return crate::group_consumer::run(
+            &mut client,
+            group,
+            &args.topic,
+            topic.topic_id,
+            args.from_beginning,
+            &mut printer,
+            timeout,
+        );
+    }
     let all: Vec<i32> = topic.partitions.iter().map(|p| p.partition_index).collect();
     let partitions = match args.partition {
         Some(p) if !all.contains(&p) => bail!(
@@ -105,17 +129,15 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
         Some(p) => vec![p],
         None => all,
     };
-    let mut positions = match args.offset {
+    let mut positions: BTreeMap<i32, i64> = match args.offset {
         Some(o) => partitions.iter().map(|&p| (p, o)).collect(),
-        None => start_offsets(
+        None => list_offsets(
             &mut client,
             &args.topic,
             &partitions,
             if args.from_beginning { -2 } else { -1 },
         )?,
     };
-    let stdout = std::io::stdout();
-    let mut printed = 0u64;
     let mut last_data = std::time::Instant::now();
     loop {
         let fetch_partitions = positions
@@ -139,7 +161,6 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
         if response.error_code != 0 {
             bail!("fetch failed: {}", error_name(response.error_code));
         }
-        let mut out = stdout.lock();
         for t in response.responses {
             for p in t.partitions {
                 if p.error_code != 0 {
@@ -149,36 +170,19 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
                         error_name(p.error_code)
                     );
                 }
-                let Some(records) = p.records else { continue };
-                let Some(position) = positions.get_mut(&p.partition_index) else {
+                let (Some(records), Some(position)) = (p.records, positions.get_mut(&p.partition_index)) else {
                     continue;
                 };
-                for batch in Batches::new(&records) {
-                    let (_, raw) = batch.context("broker sent a malformed batch")?;
-                    let (header, decoded) = decode_batch(raw, DECOMPRESSED_BYTES_MAX).context("cannot decode batch")?;
-                    for r in decoded.iter().filter(|r| r.offset >= *position) {
-                        if args.print_key {
-                            out.write_all(r.key.as_deref().unwrap_or(b""))?;
-                            out.write_all(args.key_separator.as_bytes())?;
-                        }
-                        out.write_all(r.value.as_deref().unwrap_or(b""))?;
-                        out.write_all(b"\n")?;
-                        printed += 1;
-                        if args.max_messages.is_some_and(|m| printed >= m) {
-                            out.flush()?;
-                            return Ok(());
-                        }
-                    }
-                    *position = (*position).max(header.last_offset() + 1);
+                let before = *position;
+                if print_records(&records, position, &mut printer)? {
+                    return Ok(());
+                }
+                if *position != before {
                     last_data = std::time::Instant::now();
                 }
             }
         }
-        out.flush()?;
-        if args
-            .timeout_ms
-            .is_some_and(|t| last_data.elapsed().as_millis() as u64 >= t)
-        {
+        if timeout.is_some_and(|t| last_data.elapsed() >= t) {
             return Ok(());
         }
     }

@@ -2,6 +2,8 @@
 
 mod client;
 mod consume;
+mod group;
+mod group_consumer;
 mod murmur;
 mod produce;
 mod serve;
@@ -28,6 +30,9 @@ enum Command {
     Produce(produce::ProduceArgs),
     /// Print a topic's records as they arrive.
     Consume(consume::ConsumeArgs),
+    /// List, describe, reset and delete consumer groups.
+    #[command(subcommand)]
+    Group(group::GroupCommand),
 }
 
 fn main() {
@@ -37,6 +42,7 @@ fn main() {
         Command::Topic(cmd) => topic::run(cmd),
         Command::Produce(args) => produce::run(args),
         Command::Consume(args) => consume::run(args),
+        Command::Group(cmd) => group::run(cmd),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -13,7 +13,7 @@ use crate::client::{error_name, topic_name, Client};
 pub struct Conn {
     /// Broker to talk to.
     #[arg(long, default_value = "localhost:9092", global = true)]
-    bootstrap_server: String,
+    pub bootstrap_server: String,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,0 +1,206 @@
+//! `nurt consume TOPIC --group G`: a KIP-848 group member. The broker assigns partitions
+//! (server-side assignor); this loop heartbeats, fetches what it owns, prints, and commits
+//! after printing each fetch. It leaves the group when done.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use nurt_protocol::kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions;
+use nurt_protocol::kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use nurt_protocol::kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use nurt_protocol::kafka_protocol::messages::*;
+use nurt_protocol::kafka_protocol::protocol::StrBytes;
+
+use crate::client::{error_name, topic_name, Client};
+use crate::consume::{print_records, Printer};
+use crate::group::{committed, list_offsets};
+
+const FETCH_MAX_WAIT_MS: i32 = 500;
+
+/// The member's state.
+struct Member {
+    group: String,
+    topic: String,
+    topic_id: uuid::Uuid,
+    member_id: String,
+    epoch: i32,
+    heartbeat_every: Duration,
+    /// Owned partition → next offset to read.
+    positions: BTreeMap<i32, i64>,
+}
+
+impl Member {
+    fn heartbeat(&mut self, client: &mut Client, leaving: bool) -> anyhow::Result<Option<Vec<i32>>> {
+        let joining = self.epoch == 0;
+        let owned = vec![TopicPartitions::default()
+            .with_topic_id(self.topic_id)
+            .with_partitions(self.positions.keys().copied().collect())];
+        let request = ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(self.group.clone())))
+            .with_member_id(StrBytes::from_string(self.member_id.clone()))
+            .with_member_epoch(if leaving { -1 } else { self.epoch })
+            .with_rebalance_timeout_ms(60_000)
+            .with_subscribed_topic_names(joining.then(|| vec![topic_name(&self.topic)]))
+            .with_topic_partitions((!leaving).then_some(owned));
+        let response = client.send(&request, 1)?;
+        if response.error_code != 0 {
+            bail!(
+                "group {}: {}{}",
+                self.group,
+                error_name(response.error_code),
+                response.error_message.map(|m| format!(": {m}")).unwrap_or_default()
+            );
+        }
+        self.epoch = response.member_epoch;
+        self.heartbeat_every = Duration::from_millis(response.heartbeat_interval_ms.clamp(100, 30_000) as u64);
+        Ok(response.assignment.map(|a| {
+            a.topic_partitions
+                .into_iter()
+                .filter(|tp| tp.topic_id == self.topic_id)
+                .flat_map(|tp| tp.partitions)
+                .collect()
+        }))
+    }
+
+    fn commit(&self, client: &mut Client) -> anyhow::Result<()> {
+        if self.positions.is_empty() {
+            return Ok(());
+        }
+        let request = OffsetCommitRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(self.group.clone())))
+            .with_generation_id_or_member_epoch(self.epoch)
+            .with_member_id(StrBytes::from_string(self.member_id.clone()))
+            .with_topics(vec![OffsetCommitRequestTopic::default()
+                .with_name(topic_name(&self.topic))
+                .with_partitions(
+                    self.positions
+                        .iter()
+                        .map(|(&p, &o)| {
+                            OffsetCommitRequestPartition::default()
+                                .with_partition_index(p)
+                                .with_committed_offset(o)
+                        })
+                        .collect(),
+                )]);
+        for t in client.send(&request, 9)?.topics {
+            for p in t.partitions.iter().filter(|p| p.error_code != 0) {
+                eprintln!(
+                    "warning: commit of partition {} failed: {}",
+                    p.partition_index,
+                    error_name(p.error_code)
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies a new assignment: commits and drops revoked partitions, positions new ones at
+    /// their committed offset (or the start/end when none).
+    fn reassign(&mut self, client: &mut Client, assigned: Vec<i32>, from_beginning: bool) -> anyhow::Result<()> {
+        self.commit(client)?;
+        self.positions.retain(|p, _| assigned.contains(p));
+        let new: Vec<i32> = assigned
+            .into_iter()
+            .filter(|p| !self.positions.contains_key(p))
+            .collect();
+        if new.is_empty() {
+            return Ok(());
+        }
+        let committed = committed(client, &self.group)?;
+        let fallback = list_offsets(client, &self.topic, &new, if from_beginning { -2 } else { -1 })?;
+        for p in new {
+            let start = committed.get(&(self.topic.clone(), p)).copied().unwrap_or(fallback[&p]);
+            self.positions.insert(p, start);
+        }
+        Ok(())
+    }
+}
+
+/// Runs the member until `max_messages` or `timeout` (no records for that long).
+pub fn run(
+    client: &mut Client,
+    group: &str,
+    topic: &str,
+    topic_id: uuid::Uuid,
+    from_beginning: bool,
+    printer: &mut Printer,
+    timeout: Option<Duration>,
+) -> anyhow::Result<()> {
+    let mut m = Member {
+        group: group.to_string(),
+        topic: topic.to_string(),
+        topic_id,
+        member_id: uuid::Uuid::new_v4().to_string(),
+        epoch: 0,
+        heartbeat_every: Duration::from_secs(1),
+        positions: BTreeMap::new(),
+    };
+    let mut last_heartbeat = Instant::now() - Duration::from_secs(3600);
+    let mut last_data = Instant::now();
+    loop {
+        if last_heartbeat.elapsed() >= m.heartbeat_every {
+            if let Some(assigned) = m.heartbeat(client, false)? {
+                m.reassign(client, assigned, from_beginning)?;
+            }
+            last_heartbeat = Instant::now();
+        }
+        if m.positions.is_empty() {
+            std::thread::sleep(Duration::from_millis(100));
+        } else {
+            let request = FetchRequest::default()
+                .with_max_wait_ms(FETCH_MAX_WAIT_MS)
+                .with_min_bytes(1)
+                .with_max_bytes(8 << 20)
+                .with_session_epoch(-1)
+                .with_topics(vec![FetchTopic::default()
+                    .with_topic(topic_name(topic))
+                    .with_partitions(
+                        m.positions
+                            .iter()
+                            .map(|(&p, &o)| {
+                                FetchPartition::default()
+                                    .with_partition(p)
+                                    .with_fetch_offset(o)
+                                    .with_partition_max_bytes(1 << 20)
+                            })
+                            .collect(),
+                    )]);
+            let response = client.send(&request, 12)?;
+            let mut any = false;
+            for t in response.responses {
+                for p in t.partitions {
+                    if p.error_code != 0 {
+                        bail!(
+                            "fetch from partition {} failed: {}",
+                            p.partition_index,
+                            error_name(p.error_code)
+                        );
+                    }
+                    let (Some(records), Some(position)) = (p.records, m.positions.get_mut(&p.partition_index)) else {
+                        continue;
+                    };
+                    let before = *position;
+                    let done = print_records(&records, position, printer)?;
+                    any |= *position != before;
+                    if done {
+                        m.commit(client)?;
+                        m.heartbeat(client, true)?;
+                        return Ok(());
+                    }
+                }
+            }
+            if any {
+                m.commit(client)?;
+                last_data = Instant::now();
+            }
+        }
+        if timeout.is_some_and(|t| last_data.elapsed() >= t) {
+            m.commit(client)?;
+            m.heartbeat(client, true)?;
+            return Ok(());
+        }
+    }
+}
