@@ -18,6 +18,9 @@ done
 
 python3 -m pip install -q --disable-pip-version-check -r tests/e2e/requirements.txt
 
+# The fuzz targets run briefly with every test run (stable toolchain, no sanitizer).
+command -v cargo-fuzz >/dev/null || cargo install -q cargo-fuzz --locked
+
 JARS=tests/e2e/.cache/jars
 if [ ! -f "$JARS/kafka-clients.jar" ]; then
   mkdir -p "$JARS"

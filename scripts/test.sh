@@ -6,4 +6,5 @@ cd "$(dirname "$0")/.."
 scripts/install-test-deps.sh
 cargo build --workspace --bins
 cargo test --workspace
+scripts/fuzz.sh
 python3 -m pytest tests/e2e -q -p no:warnings "$@"
