@@ -266,6 +266,9 @@ fn validate_produced(records: &[u8]) -> Result<BatchHeader, AppendError> {
     if header.record_count == 0 {
         return Err(AppendError::InvalidRecord("empty record batch"));
     }
+    if header.last_offset_delta != header.record_count - 1 {
+        return Err(AppendError::InvalidRecord("last offset delta does not match the record count"));
+    }
     if header.is_control() {
         return Err(AppendError::InvalidRecord("clients may not write control batches"));
     }

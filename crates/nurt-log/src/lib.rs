@@ -8,6 +8,7 @@
 //!
 //! Nothing here is async: callers decide which thread does the I/O.
 
+pub mod cleaner;
 pub mod config;
 pub mod epoch;
 pub mod error;
@@ -19,7 +20,7 @@ pub mod segment;
 pub use config::LogConfig;
 pub use epoch::LeaderEpochCache;
 pub use error::LogError;
-pub use log::{AppendInfo, Log, ReadSlice};
+pub use log::{AppendInfo, CleanableSegment, Log, ReadSlice};
 pub use producer_state::{ProducerStateTable, SequenceCheck};
 
 #[cfg(test)]

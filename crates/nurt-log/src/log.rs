@@ -16,6 +16,31 @@ use crate::{LeaderEpochCache, LogConfig, LogError};
 
 const RECOVERY_POINT_FILE: &str = "recovery-point";
 const LOG_START_FILE: &str = "log-start-offset";
+const CLEANER_CHECKPOINT_FILE: &str = "cleaner-offset-checkpoint";
+
+/// A rolled segment the cleaner may rewrite: read it through `file` without the log's lock.
+#[derive(Debug, Clone)]
+pub struct CleanableSegment {
+    pub base_offset: i64,
+    pub file: Arc<File>,
+    pub size_bytes: u64,
+    pub path: PathBuf,
+}
+
+/// Removes leftovers of interrupted deletions and cleanings; completes interrupted swaps.
+fn tidy_dir(dir: &Path) -> Result<(), LogError> {
+    for entry in std::fs::read_dir(dir).at(dir)?.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".deleted") || name.ends_with(".cleaned") {
+            std::fs::remove_file(&path).at(&path)?;
+        } else if let Some(stem) = name.strip_suffix(".swap") {
+            let target = dir.join(stem);
+            std::fs::rename(&path, &target).at(&target)?;
+        }
+    }
+    Ok(())
+}
 
 /// What an append assigned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +96,7 @@ impl Log {
     /// segment from the recovery point on is scanned, its torn tail cut and its indexes rebuilt.
     pub fn open(dir: &Path, config: LogConfig, clean: bool, now_ms: i64) -> Result<Self, LogError> {
         std::fs::create_dir_all(dir).at(dir)?;
+        tidy_dir(dir)?;
         let recovery_point = read_i64_file(&dir.join(RECOVERY_POINT_FILE)).unwrap_or(0);
         let mut bases: Vec<i64> = std::fs::read_dir(dir)
             .at(dir)?
@@ -343,6 +369,112 @@ impl Log {
             }
         }
         Ok(())
+    }
+
+    /// DeleteRecords: moves the log start offset to `offset` (≤ high watermark) and deletes
+    /// segments that fall entirely below it. Returns the new log start offset.
+    pub fn delete_records_before(&mut self, offset: i64) -> Result<i64, LogError> {
+        let hw = self.high_watermark();
+        if offset < 0 || offset > hw {
+            return Err(LogError::OffsetOutOfRange { offset, log_start_offset: self.log_start_offset, log_end_offset: hw });
+        }
+        if offset > self.log_start_offset {
+            self.log_start_offset = offset;
+            write_i64_file(&self.dir.join(LOG_START_FILE), offset)?;
+        }
+        while self.segments.len() > 1 && self.segments[1].base_offset <= self.log_start_offset {
+            self.delete_oldest_segment()?;
+        }
+        Ok(self.log_start_offset)
+    }
+
+    /// Deletes the oldest segment: the log start moves past it first (persisted), then its
+    /// files are renamed `.deleted` and removed. A crash in between leaves either a segment
+    /// below the log start (deleted again next time) or `.deleted` files (removed on open).
+    fn delete_oldest_segment(&mut self) -> Result<(), LogError> {
+        debug_assert!(self.segments.len() > 1, "the active segment is never deleted");
+        let next_base = self.segments[1].base_offset;
+        if self.log_start_offset < next_base {
+            self.log_start_offset = next_base;
+            write_i64_file(&self.dir.join(LOG_START_FILE), next_base)?;
+        }
+        let seg = self.segments.remove(0);
+        seg.delete()
+    }
+
+    /// Retention: deletes the oldest segments whose newest record is older than
+    /// `retention_ms` (-1: no limit), and while the log is larger than `retention_bytes` (-1:
+    /// no limit) by at least the oldest segment. An expired active segment is rolled first so
+    /// it can go too. Returns how many segments were deleted.
+    pub fn enforce_retention(&mut self, now_ms: i64, retention_ms: i64, retention_bytes: i64) -> Result<usize, LogError> {
+        let expired = |seg: &Segment| retention_ms >= 0 && seg.size_bytes > 0 && seg.max_timestamp_ms < now_ms.saturating_sub(retention_ms);
+        if expired(self.active()) {
+            self.roll(now_ms)?;
+        }
+        let mut deleted = 0;
+        while self.segments.len() > 1 {
+            let oldest = &self.segments[0];
+            let over_size = retention_bytes >= 0 && self.size_bytes().saturating_sub(oldest.size_bytes) >= retention_bytes as u64;
+            if !(expired(oldest) || over_size) {
+                break;
+            }
+            self.delete_oldest_segment()?;
+            deleted += 1;
+        }
+        Ok(deleted)
+    }
+
+    /// Rolled segments whose records are all older than `min_compaction_lag_ms`, oldest first:
+    /// what the cleaner may rewrite.
+    pub fn cleanable_segments(&self, now_ms: i64, min_compaction_lag_ms: i64) -> Vec<CleanableSegment> {
+        let horizon = now_ms.saturating_sub(min_compaction_lag_ms);
+        self.segments[..self.segments.len() - 1]
+            .iter()
+            .take_while(|s| s.max_timestamp_ms <= horizon)
+            .map(|s| CleanableSegment { base_offset: s.base_offset, file: s.file(), size_bytes: s.size_bytes, path: s.path().to_path_buf() })
+            .collect()
+    }
+
+    /// The first offset not yet cleaned (the cleaner's checkpoint).
+    pub fn cleaned_up_to(&self) -> i64 {
+        read_i64_file(&self.dir.join(CLEANER_CHECKPOINT_FILE)).unwrap_or(0)
+    }
+
+    /// Records how far the log has been cleaned.
+    pub fn set_cleaned_up_to(&self, offset: i64) -> Result<(), LogError> {
+        write_i64_file(&self.dir.join(CLEANER_CHECKPOINT_FILE), offset)
+    }
+
+    /// Bytes of rolled segments at or after the cleaner checkpoint, over all rolled bytes.
+    pub fn dirty_ratio(&self) -> f64 {
+        let cleaned_to = self.cleaned_up_to();
+        let rolled = &self.segments[..self.segments.len() - 1];
+        let total: u64 = rolled.iter().map(|s| s.size_bytes).sum();
+        let dirty: u64 = rolled.iter().filter(|s| s.base_offset >= cleaned_to).map(|s| s.size_bytes).sum();
+        if total == 0 {
+            0.0
+        } else {
+            dirty as f64 / total as f64
+        }
+    }
+
+    /// Swaps a cleaned copy in for segment `base_offset`, if that segment is still there and
+    /// unchanged (`expected_size_bytes`). The rename is atomic: a crash leaves the old or the
+    /// new segment, and a leftover `.cleaned` file is removed on open.
+    pub fn install_cleaned(&mut self, base_offset: i64, cleaned: &Path, expected_size_bytes: u64) -> Result<bool, LogError> {
+        let Some(i) = self.segments.iter().position(|s| s.base_offset == base_offset) else {
+            std::fs::remove_file(cleaned).at(cleaned)?;
+            return Ok(false);
+        };
+        if i + 1 == self.segments.len() || self.segments[i].size_bytes != expected_size_bytes {
+            std::fs::remove_file(cleaned).at(cleaned)?;
+            return Ok(false);
+        }
+        let path = self.segments[i].path().to_path_buf();
+        std::fs::rename(cleaned, &path).at(&path)?;
+        sync_dir(&self.dir)?;
+        self.segments[i] = Segment::open(&path, base_offset, true, self.config.index_interval_bytes)?;
+        Ok(true)
     }
 
     /// Flushes and persists the checkpoints, for a clean shutdown.

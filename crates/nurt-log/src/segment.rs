@@ -158,7 +158,12 @@ impl Segment {
             std::io::IoSlice::new(patched_header),
             std::io::IoSlice::new(&batch[BATCH_HEADER_BYTES..]),
         ];
-        write_all_vectored(&self.file, &mut parts, batch.len()).at(&self.path)?;
+        if let Err(e) = write_all_vectored(&self.file, &mut parts, batch.len()) {
+            // A short write (full disk) must not leave a torn batch that the next append would
+            // land behind: cut the file back to the last whole batch.
+            let _ = self.file.set_len(self.size_bytes);
+            return Err(e).at(&self.path);
+        }
         self.size_bytes += batch.len() as u64;
         self.next_offset = header.last_offset() + 1;
         self.max_timestamp_ms = self.max_timestamp_ms.max(header.max_timestamp);
@@ -196,6 +201,11 @@ impl Segment {
             pos += header.total_bytes() as u64;
         }
         Ok(None)
+    }
+
+    /// The `.log` file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// A shared handle for positional reads outside the log's lock.

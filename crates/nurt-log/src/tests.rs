@@ -198,3 +198,117 @@ proptest! {
         prop_assert_eq!(all.last().unwrap().1, expected_end);
     }
 }
+
+fn keyed(key: &str, value: Option<&str>, ts: i64) -> Vec<u8> {
+    let mut b = BatchBuilder::new(Compression::None, ts);
+    b.push(ts, Some(key.as_bytes()), value.map(str::as_bytes), &[]);
+    b.build().unwrap()
+}
+
+#[test]
+fn retention_by_time_and_size_moves_log_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), small_config(), true, 0).unwrap();
+    for i in 0..60 {
+        log.append(&batch(1, 200, i * 100), 0, None, i * 100).unwrap();
+    }
+    let segments_before = std::fs::read_dir(dir.path()).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "log")).count();
+    // Everything older than t=3000 expires: whole segments only.
+    let deleted = log.enforce_retention(5_000, 2_000, -1).unwrap();
+    assert!(deleted > 0);
+    let start = log.log_start_offset();
+    assert!(start > 0 && start <= 30, "log start {start}");
+    assert!(matches!(log.read(0, 100), Err(LogError::OffsetOutOfRange { .. })));
+    assert_eq!(read_all(&log, start).last().unwrap().1, 59);
+    // Size: keep at most ~1 KiB beyond the oldest segment.
+    log.enforce_retention(5_000, -1, 1024).unwrap();
+    assert!(log.size_bytes() < 1024 + 4096);
+    // All expired: the active segment is rolled and everything goes.
+    log.enforce_retention(1_000_000, 1, -1).unwrap();
+    assert_eq!(log.log_start_offset(), 60);
+    assert_eq!(log.log_end_offset(), 60);
+    let segments_after = std::fs::read_dir(dir.path()).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "log")).count();
+    assert!(segments_after < segments_before);
+    drop(log);
+    let log = Log::open(dir.path(), small_config(), false, 0).unwrap();
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (60, 60));
+}
+
+#[test]
+fn delete_records_moves_start_and_survives_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), small_config(), true, 0).unwrap();
+    for i in 0..50 {
+        log.append(&batch(2, 100, i), 0, None, 0).unwrap();
+    }
+    assert!(matches!(log.delete_records_before(101), Err(LogError::OffsetOutOfRange { .. })));
+    assert_eq!(log.delete_records_before(37).unwrap(), 37);
+    assert_eq!(log.delete_records_before(10).unwrap(), 37, "never moves backwards");
+    assert!(log.read(36, 100).is_err());
+    assert!(log.read(37, 100).unwrap().is_some());
+    drop(log);
+    let log = Log::open(dir.path(), small_config(), false, 0).unwrap();
+    assert_eq!(log.log_start_offset(), 37);
+}
+
+#[test]
+fn compaction_keeps_latest_per_key_and_drops_old_tombstones() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), small_config(), true, 0).unwrap();
+    for i in 0..300 {
+        let key = format!("k{}", i % 10);
+        log.append(&keyed(&key, Some(&format!("v{i}")), 1_000 + i), 0, None, 0).unwrap();
+    }
+    for k in 0..3 {
+        log.append(&keyed(&format!("k{k}"), None, 2_000), 0, None, 0).unwrap();
+    }
+    log.roll(3_000).unwrap();
+    let segments = log.cleanable_segments(10_000, 0);
+    assert!(segments.len() > 1);
+    let (cleaned, stats) = crate::cleaner::clean_segments(&segments, crate::cleaner::CleanOptions { now_ms: 10_000, delete_retention_ms: 5_000, decompressed_bytes_max: 1 << 20 }).unwrap();
+    assert_eq!((stats.records_before, stats.records_after), (303, 7));
+    for (seg, path) in cleaned {
+        assert!(log.install_cleaned(seg.base_offset, &path, seg.size_bytes).unwrap());
+    }
+    let mut values = std::collections::BTreeMap::new();
+    let mut offset = log.log_start_offset();
+    while let Some(slice) = log.read(offset, 1 << 20).unwrap() {
+        let bytes = slice.read_to_vec().unwrap();
+        for b in Batches::new(&bytes) {
+            let (h, raw) = b.unwrap();
+            let (_, records) = nurt_records::record::decode_batch(raw, 1 << 20).unwrap();
+            for r in records {
+                values.insert(r.key.unwrap(), (r.offset, r.value));
+            }
+            offset = h.last_offset() + 1;
+        }
+    }
+    assert_eq!(values.len(), 7);
+    assert_eq!(values[&b"k9".to_vec()], (299, Some(b"v299".to_vec())));
+    // A reopen (recovery scan) accepts the offset gaps left by compaction.
+    let end = log.log_end_offset();
+    drop(log);
+    let mut log = Log::open(dir.path(), small_config(), false, 0).unwrap();
+    assert_eq!(log.log_end_offset(), end);
+    assert_eq!(log.append(&keyed("k1", Some("new"), 4_000), 0, None, 0).unwrap().base_offset, end);
+}
+
+#[test]
+fn leftovers_of_interrupted_cleaning_and_deletion_are_tidied() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), small_config(), true, 0).unwrap();
+    for i in 0..30 {
+        log.append(&batch(1, 300, i), 0, None, 0).unwrap();
+    }
+    drop(log);
+    std::fs::write(dir.path().join("00000000000000000000.log.cleaned"), b"half written").unwrap();
+    std::fs::write(dir.path().join("00000000000000000003.log.deleted"), b"doomed").unwrap();
+    let log = Log::open(dir.path(), small_config(), false, 0).unwrap();
+    assert_eq!(log.log_end_offset(), 30);
+    assert_eq!(read_all(&log, 0).len(), 30);
+    let leftovers = std::fs::read_dir(dir.path()).unwrap().filter(|e| {
+        let n = e.as_ref().unwrap().file_name().to_string_lossy().into_owned();
+        n.ends_with(".cleaned") || n.ends_with(".deleted")
+    });
+    assert_eq!(leftovers.count(), 0);
+}

@@ -10,6 +10,7 @@ pub mod builder;
 pub mod codec;
 pub mod error;
 pub mod record;
+pub mod rewrite;
 pub mod varint;
 
 pub use batch::{BatchHeader, Batches, Compression, TimestampType, BATCH_HEADER_BYTES};

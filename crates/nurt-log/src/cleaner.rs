@@ -1,0 +1,106 @@
+//! Log compaction (`cleanup.policy=compact`): keep the latest record of each key, drop
+//! tombstones older than `delete.retention.ms`, keep offsets (gaps are fine) and batch
+//! boundaries. Runs on rolled segments without the log's lock: it reads them through their
+//! file handles and writes `<segment>.log.cleaned` copies that `Log::install_cleaned` swaps in.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+
+use nurt_records::batch::{BatchHeader, BATCH_HEADER_BYTES};
+use nurt_records::record::decode_batch;
+use nurt_records::rewrite::rewrite_batch;
+
+use crate::error::IoContext;
+use crate::log::CleanableSegment;
+use crate::LogError;
+
+/// How a cleaning pass decides.
+#[derive(Debug, Clone, Copy)]
+pub struct CleanOptions {
+    pub now_ms: i64,
+    /// Tombstones older than this are removed.
+    pub delete_retention_ms: i64,
+    /// Bound on one decompressed batch.
+    pub decompressed_bytes_max: usize,
+}
+
+/// What a pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CleanStats {
+    pub records_before: u64,
+    pub records_after: u64,
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+}
+
+/// Calls `f` with every whole batch of a segment file, one at a time.
+fn for_each_batch(file: &File, size_bytes: u64, mut f: impl FnMut(&[u8]) -> Result<(), LogError>) -> Result<(), LogError> {
+    let mut pos = 0u64;
+    let mut buf = Vec::new();
+    let mut head = [0u8; BATCH_HEADER_BYTES];
+    while pos + BATCH_HEADER_BYTES as u64 <= size_bytes {
+        file.read_exact_at(&mut head, pos).at(std::path::Path::new("segment"))?;
+        let header = BatchHeader::parse(&head)?;
+        let len = header.total_bytes();
+        if pos + len as u64 > size_bytes {
+            break;
+        }
+        buf.resize(len, 0);
+        file.read_exact_at(&mut buf, pos).at(std::path::Path::new("segment"))?;
+        f(&buf)?;
+        pos += len as u64;
+    }
+    Ok(())
+}
+
+/// Cleans `segments` (oldest first): builds the key → latest offset map over all of them,
+/// then writes each one's cleaned copy. Returns the copies to install and the statistics.
+pub fn clean_segments(segments: &[CleanableSegment], opts: CleanOptions) -> Result<(Vec<(CleanableSegment, PathBuf)>, CleanStats), LogError> {
+    let mut latest: HashMap<Vec<u8>, i64> = HashMap::new();
+    let mut stats = CleanStats::default();
+    for seg in segments {
+        for_each_batch(&seg.file, seg.size_bytes, |batch| {
+            let (header, records) = decode_batch(batch, opts.decompressed_bytes_max)?;
+            if header.is_control() {
+                return Ok(());
+            }
+            for r in records {
+                stats.records_before += 1;
+                if let Some(key) = r.key {
+                    latest.insert(key, r.offset);
+                }
+            }
+            Ok(())
+        })?;
+    }
+    let tombstone_horizon = opts.now_ms.saturating_sub(opts.delete_retention_ms);
+    let mut out = Vec::with_capacity(segments.len());
+    for seg in segments {
+        let cleaned_path = seg.path.with_extension("log.cleaned");
+        let mut cleaned = std::io::BufWriter::new(File::create(&cleaned_path).at(&cleaned_path)?);
+        let mut written = 0u64;
+        for_each_batch(&seg.file, seg.size_bytes, |batch| {
+            let header = BatchHeader::parse(batch)?;
+            let codec = header.compression()?;
+            let kept = rewrite_batch(batch, codec, opts.decompressed_bytes_max, |r| match &r.key {
+                None => false,
+                Some(k) => latest.get(k) == Some(&r.offset) && (r.value.is_some() || r.timestamp_ms >= tombstone_horizon),
+            })?;
+            if let Some(kept) = kept {
+                stats.records_after += u64::from(BatchHeader::parse(&kept)?.record_count.max(0) as u32);
+                cleaned.write_all(&kept).at(&cleaned_path)?;
+                written += kept.len() as u64;
+            }
+            Ok(())
+        })?;
+        let file = cleaned.into_inner().map_err(|e| LogError::Io { path: cleaned_path.clone(), source: e.into_error() })?;
+        file.sync_all().at(&cleaned_path)?;
+        stats.bytes_before += seg.size_bytes;
+        stats.bytes_after += written;
+        out.push((seg.clone(), cleaned_path));
+    }
+    Ok((out, stats))
+}
