@@ -33,6 +33,9 @@ const BROKER_KEYS: &[&str] = &[
     "group.consumer.heartbeat.interval.ms",
     "group.consumer.session.timeout.ms",
     "offset.metadata.max.bytes",
+    "log.retention.check.interval.ms",
+    "log.cleaner.backoff.ms",
+    "log.cleaner.enable",
 ];
 
 /// Everything `nurt serve` was told.
@@ -127,6 +130,15 @@ impl BrokerConfig {
     }
     pub fn max_connections_per_ip(&self) -> usize {
         self.parsed("max.connections.per.ip", usize::MAX)
+    }
+    pub fn retention_check_interval_ms(&self) -> u64 {
+        self.parsed("log.retention.check.interval.ms", 300_000)
+    }
+    pub fn cleaner_backoff_ms(&self) -> u64 {
+        self.parsed("log.cleaner.backoff.ms", 15_000)
+    }
+    pub fn cleaner_enabled(&self) -> bool {
+        self.parsed("log.cleaner.enable", true)
     }
     pub fn flush_scheduler_interval_ms(&self) -> u64 {
         self.parsed("log.flush.scheduler.interval.ms", 1000)

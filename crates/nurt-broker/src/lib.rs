@@ -12,9 +12,11 @@ pub mod connection;
 pub mod error;
 pub mod group_service;
 pub mod handlers;
+pub mod maintenance;
 pub mod metadata_store;
 pub mod partition;
 pub mod server;
+pub mod settings;
 
 pub use broker::Broker;
 pub use config::BrokerConfig;

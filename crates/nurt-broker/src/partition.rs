@@ -4,40 +4,14 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use nurt_log::{Log, LogConfig, LogError, ProducerStateTable, ReadSlice, SequenceCheck};
-use nurt_metadata::{TopicConfigs, TopicId};
+use nurt_log::{Log, LogError, ProducerStateTable, ReadSlice, SequenceCheck};
+use nurt_metadata::TopicId;
 use nurt_records::batch::{self, BatchHeader};
+use nurt_records::record::decode_batch;
+use nurt_records::rewrite::rewrite_batch;
 use nurt_records::RecordsError;
 
-/// Topic configs as the append path needs them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TopicSettings {
-    pub max_message_bytes: usize,
-    pub log_append_time: bool,
-    pub timestamp_before_max_ms: i64,
-    pub timestamp_after_max_ms: i64,
-    pub log: LogConfig,
-}
-
-impl TopicSettings {
-    /// Resolves the effective topic configs.
-    pub fn from_configs(c: &TopicConfigs<'_>) -> Self {
-        let clamp_u32 = |v: i64| v.clamp(0, i64::from(i32::MAX)) as u32;
-        Self {
-            max_message_bytes: c.long("max.message.bytes").max(0) as usize,
-            log_append_time: c.string("message.timestamp.type") == "LogAppendTime",
-            timestamp_before_max_ms: c.long("message.timestamp.before.max.ms"),
-            timestamp_after_max_ms: c.long("message.timestamp.after.max.ms"),
-            log: LogConfig {
-                segment_bytes: clamp_u32(c.long("segment.bytes")),
-                segment_ms: c.long("segment.ms"),
-                index_interval_bytes: clamp_u32(c.long("index.interval.bytes")),
-                flush_messages: c.long("flush.messages"),
-                flush_ms: c.long("flush.ms"),
-            },
-        }
-    }
-}
+pub use crate::settings::TopicSettings;
 
 /// Why a produced batch was refused; the produce handler maps each to a Kafka error code.
 #[derive(Debug, thiserror::Error)]
@@ -75,10 +49,10 @@ pub struct Offsets {
 }
 
 #[derive(Debug)]
-struct Inner {
-    log: Log,
-    producers: ProducerStateTable,
-    settings: TopicSettings,
+pub(crate) struct Inner {
+    pub(crate) log: Log,
+    pub(crate) producers: ProducerStateTable,
+    pub(crate) settings: TopicSettings,
 }
 
 /// One partition replica (this node leads every partition it hosts in single-node mode).
@@ -88,12 +62,12 @@ pub struct Partition {
     pub topic_id: TopicId,
     pub index: i32,
     pub leader_epoch: i32,
-    inner: Mutex<Inner>,
+    pub(crate) inner: Mutex<Inner>,
 }
 
 /// Locks, ignoring poisoning: a panic in one request must not take the partition down for
 /// everyone (the log's own state is only updated after each write succeeds).
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
@@ -105,6 +79,9 @@ pub struct PartitionId {
     pub index: i32,
     pub leader_epoch: i32,
 }
+
+/// Bound on a produced batch's decompressed size when the broker must decode it.
+const DECOMPRESSED_BYTES_MAX: usize = 64 << 20;
 
 /// Segments scanned on open to rebuild idempotent producer state.
 const PRODUCER_STATE_SEGMENTS: usize = 2;
@@ -152,6 +129,30 @@ impl Partition {
     /// Validates and appends one produced record set (exactly one batch v2).
     pub fn append(&self, records: &[u8], now_ms: i64) -> Result<Appended, AppendError> {
         let header = validate_produced(records)?;
+        let (compact, target_codec) = {
+            let inner = lock(&self.inner);
+            (inner.settings.compact, inner.settings.compression)
+        };
+        if compact {
+            // Kafka refuses keyless records on compacted topics: the one produce-path check
+            // that needs the records decoded.
+            let (_, decoded) = decode_batch(records, DECOMPRESSED_BYTES_MAX).map_err(AppendError::Corrupt)?;
+            if decoded.iter().any(|r| r.key.is_none()) {
+                return Err(AppendError::InvalidRecord(
+                    "compacted topics need a key on every record",
+                ));
+            }
+        }
+        let recompressed;
+        let records = match target_codec {
+            Some(codec) if header.compression().ok() != Some(codec) => {
+                recompressed = rewrite_batch(records, codec, DECOMPRESSED_BYTES_MAX, |_| true)
+                    .map_err(AppendError::Corrupt)?
+                    .ok_or(AppendError::InvalidRecord("empty record batch"))?;
+                &recompressed[..]
+            }
+            _ => records,
+        };
         let mut inner = lock(&self.inner);
         let settings = &inner.settings;
         if records.len() > settings.max_message_bytes {
@@ -267,7 +268,9 @@ fn validate_produced(records: &[u8]) -> Result<BatchHeader, AppendError> {
         return Err(AppendError::InvalidRecord("empty record batch"));
     }
     if header.last_offset_delta != header.record_count - 1 {
-        return Err(AppendError::InvalidRecord("last offset delta does not match the record count"));
+        return Err(AppendError::InvalidRecord(
+            "last offset delta does not match the record count",
+        ));
     }
     if header.is_control() {
         return Err(AppendError::InvalidRecord("clients may not write control batches"));

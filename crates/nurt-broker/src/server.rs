@@ -87,6 +87,7 @@ pub async fn serve(
     }
     tasks.spawn(upkeep_loop(Arc::clone(&broker), stop_rx.clone()));
     tasks.spawn(group_clock(Arc::clone(&broker), stop_rx.clone()));
+    tasks.spawn(log_maintenance(Arc::clone(&broker), stop_rx.clone()));
     shutdown.await;
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
@@ -188,5 +189,61 @@ async fn group_clock(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
         if ticks.is_multiple_of(EXPIRY_EVERY_TICKS) {
             broker.groups.expire_offsets();
         }
+    }
+}
+
+/// Retention every `log.retention.check.interval.ms`, compaction every
+/// `log.cleaner.backoff.ms`, on a blocking thread so request handling never waits for them.
+async fn log_maintenance(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
+    let retention_every = Duration::from_millis(broker.config.retention_check_interval_ms().max(100));
+    let cleaner_every = Duration::from_millis(broker.config.cleaner_backoff_ms().max(100));
+    let tick = retention_every.min(cleaner_every);
+    let (mut last_retention, mut last_cleaning) = (tokio::time::Instant::now(), tokio::time::Instant::now());
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(tick) => {}
+            _ = stop.changed() => return,
+        }
+        let now = tokio::time::Instant::now();
+        let retention = now - last_retention >= retention_every;
+        let cleaning = broker.config.cleaner_enabled() && now - last_cleaning >= cleaner_every;
+        if retention {
+            last_retention = now;
+        }
+        if cleaning {
+            last_cleaning = now;
+        }
+        if !retention && !cleaning {
+            continue;
+        }
+        let b = Arc::clone(&broker);
+        let _ = tokio::task::spawn_blocking(move || {
+            let now = now_ms();
+            for p in b.all_partitions() {
+                if retention {
+                    match p.enforce_retention(now) {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!("retention deleted {n} segment(s) of {}-{}", p.topic, p.index),
+                        Err(e) => tracing::error!("retention of {}-{}: {e}", p.topic, p.index),
+                    }
+                }
+                if cleaning {
+                    match p.compact(now) {
+                        Ok(Some(s)) => tracing::info!(
+                            "compacted {}-{}: {} -> {} records, {} -> {} bytes",
+                            p.topic,
+                            p.index,
+                            s.records_before,
+                            s.records_after,
+                            s.bytes_before,
+                            s.bytes_after
+                        ),
+                        Ok(None) => {}
+                        Err(e) => tracing::error!("compaction of {}-{}: {e}", p.topic, p.index),
+                    }
+                }
+            }
+        })
+        .await;
     }
 }

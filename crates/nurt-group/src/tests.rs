@@ -321,18 +321,41 @@ fn kip848_revokes_before_reassigning() {
 
 #[test]
 fn offsets_of_groups_without_members_expire_after_retention() {
-    let mut c = GroupCoordinator::new(GroupConfig { offsets_retention_ms: 1_000, ..cfg() });
-    let commit = OffsetCommit { topic: "t".into(), partition: 0, offset: 5, leader_epoch: 0, metadata: None };
+    let mut c = GroupCoordinator::new(GroupConfig {
+        offsets_retention_ms: 1_000,
+        ..cfg()
+    });
+    let commit = OffsetCommit {
+        topic: "t".into(),
+        partition: 0,
+        offset: 5,
+        leader_epoch: 0,
+        metadata: None,
+    };
     let (records, _) = c.commit_offsets("standalone", "", None, -1, vec![commit], 100).unwrap();
     c.apply(&records);
     assert!(c.expire_offsets(1_100).is_empty(), "not yet past retention");
     let tombstones = c.expire_offsets(1_101);
-    assert_eq!(tombstones, vec![GroupRecord::Offset { group: "standalone".into(), topic: "t".into(), partition: 0, value: None }]);
+    assert_eq!(
+        tombstones,
+        vec![GroupRecord::Offset {
+            group: "standalone".into(),
+            topic: "t".into(),
+            partition: 0,
+            value: None
+        }]
+    );
     c.apply(&tombstones);
     assert!(c.committed("standalone", "t", 0).is_none());
     // A group with members keeps its offsets however old they are.
     let mut c = stable_group(&["m1"]);
-    let commit = OffsetCommit { topic: "t".into(), partition: 0, offset: 5, leader_epoch: 0, metadata: None };
+    let commit = OffsetCommit {
+        topic: "t".into(),
+        partition: 0,
+        offset: 5,
+        leader_epoch: 0,
+        metadata: None,
+    };
     let (records, _) = c.commit_offsets("g", "m1", None, 1, vec![commit], 0).unwrap();
     c.apply(&records);
     assert!(c.expire_offsets(i64::MAX / 2).is_empty());

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use nurt_records::batch::{BatchHeader, BATCH_HEADER_BYTES};
 use nurt_records::record::decode_batch;
-use nurt_records::rewrite::rewrite_batch;
+use nurt_records::rewrite::{empty_batch_like, rewrite_batch};
 
 use crate::error::IoContext;
 use crate::log::CleanableSegment;
@@ -37,7 +37,11 @@ pub struct CleanStats {
 }
 
 /// Calls `f` with every whole batch of a segment file, one at a time.
-fn for_each_batch(file: &File, size_bytes: u64, mut f: impl FnMut(&[u8]) -> Result<(), LogError>) -> Result<(), LogError> {
+fn for_each_batch(
+    file: &File,
+    size_bytes: u64,
+    mut f: impl FnMut(&[u8]) -> Result<(), LogError>,
+) -> Result<(), LogError> {
     let mut pos = 0u64;
     let mut buf = Vec::new();
     let mut head = [0u8; BATCH_HEADER_BYTES];
@@ -58,7 +62,10 @@ fn for_each_batch(file: &File, size_bytes: u64, mut f: impl FnMut(&[u8]) -> Resu
 
 /// Cleans `segments` (oldest first): builds the key → latest offset map over all of them,
 /// then writes each one's cleaned copy. Returns the copies to install and the statistics.
-pub fn clean_segments(segments: &[CleanableSegment], opts: CleanOptions) -> Result<(Vec<(CleanableSegment, PathBuf)>, CleanStats), LogError> {
+pub fn clean_segments(
+    segments: &[CleanableSegment],
+    opts: CleanOptions,
+) -> Result<(Vec<(CleanableSegment, PathBuf)>, CleanStats), LogError> {
     let mut latest: HashMap<Vec<u8>, i64> = HashMap::new();
     let mut stats = CleanStats::default();
     for seg in segments {
@@ -82,13 +89,23 @@ pub fn clean_segments(segments: &[CleanableSegment], opts: CleanOptions) -> Resu
         let cleaned_path = seg.path.with_extension("log.cleaned");
         let mut cleaned = std::io::BufWriter::new(File::create(&cleaned_path).at(&cleaned_path)?);
         let mut written = 0u64;
+        let mut pos = 0u64;
         for_each_batch(&seg.file, seg.size_bytes, |batch| {
             let header = BatchHeader::parse(batch)?;
+            pos += batch.len() as u64;
+            let last_in_segment = pos == seg.size_bytes;
             let codec = header.compression()?;
             let kept = rewrite_batch(batch, codec, opts.decompressed_bytes_max, |r| match &r.key {
                 None => false,
-                Some(k) => latest.get(k) == Some(&r.offset) && (r.value.is_some() || r.timestamp_ms >= tombstone_horizon),
+                Some(k) => {
+                    latest.get(k) == Some(&r.offset) && (r.value.is_some() || r.timestamp_ms >= tombstone_horizon)
+                }
             })?;
+            // The last batch stays, even empty, so its offsets remain readable past the gap.
+            let kept = match kept {
+                None if last_in_segment => Some(empty_batch_like(batch)?),
+                other => other,
+            };
             if let Some(kept) = kept {
                 stats.records_after += u64::from(BatchHeader::parse(&kept)?.record_count.max(0) as u32);
                 cleaned.write_all(&kept).at(&cleaned_path)?;
@@ -96,7 +113,10 @@ pub fn clean_segments(segments: &[CleanableSegment], opts: CleanOptions) -> Resu
             }
             Ok(())
         })?;
-        let file = cleaned.into_inner().map_err(|e| LogError::Io { path: cleaned_path.clone(), source: e.into_error() })?;
+        let file = cleaned.into_inner().map_err(|e| LogError::Io {
+            path: cleaned_path.clone(),
+            source: e.into_error(),
+        })?;
         file.sync_all().at(&cleaned_path)?;
         stats.bytes_before += seg.size_bytes;
         stats.bytes_after += written;

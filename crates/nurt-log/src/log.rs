@@ -302,15 +302,34 @@ impl Log {
             .segments
             .partition_point(|s| s.base_offset <= offset)
             .saturating_sub(1);
+        // Compaction leaves record-less batches behind (to keep offsets); serving those alone
+        // makes clients think a message is too large, so start at the next batch with records.
+        // Only when nothing but empty batches remains is one served, to move readers past it.
+        let with_records = self.locate(first, offset, |h| h.record_count != 0)?;
+        let found = match with_records {
+            Some(hit) => Some(hit),
+            None => self.locate(first, offset, |_| true)?,
+        };
+        Ok(found.map(|(seg, position, header)| {
+            let available = (seg.size_bytes - position) as usize;
+            ReadSlice {
+                file: seg.file(),
+                position,
+                len: available.min(max_bytes.max(header.total_bytes())),
+            }
+        }))
+    }
+
+    /// The first batch from segment `first` on that ends at or after `offset` and is `wanted`.
+    fn locate(
+        &self,
+        first: usize,
+        offset: i64,
+        wanted: impl Fn(&BatchHeader) -> bool + Copy,
+    ) -> Result<Option<(&Segment, u64, BatchHeader)>, LogError> {
         for seg in &self.segments[first..] {
-            if let Some((position, header)) = seg.find_batch(offset)? {
-                let available = (seg.size_bytes - position) as usize;
-                let len = available.min(max_bytes.max(header.total_bytes()));
-                return Ok(Some(ReadSlice {
-                    file: seg.file(),
-                    position,
-                    len,
-                }));
+            if let Some((position, header)) = seg.find_batch_where(offset, wanted)? {
+                return Ok(Some((seg, position, header)));
             }
         }
         Ok(None)
@@ -376,7 +395,11 @@ impl Log {
     pub fn delete_records_before(&mut self, offset: i64) -> Result<i64, LogError> {
         let hw = self.high_watermark();
         if offset < 0 || offset > hw {
-            return Err(LogError::OffsetOutOfRange { offset, log_start_offset: self.log_start_offset, log_end_offset: hw });
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start_offset: self.log_start_offset,
+                log_end_offset: hw,
+            });
         }
         if offset > self.log_start_offset {
             self.log_start_offset = offset;
@@ -406,15 +429,23 @@ impl Log {
     /// `retention_ms` (-1: no limit), and while the log is larger than `retention_bytes` (-1:
     /// no limit) by at least the oldest segment. An expired active segment is rolled first so
     /// it can go too. Returns how many segments were deleted.
-    pub fn enforce_retention(&mut self, now_ms: i64, retention_ms: i64, retention_bytes: i64) -> Result<usize, LogError> {
-        let expired = |seg: &Segment| retention_ms >= 0 && seg.size_bytes > 0 && seg.max_timestamp_ms < now_ms.saturating_sub(retention_ms);
+    pub fn enforce_retention(
+        &mut self,
+        now_ms: i64,
+        retention_ms: i64,
+        retention_bytes: i64,
+    ) -> Result<usize, LogError> {
+        let expired = |seg: &Segment| {
+            retention_ms >= 0 && seg.size_bytes > 0 && seg.max_timestamp_ms < now_ms.saturating_sub(retention_ms)
+        };
         if expired(self.active()) {
             self.roll(now_ms)?;
         }
         let mut deleted = 0;
         while self.segments.len() > 1 {
             let oldest = &self.segments[0];
-            let over_size = retention_bytes >= 0 && self.size_bytes().saturating_sub(oldest.size_bytes) >= retention_bytes as u64;
+            let over_size =
+                retention_bytes >= 0 && self.size_bytes().saturating_sub(oldest.size_bytes) >= retention_bytes as u64;
             if !(expired(oldest) || over_size) {
                 break;
             }
@@ -431,8 +462,23 @@ impl Log {
         self.segments[..self.segments.len() - 1]
             .iter()
             .take_while(|s| s.max_timestamp_ms <= horizon)
-            .map(|s| CleanableSegment { base_offset: s.base_offset, file: s.file(), size_bytes: s.size_bytes, path: s.path().to_path_buf() })
+            .map(|s| CleanableSegment {
+                base_offset: s.base_offset,
+                file: s.file(),
+                size_bytes: s.size_bytes,
+                path: s.path().to_path_buf(),
+            })
             .collect()
+    }
+
+    /// Base offset of the first segment (rolled or active) starting after `offset`, or the
+    /// log end offset if there is none.
+    pub fn next_segment_base(&self, offset: i64) -> i64 {
+        self.segments
+            .iter()
+            .map(|s| s.base_offset)
+            .find(|&b| b > offset)
+            .unwrap_or_else(|| self.log_end_offset())
     }
 
     /// The first offset not yet cleaned (the cleaner's checkpoint).
@@ -450,7 +496,11 @@ impl Log {
         let cleaned_to = self.cleaned_up_to();
         let rolled = &self.segments[..self.segments.len() - 1];
         let total: u64 = rolled.iter().map(|s| s.size_bytes).sum();
-        let dirty: u64 = rolled.iter().filter(|s| s.base_offset >= cleaned_to).map(|s| s.size_bytes).sum();
+        let dirty: u64 = rolled
+            .iter()
+            .filter(|s| s.base_offset >= cleaned_to)
+            .map(|s| s.size_bytes)
+            .sum();
         if total == 0 {
             0.0
         } else {
@@ -461,7 +511,12 @@ impl Log {
     /// Swaps a cleaned copy in for segment `base_offset`, if that segment is still there and
     /// unchanged (`expected_size_bytes`). The rename is atomic: a crash leaves the old or the
     /// new segment, and a leftover `.cleaned` file is removed on open.
-    pub fn install_cleaned(&mut self, base_offset: i64, cleaned: &Path, expected_size_bytes: u64) -> Result<bool, LogError> {
+    pub fn install_cleaned(
+        &mut self,
+        base_offset: i64,
+        cleaned: &Path,
+        expected_size_bytes: u64,
+    ) -> Result<bool, LogError> {
         let Some(i) = self.segments.iter().position(|s| s.base_offset == base_offset) else {
             std::fs::remove_file(cleaned).at(cleaned)?;
             return Ok(false);

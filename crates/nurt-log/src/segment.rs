@@ -193,9 +193,18 @@ impl Segment {
 
     /// Finds the first batch whose last offset is ≥ `offset`: its position and header.
     pub fn find_batch(&self, offset: i64) -> Result<Option<(u64, BatchHeader)>, LogError> {
+        self.find_batch_where(offset, |_| true)
+    }
+
+    /// Like [`Segment::find_batch`], but only batches `wanted` accepts count.
+    pub fn find_batch_where(
+        &self,
+        offset: i64,
+        wanted: impl Fn(&BatchHeader) -> bool,
+    ) -> Result<Option<(u64, BatchHeader)>, LogError> {
         let mut pos = self.index_lookup(offset);
         while let Some(header) = self.header_at(pos)? {
-            if header.last_offset() >= offset {
+            if header.last_offset() >= offset && wanted(&header) {
                 return Ok(Some((pos, header)));
             }
             pos += header.total_bytes() as u64;

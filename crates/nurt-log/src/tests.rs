@@ -212,7 +212,10 @@ fn retention_by_time_and_size_moves_log_start() {
     for i in 0..60 {
         log.append(&batch(1, 200, i * 100), 0, None, i * 100).unwrap();
     }
-    let segments_before = std::fs::read_dir(dir.path()).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "log")).count();
+    let segments_before = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "log"))
+        .count();
     // Everything older than t=3000 expires: whole segments only.
     let deleted = log.enforce_retention(5_000, 2_000, -1).unwrap();
     assert!(deleted > 0);
@@ -227,7 +230,10 @@ fn retention_by_time_and_size_moves_log_start() {
     log.enforce_retention(1_000_000, 1, -1).unwrap();
     assert_eq!(log.log_start_offset(), 60);
     assert_eq!(log.log_end_offset(), 60);
-    let segments_after = std::fs::read_dir(dir.path()).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "log")).count();
+    let segments_after = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "log"))
+        .count();
     assert!(segments_after < segments_before);
     drop(log);
     let log = Log::open(dir.path(), small_config(), false, 0).unwrap();
@@ -241,7 +247,10 @@ fn delete_records_moves_start_and_survives_restart() {
     for i in 0..50 {
         log.append(&batch(2, 100, i), 0, None, 0).unwrap();
     }
-    assert!(matches!(log.delete_records_before(101), Err(LogError::OffsetOutOfRange { .. })));
+    assert!(matches!(
+        log.delete_records_before(101),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
     assert_eq!(log.delete_records_before(37).unwrap(), 37);
     assert_eq!(log.delete_records_before(10).unwrap(), 37, "never moves backwards");
     assert!(log.read(36, 100).is_err());
@@ -257,7 +266,8 @@ fn compaction_keeps_latest_per_key_and_drops_old_tombstones() {
     let mut log = Log::open(dir.path(), small_config(), true, 0).unwrap();
     for i in 0..300 {
         let key = format!("k{}", i % 10);
-        log.append(&keyed(&key, Some(&format!("v{i}")), 1_000 + i), 0, None, 0).unwrap();
+        log.append(&keyed(&key, Some(&format!("v{i}")), 1_000 + i), 0, None, 0)
+            .unwrap();
     }
     for k in 0..3 {
         log.append(&keyed(&format!("k{k}"), None, 2_000), 0, None, 0).unwrap();
@@ -265,7 +275,15 @@ fn compaction_keeps_latest_per_key_and_drops_old_tombstones() {
     log.roll(3_000).unwrap();
     let segments = log.cleanable_segments(10_000, 0);
     assert!(segments.len() > 1);
-    let (cleaned, stats) = crate::cleaner::clean_segments(&segments, crate::cleaner::CleanOptions { now_ms: 10_000, delete_retention_ms: 5_000, decompressed_bytes_max: 1 << 20 }).unwrap();
+    let (cleaned, stats) = crate::cleaner::clean_segments(
+        &segments,
+        crate::cleaner::CleanOptions {
+            now_ms: 10_000,
+            delete_retention_ms: 5_000,
+            decompressed_bytes_max: 1 << 20,
+        },
+    )
+    .unwrap();
     assert_eq!((stats.records_before, stats.records_after), (303, 7));
     for (seg, path) in cleaned {
         assert!(log.install_cleaned(seg.base_offset, &path, seg.size_bytes).unwrap());
@@ -290,7 +308,12 @@ fn compaction_keeps_latest_per_key_and_drops_old_tombstones() {
     drop(log);
     let mut log = Log::open(dir.path(), small_config(), false, 0).unwrap();
     assert_eq!(log.log_end_offset(), end);
-    assert_eq!(log.append(&keyed("k1", Some("new"), 4_000), 0, None, 0).unwrap().base_offset, end);
+    assert_eq!(
+        log.append(&keyed("k1", Some("new"), 4_000), 0, None, 0)
+            .unwrap()
+            .base_offset,
+        end
+    );
 }
 
 #[test]

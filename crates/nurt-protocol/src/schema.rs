@@ -251,6 +251,18 @@ const CONSUMER_GROUP_HEARTBEAT: Struct = s(&[
 ]);
 const CONSUMER_GROUP_DESCRIBE: Struct = s(&[f(Values(&Str)), f(Bool)]);
 
+const DELETE_RECORDS_PARTITION: Struct = s(&[f(I32), f(I64)]);
+const DELETE_RECORDS_TOPIC: Struct = s(&[f(Str), f(Array(&DELETE_RECORDS_PARTITION))]);
+const DELETE_RECORDS: Struct = s(&[f(Array(&DELETE_RECORDS_TOPIC)), f(I32)]);
+
+const ALTER_CONFIGS_CONFIG: Struct = s(&[f(Str), f(Str)]);
+const ALTER_CONFIGS_RESOURCE: Struct = s(&[f(I8), f(Str), f(Array(&ALTER_CONFIGS_CONFIG))]);
+const ALTER_CONFIGS: Struct = s(&[f(Array(&ALTER_CONFIGS_RESOURCE)), f(Bool)]);
+
+const INCREMENTAL_ALTER_CONFIGS_CONFIG: Struct = s(&[f(Str), f(I8), f(Str)]);
+const INCREMENTAL_ALTER_CONFIGS_RESOURCE: Struct = s(&[f(I8), f(Str), f(Array(&INCREMENTAL_ALTER_CONFIGS_CONFIG))]);
+const INCREMENTAL_ALTER_CONFIGS: Struct = s(&[f(Array(&INCREMENTAL_ALTER_CONFIGS_RESOURCE)), f(Bool)]);
+
 /// The schema of request `api_key`, if the broker serves it.
 pub fn request(api_key: i16) -> Option<&'static Struct> {
     Some(match api_key {
@@ -270,11 +282,14 @@ pub fn request(api_key: i16) -> Option<&'static Struct> {
         18 => &API_VERSIONS,
         19 => &CREATE_TOPICS,
         20 => &DELETE_TOPICS,
+        21 => &DELETE_RECORDS,
         22 => &INIT_PRODUCER_ID,
         23 => &OFFSET_FOR_LEADER_EPOCH,
         32 => &DESCRIBE_CONFIGS,
+        33 => &ALTER_CONFIGS,
         37 => &CREATE_PARTITIONS,
         42 => &DELETE_GROUPS,
+        44 => &INCREMENTAL_ALTER_CONFIGS,
         47 => &OFFSET_DELETE,
         60 => &DESCRIBE_CLUSTER,
         68 => &CONSUMER_GROUP_HEARTBEAT,

@@ -392,6 +392,40 @@ fn samples() -> Vec<(ApiKey, RequestKind)> {
                 ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(name("g"))]),
             ),
         ),
+        (
+            ApiKey::DeleteRecords,
+            RequestKind::DeleteRecords(DeleteRecordsRequest::default().with_topics(
+                vec![delete_records_request::DeleteRecordsTopic::default(
+                )
+                .with_name(TopicName(name("t")))
+                .with_partitions(vec![delete_records_request::DeleteRecordsPartition::default()
+                    .with_partition_index(1)
+                    .with_offset(5)])],
+            )),
+        ),
+        (
+            ApiKey::AlterConfigs,
+            RequestKind::AlterConfigs(AlterConfigsRequest::default().with_resources(vec![
+                    alter_configs_request::AlterConfigsResource::default()
+                        .with_resource_type(2)
+                        .with_resource_name(name("t"))
+                        .with_configs(vec![alter_configs_request::AlterableConfig::default()
+                            .with_name(name("retention.ms"))
+                            .with_value(Some(name("1")))]),
+                ])),
+        ),
+        (
+            ApiKey::IncrementalAlterConfigs,
+            RequestKind::IncrementalAlterConfigs(IncrementalAlterConfigsRequest::default().with_resources(vec![
+                    incremental_alter_configs_request::AlterConfigsResource::default()
+                        .with_resource_type(2)
+                        .with_resource_name(name("t"))
+                        .with_configs(vec![incremental_alter_configs_request::AlterableConfig::default()
+                            .with_name(name("retention.ms"))
+                            .with_config_operation(1)
+                            .with_value(Some(name("1")))]),
+                ])),
+        ),
         // Simpler variants for older versions, where the rich ones set fields that do not exist.
         (
             ApiKey::Metadata,

@@ -23,11 +23,14 @@ pub const SUPPORTED: &[(i16, i16, i16)] = &[
     (18, 0, 4), // ApiVersions
     (19, 2, 7), // CreateTopics
     (20, 1, 6), // DeleteTopics
+    (21, 0, 2), // DeleteRecords
     (22, 0, 5), // InitProducerId
     (23, 2, 4), // OffsetForLeaderEpoch
     (32, 1, 4), // DescribeConfigs
+    (33, 0, 2), // AlterConfigs
     (37, 0, 3), // CreatePartitions
     (42, 0, 2), // DeleteGroups
+    (44, 0, 1), // IncrementalAlterConfigs
     (47, 0, 0), // OffsetDelete
     (60, 0, 2), // DescribeCluster
     (68, 0, 1), // ConsumerGroupHeartbeat

@@ -19,7 +19,12 @@ fn put_nullable(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
 
 /// Rewrites `batch` keeping the records `keep` accepts, compressed with `codec`. `None` when
 /// no record is kept. Control batches are returned unchanged.
-pub fn rewrite_batch(batch: &[u8], codec: Compression, decompressed_bytes_max: usize, mut keep: impl FnMut(&Record) -> bool) -> Result<Option<Vec<u8>>, RecordsError> {
+pub fn rewrite_batch(
+    batch: &[u8],
+    codec: Compression,
+    decompressed_bytes_max: usize,
+    mut keep: impl FnMut(&Record) -> bool,
+) -> Result<Option<Vec<u8>>, RecordsError> {
     let (header, records) = decode_batch(batch, decompressed_bytes_max)?;
     if header.is_control() {
         return Ok(Some(batch[..header.total_bytes()].to_vec()));
@@ -30,7 +35,8 @@ pub fn rewrite_batch(batch: &[u8], codec: Compression, decompressed_bytes_max: u
     }
     let mut body = Vec::with_capacity(batch.len());
     for r in &kept {
-        let mut rec = Vec::with_capacity(16 + r.key.as_ref().map_or(0, Vec::len) + r.value.as_ref().map_or(0, Vec::len));
+        let mut rec =
+            Vec::with_capacity(16 + r.key.as_ref().map_or(0, Vec::len) + r.value.as_ref().map_or(0, Vec::len));
         rec.push(0);
         let ts_delta = match header.timestamp_type() {
             TimestampType::CreateTime => r.timestamp_ms - header.base_timestamp,
@@ -62,6 +68,21 @@ pub fn rewrite_batch(batch: &[u8], codec: Compression, decompressed_bytes_max: u
     Ok(Some(out))
 }
 
+/// A batch with the same header fields (offsets, timestamps, producer) but no records: the
+/// cleaner keeps one as the last batch of a segment so readers can move past the offsets
+/// whose records were all removed.
+pub fn empty_batch_like(batch: &[u8]) -> Result<Vec<u8>, RecordsError> {
+    crate::BatchHeader::parse(batch)?;
+    let mut out = batch[..BATCH_HEADER_BYTES].to_vec();
+    out[8..12].copy_from_slice(&((BATCH_HEADER_BYTES - 12) as i32).to_be_bytes());
+    let attributes = i16::from_be_bytes([out[21], out[22]]) & !0x07;
+    out[21..23].copy_from_slice(&attributes.to_be_bytes());
+    out[57..61].copy_from_slice(&0i32.to_be_bytes());
+    let crc = compute_crc(&out);
+    out[17..21].copy_from_slice(&crc.to_be_bytes());
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,12 +97,28 @@ mod tests {
         }
         let mut bytes = b.build().unwrap();
         set_base_offset(&mut bytes, 500);
-        let out = rewrite_batch(&bytes, Compression::Zstd, 1 << 20, |r| r.offset % 2 == 0).unwrap().unwrap();
+        let out = rewrite_batch(&bytes, Compression::Zstd, 1 << 20, |r| r.offset % 2 == 0)
+            .unwrap()
+            .unwrap();
         let h = validate(&out).unwrap();
-        assert_eq!((h.base_offset, h.last_offset(), h.record_count, h.producer_id, h.base_sequence), (500, 509, 5, 7, 10));
+        assert_eq!(
+            (
+                h.base_offset,
+                h.last_offset(),
+                h.record_count,
+                h.producer_id,
+                h.base_sequence
+            ),
+            (500, 509, 5, 7, 10)
+        );
         assert_eq!(h.compression().unwrap(), Compression::Zstd);
         let (_, records) = decode_batch(&out, 1 << 20).unwrap();
-        assert_eq!(records.iter().map(|r| (r.offset, r.timestamp_ms)).collect::<Vec<_>>(), vec![(500, 1000), (502, 1002), (504, 1004), (506, 1006), (508, 1008)]);
-        assert!(rewrite_batch(&bytes, Compression::None, 1 << 20, |_| false).unwrap().is_none());
+        assert_eq!(
+            records.iter().map(|r| (r.offset, r.timestamp_ms)).collect::<Vec<_>>(),
+            vec![(500, 1000), (502, 1002), (504, 1004), (506, 1006), (508, 1008)]
+        );
+        assert!(rewrite_batch(&bytes, Compression::None, 1 << 20, |_| false)
+            .unwrap()
+            .is_none());
     }
 }

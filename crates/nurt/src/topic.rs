@@ -42,6 +42,18 @@ pub enum TopicCommand {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Set or remove topic config overrides, e.g. `alter-config orders retention.ms=60000`.
+    AlterConfig {
+        name: String,
+        /// KEY=VALUE pairs to set.
+        #[arg(value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Remove an override (back to the broker default), repeatable.
+        #[arg(long = "delete", value_name = "KEY")]
+        delete: Vec<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
     /// Delete a topic and its data.
     Delete {
         name: String,
@@ -146,6 +158,55 @@ pub fn run(cmd: TopicCommand) -> anyhow::Result<()> {
                     );
                 }
             }
+        }
+        TopicCommand::AlterConfig {
+            name,
+            set,
+            delete,
+            conn,
+        } => {
+            use nurt_protocol::kafka_protocol::messages::incremental_alter_configs_request::{
+                AlterConfigsResource, AlterableConfig,
+            };
+            use nurt_protocol::kafka_protocol::messages::IncrementalAlterConfigsRequest;
+            if set.is_empty() && delete.is_empty() {
+                bail!("nothing to change: give KEY=VALUE pairs and/or --delete KEY");
+            }
+            let mut configs = Vec::new();
+            for kv in &set {
+                let Some((k, v)) = kv.split_once('=') else {
+                    bail!("expected KEY=VALUE, got '{kv}'")
+                };
+                configs.push(
+                    AlterableConfig::default()
+                        .with_name(StrBytes::from_string(k.into()))
+                        .with_config_operation(0)
+                        .with_value(Some(StrBytes::from_string(v.into()))),
+                );
+            }
+            for k in &delete {
+                configs.push(
+                    AlterableConfig::default()
+                        .with_name(StrBytes::from_string(k.clone()))
+                        .with_config_operation(1),
+                );
+            }
+            let mut client = Client::connect(&conn.bootstrap_server)?;
+            let request =
+                IncrementalAlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
+                    .with_resource_type(2)
+                    .with_resource_name(StrBytes::from_string(name.clone()))
+                    .with_configs(configs)]);
+            for r in client.send(&request, 1)?.responses {
+                if r.error_code != 0 {
+                    bail!(
+                        "cannot alter configs of {name}: {}{}",
+                        error_name(r.error_code),
+                        r.error_message.map(|m| format!(": {m}")).unwrap_or_default()
+                    );
+                }
+            }
+            println!("altered configs of topic {name}");
         }
         TopicCommand::Delete { name, conn } => {
             let mut client = Client::connect(&conn.bootstrap_server)?;

@@ -6,6 +6,7 @@ mod cluster;
 mod configs;
 mod consumer_groups;
 mod coordinator;
+mod delete_records;
 mod fetch;
 mod groups;
 mod list_offsets;
@@ -72,6 +73,11 @@ pub async fn handle(broker: &Arc<Broker>, peer: std::net::SocketAddr, request: D
         RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(topics::create_topics(broker, r, v)),
         RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(topics::delete_topics(broker, r, v)),
         RequestKind::CreatePartitions(r) => ResponseKind::CreatePartitions(topics::create_partitions(broker, r)),
+        RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(configs::alter_configs(broker, r)),
+        RequestKind::IncrementalAlterConfigs(r) => {
+            ResponseKind::IncrementalAlterConfigs(configs::incremental_alter_configs(broker, r))
+        }
+        RequestKind::DeleteRecords(r) => ResponseKind::DeleteRecords(delete_records::delete_records(broker, r)),
         RequestKind::DescribeConfigs(r) => ResponseKind::DescribeConfigs(configs::describe_configs(broker, r, v)),
         RequestKind::DescribeCluster(r) => ResponseKind::DescribeCluster(cluster::describe_cluster(broker, r)),
         RequestKind::FindCoordinator(r) => ResponseKind::FindCoordinator(coordinator::find_coordinator(broker, r, v)),

@@ -1,0 +1,73 @@
+//! Background upkeep of a partition's log: retention (time and size), DeleteRecords and
+//! compaction. Compaction reads and rewrites rolled segments without holding the partition
+//! lock; only the final swap takes it, so produce and fetch never wait on the cleaner.
+
+use nurt_log::cleaner::{clean_segments, CleanOptions, CleanStats};
+use nurt_log::LogError;
+
+use crate::partition::{lock, Partition};
+
+/// Bound on one decompressed batch while cleaning.
+const CLEANER_BATCH_BYTES_MAX: usize = 64 << 20;
+
+impl Partition {
+    /// Deletes segments past `retention.ms` / `retention.bytes` when the policy says delete.
+    pub fn enforce_retention(&self, now_ms: i64) -> Result<usize, LogError> {
+        let mut inner = lock(&self.inner);
+        if !inner.settings.delete {
+            return Ok(0);
+        }
+        let (ms, bytes) = (inner.settings.retention_ms, inner.settings.retention_bytes);
+        inner.log.enforce_retention(now_ms, ms, bytes)
+    }
+
+    /// DeleteRecords: moves the log start offset (-1: to the high watermark).
+    pub fn delete_records_before(&self, offset: i64) -> Result<i64, LogError> {
+        let mut inner = lock(&self.inner);
+        let target = if offset == -1 {
+            inner.log.high_watermark()
+        } else {
+            offset
+        };
+        inner.log.delete_records_before(target)
+    }
+
+    /// One compaction pass if the policy says compact and enough of the log is dirty (or a
+    /// record waited longer than `max.compaction.lag.ms`). Returns what it did.
+    pub fn compact(&self, now_ms: i64) -> Result<Option<CleanStats>, LogError> {
+        let (segments, opts) = {
+            let inner = lock(&self.inner);
+            let s = &inner.settings;
+            if !s.compact {
+                return Ok(None);
+            }
+            let segments = inner.log.cleanable_segments(now_ms, s.min_compaction_lag_ms);
+            let overdue = s.max_compaction_lag_ms < i64::MAX && inner.log.dirty_ratio() > 0.0;
+            if segments.is_empty() || (inner.log.dirty_ratio() < s.min_cleanable_dirty_ratio && !overdue) {
+                return Ok(None);
+            }
+            (
+                segments,
+                CleanOptions {
+                    now_ms,
+                    delete_retention_ms: s.delete_retention_ms,
+                    decompressed_bytes_max: CLEANER_BATCH_BYTES_MAX,
+                },
+            )
+        };
+        let (cleaned, stats) = clean_segments(&segments, opts)?;
+        let mut inner = lock(&self.inner);
+        let mut cleaned_to = None;
+        for (seg, path) in cleaned {
+            if inner.log.install_cleaned(seg.base_offset, &path, seg.size_bytes)? {
+                cleaned_to = Some(seg.base_offset);
+            }
+        }
+        // Everything before the segment after the last one cleaned is now clean.
+        if let Some(last) = cleaned_to {
+            let end = inner.log.next_segment_base(last);
+            inner.log.set_cleaned_up_to(end)?;
+        }
+        Ok(Some(stats))
+    }
+}
