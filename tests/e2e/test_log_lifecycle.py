@@ -191,3 +191,52 @@ def test_kill_during_deletion_and_compaction_leaves_valid_logs(make_broker):
             if topic == "churn-delete":
                 assert offsets == list(range(low, high)), f"gap in {topic} after kill {round_}"
         assert len(produce_all(broker.bootstrap, "churn-delete", [(None, b"after")])) == 1
+
+
+def test_full_disk_gives_storage_error_and_keeps_serving(make_broker, tmp_path):
+    import subprocess
+
+    import pytest
+
+    import conftest
+
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)], capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        broker = conftest.Broker(mount / "data", ["log.flush.scheduler.interval.ms=100000"]).start()
+        try:
+            create_topic(broker.bootstrap, "filler", 1)
+            create_topic(broker.bootstrap, "other", 1)
+            other = produce_all(broker.bootstrap, "other", [(None, f"o{i}".encode()) for i in range(100)])
+            acked, errors = {}, []
+
+            def on_delivery(err, msg):
+                if err is None:
+                    acked[msg.offset()] = msg.value()
+                else:
+                    errors.append(err)
+
+            p = Producer({"bootstrap.servers": broker.bootstrap, "retries": 0, "linger.ms": 0, "message.timeout.ms": 10000})
+            i = 0
+            while not errors and i < 1000:
+                p.produce("filler", value=f"{i:08d}".encode() * 2000, on_delivery=on_delivery)
+                p.flush(10)
+                i += 1
+            assert errors and errors[0].code() == KafkaError.KAFKA_STORAGE_ERROR, errors[:1]
+            assert broker.proc.poll() is None
+            # Everything acknowledged before is intact, in both topics.
+            records, _, _ = read_partition(broker.bootstrap, "filler")
+            got = {o: v for o, _, v in records}
+            assert all(got.get(o) == v for o, v in acked.items()), "an acknowledged record was damaged"
+            records, _, _ = read_partition(broker.bootstrap, "other")
+            assert {o: v for o, _, v in records} == {o: kv[1] for (_, o), kv in other.items()}
+            # Free the space: the broker writes again.
+            admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+            admin.delete_topics(["filler"])["filler"].result(10)
+            wait_until(lambda: len(produce_all(broker.bootstrap, "other", [(None, b"after")])) == 1, 30, "writes after space is freed")
+        finally:
+            broker.kill()
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
