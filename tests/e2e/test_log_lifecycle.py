@@ -149,7 +149,9 @@ def test_message_over_max_message_bytes_is_refused(broker):
     create_topic(broker.bootstrap, "small-messages", 1, {"max.message.bytes": "1000"})
     errors = []
     p = Producer({"bootstrap.servers": broker.bootstrap})
+    # Separate batches: the limit applies to a whole batch.
     p.produce("small-messages", value=b"x" * 5000, on_delivery=lambda err, msg: errors.append(err))
+    p.flush(30)
     p.produce("small-messages", value=b"fits", on_delivery=lambda err, msg: errors.append(err))
     p.flush(30)
     codes = sorted(e.code() if e else 0 for e in errors)
