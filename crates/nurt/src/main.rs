@@ -33,6 +33,12 @@ enum Command {
     /// List, describe, reset and delete consumer groups.
     #[command(subcommand)]
     Group(group::GroupCommand),
+    /// Benchmark Nurt against NATS JetStream and Redis Streams (runs `nurt-bench`).
+    Bench {
+        /// Arguments for nurt-bench, e.g. --quick, --no-peers, --out DIR.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() {
@@ -43,9 +49,28 @@ fn main() {
         Command::Produce(args) => produce::run(args),
         Command::Consume(args) => consume::run(args),
         Command::Group(cmd) => group::run(cmd),
+        Command::Bench { args } => bench(args),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
+}
+
+/// Runs the benchmark driver built next to this binary. It is a separate binary so the
+/// broker does not carry librdkafka and the peers' clients.
+fn bench(args: Vec<String>) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let exe = std::env::current_exe()?;
+    let driver = exe.with_file_name("nurt-bench");
+    if !driver.exists() {
+        anyhow::bail!("{} not found: build it with `cargo build --release -p nurt-bench` (and install the peers with scripts/install-bench-deps.sh)", driver.display());
+    }
+    let status = std::process::Command::new(&driver)
+        .args(&args)
+        .arg("--nurt")
+        .arg(&exe)
+        .status()
+        .with_context(|| format!("running {}", driver.display()))?;
+    std::process::exit(status.code().unwrap_or(1));
 }

@@ -1,0 +1,221 @@
+//! Workloads against a Kafka-protocol broker through librdkafka (the `rdkafka` crate).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use hdrhistogram::Histogram;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
+
+/// Counts acknowledged and failed deliveries.
+#[derive(Default)]
+struct Counter {
+    acked: AtomicU64,
+    failed: AtomicU64,
+}
+
+struct CountingContext(Arc<Counter>);
+
+impl ClientContext for CountingContext {}
+
+impl ProducerContext for CountingContext {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &DeliveryResult<'_>, _: Self::DeliveryOpaque) {
+        match result {
+            Ok(_) => self.0.acked.fetch_add(1, Ordering::Relaxed),
+            Err(_) => self.0.failed.fetch_add(1, Ordering::Relaxed),
+        };
+    }
+}
+
+/// Creates `topic` with `partitions` (replication 1).
+pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", bootstrap).create()?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let results = rt.block_on(admin.create_topics(
+        &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+        &AdminOptions::new(),
+    ))?;
+    for r in results {
+        if let Err((t, e)) = r {
+            bail!("creating topic {t}: {e}");
+        }
+    }
+    Ok(())
+}
+
+fn producer(bootstrap: &str, acks: &str, counter: Arc<Counter>) -> anyhow::Result<BaseProducer<CountingContext>> {
+    Ok(ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("acks", acks)
+        .set("linger.ms", "5")
+        .set("batch.size", "1000000")
+        .set("batch.num.messages", "100000")
+        .set("queue.buffering.max.messages", "2000000")
+        .set("queue.buffering.max.kbytes", "2097151")
+        .set("enable.idempotence", "false")
+        .create_with_context(CountingContext(counter))?)
+}
+
+/// Max-rate produce of `count` records of `size` bytes; returns (records/s, MB/s).
+pub fn produce(
+    bootstrap: &str,
+    topic: &str,
+    size: usize,
+    count: u64,
+    acks: &str,
+    progress: &indicatif::ProgressBar,
+) -> anyhow::Result<(f64, f64)> {
+    let counter = Arc::new(Counter::default());
+    let p = producer(bootstrap, acks, Arc::clone(&counter))?;
+    let payload = vec![b'x'; size];
+    let start = Instant::now();
+    let mut sent = 0;
+    while sent < count {
+        match p.send(BaseRecord::<(), [u8]>::to(topic).payload(&payload)) {
+            Ok(()) => sent += 1,
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                p.poll(Duration::from_millis(1));
+            }
+            Err((e, _)) => bail!("produce: {e}"),
+        }
+        if sent % 65536 == 0 {
+            p.poll(Duration::ZERO);
+            progress.set_position(counter.acked.load(Ordering::Relaxed));
+        }
+    }
+    p.flush(Duration::from_secs(60)).context("flushing the producer")?;
+    let secs = start.elapsed().as_secs_f64();
+    progress.set_position(count);
+    let failed = counter.failed.load(Ordering::Relaxed);
+    if failed > 0 {
+        bail!("{failed} records failed to produce");
+    }
+    Ok((count as f64 / secs, (count as f64 * size as f64) / secs / 1e6))
+}
+
+fn consumer(bootstrap: &str) -> anyhow::Result<BaseConsumer> {
+    Ok(ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "nurt-bench")
+        .set("enable.auto.commit", "false")
+        .set("fetch.max.bytes", "52428800")
+        .set("max.partition.fetch.bytes", "10485760")
+        .set("queued.min.messages", "1000000")
+        .set("fetch.wait.max.ms", "100")
+        .create()?)
+}
+
+/// Max-rate consume of the first `count` records of every partition of `topic`.
+pub fn consume(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    count: u64,
+    progress: &indicatif::ProgressBar,
+) -> anyhow::Result<(f64, f64)> {
+    let c = consumer(bootstrap)?;
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)?;
+    }
+    c.assign(&tpl)?;
+    let start = Instant::now();
+    let (mut got, mut bytes) = (0u64, 0u64);
+    while got < count {
+        match c.poll(Duration::from_secs(10)) {
+            Some(Ok(m)) => {
+                got += 1;
+                bytes += m.payload_len() as u64;
+                if got % 65536 == 0 {
+                    progress.set_position(got);
+                }
+            }
+            Some(Err(e)) => bail!("consume: {e}"),
+            None => bail!("no record for 10 s after {got} of {count}"),
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    progress.set_position(count);
+    Ok((got as f64 / secs, bytes as f64 / secs / 1e6))
+}
+
+/// End-to-end latency at a fixed `rate`: each record carries its *intended* send time, so a
+/// stalled producer cannot hide latency (no coordinated omission). Records sent during
+/// `warmup` are not measured. Returns a histogram in microseconds.
+pub fn latency(
+    bootstrap: &str,
+    topic: &str,
+    size: usize,
+    rate: u64,
+    duration: Duration,
+    warmup: Duration,
+    progress: &indicatif::ProgressBar,
+) -> anyhow::Result<Histogram<u64>> {
+    let counter = Arc::new(Counter::default());
+    let p: BaseProducer<CountingContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("acks", "all")
+        .set("linger.ms", "0")
+        .set("enable.idempotence", "false")
+        .create_with_context(CountingContext(Arc::clone(&counter)))?;
+    let c = consumer(bootstrap)?;
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)?;
+    c.assign(&tpl)?;
+    c.poll(Duration::from_millis(500));
+    let origin = Instant::now();
+    let total = rate * (duration + warmup).as_secs();
+    let interval_ns = 1_000_000_000 / rate;
+    let consumer_thread = std::thread::spawn(move || -> anyhow::Result<Histogram<u64>> {
+        let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+        let mut seen = 0u64;
+        while seen < total {
+            match c.poll(Duration::from_secs(10)) {
+                Some(Ok(m)) => {
+                    seen += 1;
+                    let payload = m.payload().unwrap_or_default();
+                    let intended_ns = u64::from_le_bytes(payload[..8].try_into()?);
+                    let now_ns = origin.elapsed().as_nanos() as u64;
+                    if intended_ns >= warmup.as_nanos() as u64 {
+                        h.record(((now_ns.saturating_sub(intended_ns)) / 1000).max(1))?;
+                    }
+                }
+                Some(Err(e)) => bail!("latency consumer: {e}"),
+                None => bail!("latency consumer got nothing for 10 s"),
+            }
+        }
+        Ok(h)
+    });
+    let mut payload = vec![b'x'; size.max(8)];
+    for i in 0..total {
+        let intended = i * interval_ns;
+        while (origin.elapsed().as_nanos() as u64) < intended {
+            p.poll(Duration::ZERO);
+            std::hint::spin_loop();
+        }
+        payload[..8].copy_from_slice(&intended.to_le_bytes());
+        while let Err((e, _)) = p.send(BaseRecord::<(), [u8]>::to(topic).partition(0).payload(&payload)) {
+            if !matches!(e, KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)) {
+                bail!("latency producer: {e}");
+            }
+            p.poll(Duration::from_millis(1));
+        }
+        if i % 1000 == 0 {
+            progress.set_position(i);
+        }
+    }
+    p.flush(Duration::from_secs(30))?;
+    progress.set_position(total);
+    consumer_thread
+        .join()
+        .map_err(|_| anyhow::anyhow!("latency consumer panicked"))?
+}

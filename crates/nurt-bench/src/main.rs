@@ -1,0 +1,236 @@
+//! `nurt-bench` (also run as `nurt bench`): OpenMessaging-Benchmark-style workloads against a
+//! Nurt broker it starts, driven by librdkafka, side by side with NATS JetStream and Redis
+//! Streams on the same machine in the same run. Writes a Markdown table, JSON and an SVG plot.
+
+mod kafka;
+mod peers;
+mod report;
+mod system;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use report::{Report, Row};
+
+/// Benchmark Nurt against the systems users would pick instead.
+#[derive(Debug, Parser)]
+#[command(name = "nurt-bench")]
+struct Args {
+    /// The `nurt` binary to benchmark (default: the one next to this binary).
+    #[arg(long)]
+    nurt: Option<PathBuf>,
+    /// Smaller workloads (about a minute in all).
+    #[arg(long)]
+    quick: bool,
+    /// Skip NATS JetStream and Redis Streams.
+    #[arg(long)]
+    no_peers: bool,
+    /// Where results.md, results.json and latency.svg go.
+    #[arg(long, default_value = "bench-results")]
+    out: PathBuf,
+}
+
+fn bar(label: &str, len: u64) -> ProgressBar {
+    let pb = ProgressBar::new(len);
+    pb.set_style(
+        ProgressStyle::with_template("{prefix:>34} [{bar:30}] {pos}/{len} {per_sec}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    pb.set_prefix(label.to_string());
+    pb
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let nurt = match args.nurt {
+        Some(p) => p,
+        None => std::env::current_exe()?.with_file_name("nurt"),
+    };
+    let scale = if args.quick { 5 } else { 1 };
+    let work = tempfile_dir()?;
+    let mut report = Report {
+        machine: system::machine(),
+        ..Default::default()
+    };
+
+    let broker = system::start(
+        "nurt",
+        nurt.to_str().context("nurt path")?,
+        &["serve", "--data-dir", "{dir}/nurt", "--listen", "127.0.0.1:{port}"],
+        &work,
+    )?;
+    let bootstrap = format!("127.0.0.1:{}", broker.port);
+    let pid = broker.child.id();
+    std::thread::sleep(Duration::from_millis(300));
+    report
+        .notes
+        .push(("Nurt idle RSS".into(), format!("{} MiB", system::rss_kib(pid) / 1024)));
+
+    let produce_runs: &[(&str, usize, i32, &str, u64)] = &[
+        ("p6-100b", 100, 6, "1", 5_000_000),
+        ("p6-100b-all", 100, 6, "all", 5_000_000),
+        ("p6-1k", 1024, 6, "1", 1_000_000),
+        ("p6-1k-all", 1024, 6, "all", 1_000_000),
+        ("p1-100b", 100, 1, "1", 3_000_000),
+        ("p100-100b", 100, 100, "1", 3_000_000),
+    ];
+    let cpu_before = system::cpu_seconds(pid);
+    let mut moved_bytes = 0f64;
+    for &(topic, size, partitions, acks, count) in produce_runs {
+        let count = count / scale;
+        kafka::create_topic(&bootstrap, topic, partitions)?;
+        let label = format!("produce {size} B, {partitions} partition(s), acks={acks}");
+        let pb = bar(&label, count);
+        let (rps, mbps) = kafka::produce(&bootstrap, topic, size, count, acks, &pb)?;
+        pb.finish();
+        moved_bytes += count as f64 * size as f64;
+        report.rows.push(Row {
+            system: "Nurt".into(),
+            workload: label,
+            records_per_s: rps,
+            mb_per_s: mbps,
+        });
+    }
+    for &(topic, size, partitions, _, count) in [produce_runs[0], produce_runs[2]].iter() {
+        let count = count / scale;
+        let label = format!("consume {size} B, {partitions} partition(s)");
+        let pb = bar(&label, count);
+        let (rps, mbps) = kafka::consume(&bootstrap, topic, partitions, count, &pb)?;
+        pb.finish();
+        moved_bytes += count as f64 * size as f64;
+        report.rows.push(Row {
+            system: "Nurt".into(),
+            workload: label,
+            records_per_s: rps,
+            mb_per_s: mbps,
+        });
+    }
+    let cpu = system::cpu_seconds(pid) - cpu_before;
+    report.notes.push((
+        "Nurt broker CPU per GB produced+consumed".into(),
+        format!("{:.2} CPU-s/GB", cpu / (moved_bytes / 1e9)),
+    ));
+    report.notes.push((
+        "Nurt RSS after the throughput runs".into(),
+        format!("{} MiB", system::rss_kib(pid) / 1024),
+    ));
+
+    kafka::create_topic(&bootstrap, "latency", 1)?;
+    let (secs, warm) = if args.quick { (5, 1) } else { (20, 3) };
+    let pb = bar("latency 1 KiB @ 20k/s, acks=all", 20_000 * (secs + warm));
+    let h = kafka::latency(
+        &bootstrap,
+        "latency",
+        1024,
+        20_000,
+        Duration::from_secs(secs),
+        Duration::from_secs(warm),
+        &pb,
+    )?;
+    pb.finish();
+    report.latency_us = report::percentiles(&h);
+
+    kafka::create_topic(&bootstrap, "p1000", 1000)?;
+    let count = 1_000_000 / scale;
+    let pb = bar("produce 100 B, 1000 partitions", count);
+    let (rps, mbps) = kafka::produce(&bootstrap, "p1000", 100, count, "1", &pb)?;
+    pb.finish();
+    report.rows.push(Row {
+        system: "Nurt".into(),
+        workload: "produce 100 B, 1000 partitions, acks=1".into(),
+        records_per_s: rps,
+        mb_per_s: mbps,
+    });
+    let pb = bar("consume 100 B, 1000 partitions", count);
+    let (rps, mbps) = kafka::consume(&bootstrap, "p1000", 1000, count, &pb)?;
+    pb.finish();
+    report.rows.push(Row {
+        system: "Nurt".into(),
+        workload: "consume 100 B, 1000 partitions".into(),
+        records_per_s: rps,
+        mb_per_s: mbps,
+    });
+    report.notes.push((
+        "Nurt RSS with 1000 more partitions".into(),
+        format!("{} MiB", system::rss_kib(pid) / 1024),
+    ));
+    drop(broker);
+
+    if !args.no_peers {
+        let nurt_rps = report.rows[0].records_per_s;
+        let nats = system::start(
+            "nats-server",
+            "nats-server",
+            &["-a", "127.0.0.1", "-p", "{port}", "-js", "-sd", "{dir}/nats"],
+            &work,
+        )?;
+        let count = 1_000_000 / scale;
+        let pb = bar("NATS JetStream publish 100 B (acked)", count);
+        let rps = peers::nats_jetstream(nats.port, 100, count, 512, &pb)?;
+        pb.finish();
+        drop(nats);
+        report.rows.push(Row {
+            system: "NATS JetStream 2.9 (file)".into(),
+            workload: "acked publish 100 B, window 512".into(),
+            records_per_s: rps,
+            mb_per_s: rps * 100.0 / 1e6,
+        });
+        report.notes.push((
+            "Nurt / NATS JetStream (100 B produce)".into(),
+            format!("{:.1}x", nurt_rps / rps),
+        ));
+        let redis = system::start(
+            "redis-server",
+            "redis-server",
+            &[
+                "--port",
+                "{port}",
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                "{dir}",
+            ],
+            &work,
+        )?;
+        let rps = peers::redis_streams(redis.port, 100, 2_000_000 / scale, 256)?;
+        drop(redis);
+        report.rows.push(Row {
+            system: "Redis Streams 7.0".into(),
+            workload: "XADD 100 B, pipeline 256".into(),
+            records_per_s: rps,
+            mb_per_s: rps * 100.0 / 1e6,
+        });
+        report.notes.push((
+            "Nurt / Redis Streams (100 B produce)".into(),
+            format!("{:.1}x", nurt_rps / rps),
+        ));
+    }
+
+    std::fs::create_dir_all(&args.out)?;
+    std::fs::write(args.out.join("results.md"), report.table())?;
+    std::fs::write(args.out.join("results.json"), report.json())?;
+    std::fs::write(args.out.join("latency.svg"), report.svg())?;
+    println!("{}", report.table());
+    println!(
+        "written to {}/results.md, results.json, latency.svg",
+        args.out.display()
+    );
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(())
+}
+
+/// A scratch directory for the servers' data.
+fn tempfile_dir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("nurt-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
