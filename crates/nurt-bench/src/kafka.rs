@@ -198,9 +198,15 @@ pub fn latency(
     let mut payload = vec![b'x'; size.max(8)];
     for i in 0..total {
         let intended = i * interval_ns;
-        while (origin.elapsed().as_nanos() as u64) < intended {
+        // Sleep until the intended send time (spinning would steal a core from the broker on a
+        // small machine); a late wake-up still counts from the intended time.
+        loop {
+            let now = origin.elapsed().as_nanos() as u64;
+            if now >= intended {
+                break;
+            }
             p.poll(Duration::ZERO);
-            std::hint::spin_loop();
+            std::thread::sleep(Duration::from_nanos((intended - now).min(1_000_000)));
         }
         payload[..8].copy_from_slice(&intended.to_le_bytes());
         while let Err((e, _)) = p.send(BaseRecord::<(), [u8]>::to(topic).partition(0).payload(&payload)) {
