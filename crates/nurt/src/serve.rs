@@ -51,6 +51,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .build()?;
     runtime.block_on(async move {
         let started = std::time::Instant::now();
+        // Signal handlers first: a SIGTERM right after the port opens must still stop cleanly.
+        let shutdown = shutdown_signal()?;
         let listeners = nurt_broker::server::bind(&config.listen).await?;
         let broker = Broker::open(config)?;
         let addrs: Vec<String> = listeners
@@ -68,22 +70,20 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             broker.node_id,
             broker.data_dir().display()
         );
-        nurt_broker::serve(broker, listeners, shutdown_signal()).await?;
+        nurt_broker::serve(broker, listeners, shutdown).await?;
         Ok(())
     })
 }
 
-/// Completes on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+/// A future that completes on Ctrl-C or SIGTERM; the handlers are installed at once.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
+    })
 }
