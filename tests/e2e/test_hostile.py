@@ -135,3 +135,31 @@ def test_idle_flood_and_half_sent_frames_do_not_stall_others(broker):
     assert broker.proc.poll() is None
     # 3000 connections, 300 of them with a frame announced: well under 64 KiB each.
     assert rss_held - rss_before < 3000 * 64, f"RSS grew from {rss_before} to {rss_held} KiB"
+
+
+def test_connection_limits_and_idle_timeout(make_broker):
+    broker = make_broker("max.connections.per.ip=5", "connections.max.idle.ms=1000")
+    host, port = broker.bootstrap.rsplit(":", 1)
+    held = [socket.create_connection((host, int(port))) for _ in range(5)]
+    for s in held:
+        s.settimeout(5)
+    # Each of the five is served.
+    conn = kwire.Conn(broker.bootstrap)
+    conn.sock.close()
+    for s in held:
+        s.sendall(api_versions_frame(0))
+        assert len(s.recv(4)) == 4
+    # A sixth from the same address is closed at once.
+    extra = socket.create_connection((host, int(port)), timeout=5)
+    assert extra.recv(1) == b""
+    extra.close()
+    # Idle connections are closed after connections.max.idle.ms; then new ones are accepted.
+    start = time.monotonic()
+    for s in held:
+        s.recv(65536)  # the rest of the ApiVersions answer
+    for s in held:
+        while s.recv(65536):
+            pass
+        s.close()
+    assert time.monotonic() - start < 30
+    assert len(produce_all(broker.bootstrap, "after-limits", [(None, b"ok")])) == 1

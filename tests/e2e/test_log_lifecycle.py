@@ -242,3 +242,19 @@ def test_full_disk_gives_storage_error_and_keeps_serving(make_broker, tmp_path):
             broker.kill()
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_log_append_time_topics_stamp_broker_time(broker):
+    from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME
+
+    create_topic(broker.bootstrap, "stamped", 1, {"message.timestamp.type": "LogAppendTime"})
+    before = int(time.time() * 1000)
+    p = Producer({"bootstrap.servers": broker.bootstrap})
+    p.produce("stamped", value=b"v", timestamp=1_000_000)  # a client time far in the past
+    assert p.flush(30) == 0
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "stamp"})
+    c.assign([TopicPartition("stamped", 0, 0)])
+    m = c.poll(10)
+    c.close()
+    kind, ts = m.timestamp()
+    assert kind == TIMESTAMP_LOG_APPEND_TIME and before - 1000 <= ts <= int(time.time() * 1000) + 1000

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use nurt_group::{Completion, GroupConfig, GroupCoordinator, GroupRecord, Output, Token};
+use nurt_log::cleaner::{clean_segments, CleanOptions};
 use nurt_log::{Log, LogConfig};
 use nurt_records::batch::Batches;
 use nurt_records::record::decode_batch;
@@ -189,6 +190,29 @@ impl GroupService {
                 coordinator.apply(&records);
             }
         }
+    }
+
+    /// Compacts the offsets log like Kafka's compacted `__consumer_offsets`: the latest commit
+    /// per (group, topic, partition) and the latest metadata per group survive; tombstones go
+    /// after a day.
+    pub fn compact(&self) -> Result<(), BrokerError> {
+        let now = now_ms();
+        let Some(segments) = lock(&self.log).plan_compaction(now, 0, 0.5, false) else {
+            return Ok(());
+        };
+        let opts = CleanOptions {
+            now_ms: now,
+            delete_retention_ms: 86_400_000,
+            decompressed_bytes_max: OFFSETS_BATCH_BYTES_MAX,
+        };
+        let (cleaned, stats) = clean_segments(&segments, opts)?;
+        lock(&self.log).install_compaction(cleaned)?;
+        tracing::info!(
+            "compacted the offsets log: {} -> {} records",
+            stats.records_before,
+            stats.records_after
+        );
+        Ok(())
     }
 
     /// Flushes the offsets log for shutdown.

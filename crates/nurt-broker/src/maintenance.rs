@@ -41,11 +41,14 @@ impl Partition {
             if !s.compact {
                 return Ok(None);
             }
-            let segments = inner.log.cleanable_segments(now_ms, s.min_compaction_lag_ms);
-            let overdue = s.max_compaction_lag_ms < i64::MAX && inner.log.dirty_ratio() > 0.0;
-            if segments.is_empty() || (inner.log.dirty_ratio() < s.min_cleanable_dirty_ratio && !overdue) {
+            let overdue = s.max_compaction_lag_ms < i64::MAX;
+            let Some(segments) =
+                inner
+                    .log
+                    .plan_compaction(now_ms, s.min_compaction_lag_ms, s.min_cleanable_dirty_ratio, overdue)
+            else {
                 return Ok(None);
-            }
+            };
             (
                 segments,
                 CleanOptions {
@@ -56,18 +59,7 @@ impl Partition {
             )
         };
         let (cleaned, stats) = clean_segments(&segments, opts)?;
-        let mut inner = lock(&self.inner);
-        let mut cleaned_to = None;
-        for (seg, path) in cleaned {
-            if inner.log.install_cleaned(seg.base_offset, &path, seg.size_bytes)? {
-                cleaned_to = Some(seg.base_offset);
-            }
-        }
-        // Everything before the segment after the last one cleaned is now clean.
-        if let Some(last) = cleaned_to {
-            let end = inner.log.next_segment_base(last);
-            inner.log.set_cleaned_up_to(end)?;
-        }
+        lock(&self.inner).log.install_compaction(cleaned)?;
         Ok(Some(stats))
     }
 }

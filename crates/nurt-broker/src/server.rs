@@ -188,6 +188,13 @@ async fn group_clock(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
         ticks += 1;
         if ticks.is_multiple_of(EXPIRY_EVERY_TICKS) {
             broker.groups.expire_offsets();
+            let b = Arc::clone(&broker);
+            let _ = tokio::task::spawn_blocking(move || {
+                if let Err(e) = b.groups.compact() {
+                    tracing::error!("compacting the offsets log: {e}");
+                }
+            })
+            .await;
         }
     }
 }

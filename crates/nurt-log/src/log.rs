@@ -508,6 +508,36 @@ impl Log {
         }
     }
 
+    /// The segments a compaction pass should clean now, if any: rolled segments older than
+    /// `min_compaction_lag_ms`, when the dirty share reaches `min_dirty_ratio` (or any dirty
+    /// data is `overdue`).
+    pub fn plan_compaction(
+        &self,
+        now_ms: i64,
+        min_compaction_lag_ms: i64,
+        min_dirty_ratio: f64,
+        overdue: bool,
+    ) -> Option<Vec<CleanableSegment>> {
+        let segments = self.cleanable_segments(now_ms, min_compaction_lag_ms);
+        let dirty = self.dirty_ratio();
+        let due = dirty >= min_dirty_ratio || (overdue && dirty > 0.0);
+        (!segments.is_empty() && due).then_some(segments)
+    }
+
+    /// Installs the cleaned copies of a pass and moves the cleaner checkpoint past them.
+    pub fn install_compaction(&mut self, cleaned: Vec<(CleanableSegment, PathBuf)>) -> Result<(), LogError> {
+        let mut last = None;
+        for (seg, path) in cleaned {
+            if self.install_cleaned(seg.base_offset, &path, seg.size_bytes)? {
+                last = Some(seg.base_offset);
+            }
+        }
+        if let Some(last) = last {
+            self.set_cleaned_up_to(self.next_segment_base(last))?;
+        }
+        Ok(())
+    }
+
     /// Swaps a cleaned copy in for segment `base_offset`, if that segment is still there and
     /// unchanged (`expected_size_bytes`). The rename is atomic: a crash leaves the old or the
     /// new segment, and a leftover `.cleaned` file is removed on open.
