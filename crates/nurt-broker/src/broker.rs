@@ -254,6 +254,18 @@ impl Broker {
             .cloned()
     }
 
+    /// The partition, if hosted here and the client's `current_leader_epoch` (-1: any) is
+    /// ours; otherwise the Kafka error code to answer.
+    pub fn led_partition(&self, name: &str, index: i32, current_leader_epoch: i32) -> Result<Arc<Partition>, i16> {
+        let partition = self
+            .partition(name, index)
+            .ok_or(crate::codes::UNKNOWN_TOPIC_OR_PARTITION)?;
+        match crate::codes::leader_epoch_check(current_leader_epoch, partition.leader_epoch) {
+            crate::codes::NONE => Ok(partition),
+            code => Err(code),
+        }
+    }
+
     /// The name of the topic with id `id`.
     pub fn topic_name_by_id(&self, id: &TopicId) -> Option<String> {
         self.metadata.image().topic_by_id(id).map(|t| t.name.clone())

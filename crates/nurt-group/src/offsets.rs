@@ -56,21 +56,17 @@ impl OffsetStore {
 
     /// Tombstones for every offset of `group` (or only of `topic`).
     pub fn tombstones(&self, group: &str, topic: Option<&str>) -> Vec<GroupRecord> {
-        self.of_group(group)
-            .filter(|((t, _), _)| topic.is_none_or(|only| only == t))
-            .map(|((t, p), _)| GroupRecord::Offset {
-                group: group.to_string(),
-                topic: t.clone(),
-                partition: *p,
-                value: None,
-            })
-            .collect()
+        self.tombstones_where(group, |t, _| topic.is_none_or(|only| only == t))
     }
 
     /// Tombstones for offsets of `group` committed before `cutoff_ms` (offsets.retention.minutes).
     pub fn expired(&self, group: &str, cutoff_ms: i64) -> Vec<GroupRecord> {
+        self.tombstones_where(group, |_, v| v.commit_timestamp_ms < cutoff_ms)
+    }
+
+    fn tombstones_where(&self, group: &str, doomed: impl Fn(&str, &OffsetValue) -> bool) -> Vec<GroupRecord> {
         self.of_group(group)
-            .filter(|(_, v)| v.commit_timestamp_ms < cutoff_ms)
+            .filter(|((t, _), v)| doomed(t, v))
             .map(|((t, p), _)| GroupRecord::Offset {
                 group: group.to_string(),
                 topic: t.clone(),

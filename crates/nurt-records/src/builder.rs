@@ -100,7 +100,8 @@ impl BatchBuilder {
     }
 }
 
-fn put_nullable(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
+/// Appends a varint length (-1 for null) and the bytes.
+pub(crate) fn put_nullable(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
     match bytes {
         None => write_varint(out, -1),
         Some(b) => {

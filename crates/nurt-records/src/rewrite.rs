@@ -3,19 +3,10 @@
 //! kept, so readers and idempotent producers see the same offsets as before.
 
 use crate::batch::{compute_crc, BATCH_HEADER_BYTES};
+use crate::builder::put_nullable;
 use crate::record::{decode_batch, Record};
 use crate::varint::{write_varint, write_varlong};
 use crate::{codec, Compression, RecordsError, TimestampType};
-
-fn put_nullable(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
-    match bytes {
-        None => write_varint(out, -1),
-        Some(b) => {
-            write_varint(out, b.len() as i32);
-            out.extend_from_slice(b);
-        }
-    }
-}
 
 /// Rewrites `batch` keeping the records `keep` accepts, compressed with `codec`. `None` when
 /// no record is kept. Control batches are returned unchanged.

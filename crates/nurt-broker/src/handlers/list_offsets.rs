@@ -67,13 +67,11 @@ pub fn handle(broker: &Broker, request: ListOffsetsRequest, version: i16) -> Lis
                         .with_partition_index(p.partition_index)
                         .with_timestamp(-1)
                         .with_offset(-1);
-                    let Some(partition) = broker.partition(&topic.name.0, p.partition_index) else {
-                        return resp.with_error_code(codes::UNKNOWN_TOPIC_OR_PARTITION);
+                    let partition = match broker.led_partition(&topic.name.0, p.partition_index, p.current_leader_epoch)
+                    {
+                        Ok(partition) => partition,
+                        Err(code) => return resp.with_error_code(code),
                     };
-                    let epoch_code = codes::leader_epoch_check(p.current_leader_epoch, partition.leader_epoch);
-                    if epoch_code != codes::NONE {
-                        return resp.with_error_code(epoch_code);
-                    }
                     match lookup(&partition, p.timestamp) {
                         Ok((timestamp, offset)) => {
                             let resp = resp.with_timestamp(timestamp).with_offset(offset);
@@ -108,13 +106,10 @@ pub fn offset_for_leader_epoch(broker: &Broker, request: OffsetForLeaderEpochReq
                         .with_partition(p.partition)
                         .with_leader_epoch(-1)
                         .with_end_offset(-1);
-                    let Some(partition) = broker.partition(&topic.topic.0, p.partition) else {
-                        return resp.with_error_code(codes::UNKNOWN_TOPIC_OR_PARTITION);
+                    let partition = match broker.led_partition(&topic.topic.0, p.partition, p.current_leader_epoch) {
+                        Ok(partition) => partition,
+                        Err(code) => return resp.with_error_code(code),
                     };
-                    let epoch_code = codes::leader_epoch_check(p.current_leader_epoch, partition.leader_epoch);
-                    if epoch_code != codes::NONE {
-                        return resp.with_error_code(epoch_code);
-                    }
                     match partition.end_offset_for_epoch(p.leader_epoch) {
                         Some((epoch, end)) => resp.with_leader_epoch(epoch).with_end_offset(end),
                         None => resp,
