@@ -110,6 +110,9 @@ fn consumer(bootstrap: &str) -> anyhow::Result<BaseConsumer> {
         .set("fetch.max.bytes", "52428800")
         .set("max.partition.fetch.bytes", "10485760")
         .set("queued.min.messages", "1000000")
+        .set("queued.max.messages.kbytes", "262144")
+        // librdkafka backs a fetcher off for a second when its queue is full by default.
+        .set("fetch.queue.backoff.ms", "5")
         .set("fetch.wait.max.ms", "100")
         .create()?)
 }
