@@ -1,6 +1,9 @@
 //! `nurt-bench` (also run as `nurt bench`): OpenMessaging-Benchmark-style workloads against a
 //! Nurt broker it starts, driven by librdkafka, side by side with NATS JetStream and Redis
 //! Streams on the same machine in the same run. Writes a Markdown table, JSON and an SVG plot.
+//!
+//! Unsafe code is allowed here only for librdkafka's batch consume API (see `kafka::consume`).
+#![allow(unsafe_code)]
 
 mod kafka;
 mod peers;
