@@ -120,7 +120,13 @@ fn consumer(bootstrap: &str) -> anyhow::Result<BaseConsumer> {
 /// Max-rate consume of the first `count` records of every partition of `topic`, through
 /// librdkafka's batch API (`rd_kafka_consume_batch_queue`): the record-at-a-time Rust
 /// wrapper, not the broker, was the limit (see docs/BENCHMARKS.md).
-pub fn consume(bootstrap: &str, topic: &str, partitions: i32, count: u64, progress: &indicatif::ProgressBar) -> anyhow::Result<(f64, f64)> {
+pub fn consume(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    count: u64,
+    progress: &indicatif::ProgressBar,
+) -> anyhow::Result<(f64, f64)> {
     use rdkafka::bindings as rd;
     const BATCH: usize = 10_000;
     let c = consumer(bootstrap)?;

@@ -58,6 +58,11 @@ pub async fn handle(broker: &Arc<Broker>, peer: std::net::SocketAddr, request: D
         peer,
         client_id: request.header.client_id.clone().unwrap_or_default(),
     };
+    // Unit tests only: a way to make a handler panic, to show the broker survives it.
+    #[cfg(test)]
+    if ctx.client_id == crate::tests::PANIC_CLIENT_ID {
+        panic!("test-injected handler panic");
+    }
     Reply::Message(Box::new(match request.body {
         RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions::handle()),
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(broker, r, v)),
