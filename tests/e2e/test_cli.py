@@ -28,6 +28,13 @@ def test_topic_lifecycle_produce_and_consume(broker):
     for user in {l.split(":")[0] for l in one}:
         events = [int(l.split(" ")[1]) for l in one if l.startswith(user + ":")]
         assert events == sorted(events) and len(events) == 40
+    assert "altered configs" in nurt("topic", "alter-config", "cli-topic", "retention.ms=5000", "cleanup.policy=compact", *b).stdout
+    described = nurt("topic", "describe", "cli-topic", *b).stdout
+    assert "retention.ms=5000  (set)" in described and "cleanup.policy=compact  (set)" in described
+    nurt("topic", "alter-config", "cli-topic", "--delete", "cleanup.policy", *b)
+    assert "cleanup.policy=delete\n" in nurt("topic", "describe", "cli-topic", *b).stdout
+    bad = nurt("topic", "alter-config", "cli-topic", "segment.bytes=tiny", *b, check=False)
+    assert bad.returncode == 1 and "InvalidConfig" in bad.stderr
     assert "deleted topic cli-topic" in nurt("topic", "delete", "cli-topic", *b).stdout
     assert "cli-topic" not in nurt("topic", "list", *b).stdout.splitlines()
 
