@@ -13,7 +13,6 @@ const BROKER_KEYS: &[&str] = &[
     "default.replication.factor",
     "socket.request.max.bytes",
     "connections.max.idle.ms",
-    "queued.max.requests",
     "max.connections",
     "max.connections.per.ip",
     "log.flush.scheduler.interval.ms",
@@ -23,9 +22,6 @@ const BROKER_KEYS: &[&str] = &[
     "log.retention.minutes",
     "log.roll.hours",
     "log.roll.minutes",
-    "log.flush.interval.minutes",
-    "log.flush.interval.hours",
-    "offsets.topic.num.partitions",
     "offsets.retention.minutes",
     "group.initial.rebalance.delay.ms",
     "group.min.session.timeout.ms",
@@ -62,16 +58,25 @@ impl BrokerConfig {
     }
 
     /// Sets `key` after checking it is a config Nurt knows and its value has the right type.
+    /// `log.dirs` / `log.dir` (one directory) set the data directory, as in Kafka.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), BrokerError> {
         let key = key.trim();
         let value = value.trim();
+        if key == "log.dirs" || key == "log.dir" {
+            if value.contains(',') {
+                return Err(BrokerError::Config(format!(
+                    "{key}: one data directory only (got '{value}')"
+                )));
+            }
+            self.data_dir = value.into();
+        }
         let topic_def = nurt_metadata::config::TOPIC_CONFIGS
             .iter()
             .find(|d| d.broker_key == key);
         let stem_known = ["log.retention", "log.roll"].iter().any(|s| key.starts_with(s));
         if topic_def.is_none() && !BROKER_KEYS.contains(&key) && !stem_known {
             return Err(BrokerError::Config(format!(
-                "unknown config '{key}': use a Kafka broker config name such as num.partitions or log.segment.bytes"
+                "unknown or unsupported config '{key}': Nurt takes the Kafka broker configs listed in docs/COMPATIBILITY.md (e.g. num.partitions, log.segment.bytes)"
             )));
         }
         if let Some(def) = topic_def {
@@ -122,9 +127,6 @@ impl BrokerConfig {
     pub fn connections_max_idle_ms(&self) -> u64 {
         self.parsed("connections.max.idle.ms", 600_000)
     }
-    pub fn queued_max_requests(&self) -> usize {
-        self.parsed("queued.max.requests", 500)
-    }
     pub fn max_connections(&self) -> usize {
         self.parsed("max.connections", usize::MAX)
     }
@@ -174,5 +176,12 @@ mod tests {
         assert_eq!(c.num_partitions(), 6);
         assert!(c.load_properties("garbage line").is_err());
         assert_eq!(split_host_port("[::1]:9093"), Some(("::1".to_string(), 9093)));
+        c.set("log.dirs", "/var/lib/nurt").unwrap();
+        assert_eq!(c.data_dir, std::path::PathBuf::from("/var/lib/nurt"));
+        assert!(c.set("log.dirs", "/a,/b").is_err());
+        assert!(
+            c.set("queued.max.requests", "5").is_err(),
+            "configs Nurt does not honour are refused"
+        );
     }
 }
