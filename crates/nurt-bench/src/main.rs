@@ -177,16 +177,13 @@ fn main() -> anyhow::Result<()> {
         let rps = peers::nats_jetstream(nats.port, 100, count, 512, &pb)?;
         pb.finish();
         drop(nats);
-        report.rows.push(Row {
-            system: "NATS JetStream 2.9 (file)".into(),
-            workload: "acked publish 100 B, window 512".into(),
-            records_per_s: rps,
-            mb_per_s: rps * 100.0 / 1e6,
-        });
-        report.notes.push((
-            "Nurt / NATS JetStream (100 B produce)".into(),
-            format!("{:.1}x", nurt_rps / rps),
-        ));
+        peer_result(
+            &mut report,
+            "NATS JetStream 2.9 (file)",
+            "acked publish 100 B, window 512",
+            rps,
+            nurt_rps,
+        );
         let redis = system::start(
             "redis-server",
             "redis-server",
@@ -206,16 +203,13 @@ fn main() -> anyhow::Result<()> {
         )?;
         let rps = peers::redis_streams(redis.port, 100, 2_000_000 / scale, 256)?;
         drop(redis);
-        report.rows.push(Row {
-            system: "Redis Streams 7.0".into(),
-            workload: "XADD 100 B, pipeline 256".into(),
-            records_per_s: rps,
-            mb_per_s: rps * 100.0 / 1e6,
-        });
-        report.notes.push((
-            "Nurt / Redis Streams (100 B produce)".into(),
-            format!("{:.1}x", nurt_rps / rps),
-        ));
+        peer_result(
+            &mut report,
+            "Redis Streams 7.0",
+            "XADD 100 B, pipeline 256",
+            rps,
+            nurt_rps,
+        );
     }
 
     std::fs::create_dir_all(&args.out)?;
@@ -229,6 +223,20 @@ fn main() -> anyhow::Result<()> {
     );
     let _ = std::fs::remove_dir_all(&work);
     Ok(())
+}
+
+/// Records a peer's 100 B produce rate and Nurt's ratio to it.
+fn peer_result(report: &mut Report, system: &str, workload: &str, rps: f64, nurt_rps: f64) {
+    report.rows.push(Row {
+        system: system.into(),
+        workload: workload.into(),
+        records_per_s: rps,
+        mb_per_s: rps * 100.0 / 1e6,
+    });
+    report.notes.push((
+        format!("Nurt / {system} (100 B produce)"),
+        format!("{:.1}x", nurt_rps / rps),
+    ));
 }
 
 /// A scratch directory for the servers' data.

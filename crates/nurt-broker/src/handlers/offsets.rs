@@ -78,21 +78,13 @@ pub fn offset_commit(broker: &Broker, r: OffsetCommitRequest) -> OffsetCommitRes
     OffsetCommitResponse::default().with_topics(topics)
 }
 
-/// (offset, leader epoch, metadata) of a partition, or Kafka's "none committed".
-fn committed(c: &nurt_group::GroupCoordinator, group: &str, topic: &str, partition: i32) -> (i64, i32, String) {
-    c.committed(group, topic, partition)
-        .map_or((-1, -1, String::new()), |v| {
-            (v.offset, v.leader_epoch, v.metadata.clone())
-        })
-}
+/// A topic's partitions with their (offset, leader epoch, metadata).
+type Committed = Vec<(String, Vec<(i32, i64, i32, String)>)>;
 
-/// (topic, partitions) requested, or every committed one when `None`.
-fn wanted(
-    c: &nurt_group::GroupCoordinator,
-    group: &str,
-    topics: Option<Vec<(String, Vec<i32>)>>,
-) -> Vec<(String, Vec<i32>)> {
-    topics.unwrap_or_else(|| {
+/// The committed offsets of `group` for `topics` (every committed partition when `None`);
+/// partitions with nothing committed get Kafka's (-1, -1, "").
+fn committed(c: &nurt_group::GroupCoordinator, group: &str, topics: Option<Vec<(String, Vec<i32>)>>) -> Committed {
+    let topics = topics.unwrap_or_else(|| {
         let mut by_topic: std::collections::BTreeMap<String, Vec<i32>> = Default::default();
         for ((t, p), _) in c.committed_all(group) {
             by_topic.entry(t).or_default().push(p);
@@ -104,7 +96,21 @@ fn wanted(
                 (t, ps)
             })
             .collect()
-    })
+    });
+    topics
+        .into_iter()
+        .map(|(t, ps)| {
+            let parts = ps
+                .into_iter()
+                .map(|p| {
+                    c.committed(group, &t, p).map_or((p, -1, -1, String::new()), |v| {
+                        (p, v.offset, v.leader_epoch, v.metadata.clone())
+                    })
+                })
+                .collect();
+            (t, parts)
+        })
+        .collect()
 }
 
 pub fn offset_fetch(broker: &Broker, r: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
@@ -114,22 +120,17 @@ pub fn offset_fetch(broker: &Broker, r: OffsetFetchRequest, version: i16) -> Off
             .groups
             .into_iter()
             .map(|g| {
-                let topics = wanted(
-                    &c,
-                    &g.group_id.0,
-                    g.topics.map(|ts| {
-                        ts.into_iter()
-                            .map(|t| (t.name.0.to_string(), t.partition_indexes))
-                            .collect()
-                    }),
-                );
-                let topics = topics
+                let wanted = g.topics.map(|ts| {
+                    ts.into_iter()
+                        .map(|t| (t.name.0.to_string(), t.partition_indexes))
+                        .collect()
+                });
+                let topics = committed(&c, &g.group_id.0, wanted)
                     .into_iter()
-                    .map(|(t, ps)| {
-                        let partitions = ps
+                    .map(|(t, parts)| {
+                        let partitions = parts
                             .into_iter()
-                            .map(|p| {
-                                let (offset, epoch, metadata) = committed(&c, &g.group_id.0, &t, p);
+                            .map(|(p, offset, epoch, metadata)| {
                                 OffsetFetchResponsePartitions::default()
                                     .with_partition_index(p)
                                     .with_committed_offset(offset)
@@ -149,23 +150,17 @@ pub fn offset_fetch(broker: &Broker, r: OffsetFetchRequest, version: i16) -> Off
             .collect();
         return OffsetFetchResponse::default().with_groups(groups);
     }
-    let group = r.group_id.0.to_string();
-    let topics = wanted(
-        &c,
-        &group,
-        r.topics.map(|ts| {
-            ts.into_iter()
-                .map(|t| (t.name.0.to_string(), t.partition_indexes))
-                .collect()
-        }),
-    );
-    let topics = topics
+    let wanted = r.topics.map(|ts| {
+        ts.into_iter()
+            .map(|t| (t.name.0.to_string(), t.partition_indexes))
+            .collect()
+    });
+    let topics = committed(&c, &r.group_id.0, wanted)
         .into_iter()
-        .map(|(t, ps)| {
-            let partitions = ps
+        .map(|(t, parts)| {
+            let partitions = parts
                 .into_iter()
-                .map(|p| {
-                    let (offset, epoch, metadata) = committed(&c, &group, &t, p);
+                .map(|(p, offset, epoch, metadata)| {
                     let part = OffsetFetchResponsePartition::default()
                         .with_partition_index(p)
                         .with_committed_offset(offset)
