@@ -131,11 +131,19 @@ def produce_v3(conn, topic, partition, batch, acks=-1):
     return r.i16(), r.i64()
 
 
+def fetch_v4_body(topic, partition, offset, max_wait_ms, min_bytes=1):
+    body = struct.pack(">iiiib", -1, max_wait_ms, min_bytes, 1 << 20, 0) + struct.pack(">i", 1) + string(topic)
+    return body + struct.pack(">i", 1) + struct.pack(">iqi", partition, offset, 1 << 20)
+
+
 def fetch_v4(conn, topic, partition, offset, max_wait_ms, min_bytes=1):
     """Fetch v4 of one partition; returns (error_code, high_watermark, records bytes)."""
-    body = struct.pack(">iiiib", -1, max_wait_ms, min_bytes, 1 << 20, 0) + struct.pack(">i", 1) + string(topic)
-    body += struct.pack(">i", 1) + struct.pack(">iqi", partition, offset, 1 << 20)
-    r = Reader(conn.call(1, 4, body))
+    return parse_fetch_v4(conn.call(1, 4, fetch_v4_body(topic, partition, offset, max_wait_ms, min_bytes)))
+
+
+def parse_fetch_v4(response):
+    """(error_code, high_watermark, records bytes) of a one-partition Fetch v4 response body."""
+    r = Reader(response)
     r.i32()  # throttle
     assert r.i32() == 1
     r.string()

@@ -4,6 +4,8 @@ byte-identical read-back, codecs, restarts, kill -9, long-poll and auto-creation
 import collections
 import os
 import random
+import select
+import struct
 import threading
 import time
 
@@ -127,7 +129,9 @@ def test_kill_9_loses_no_acknowledged_record(broker):
 
     t = threading.Thread(target=stream)
     t.start()
+    deadline = time.monotonic() + 120
     while len(acked) < 30_000:
+        assert time.monotonic() < deadline and t.is_alive(), f"only {len(acked)} records acknowledged in 120 s"
         time.sleep(0.01)
     broker.kill()
     time.sleep(0.5)
@@ -146,21 +150,21 @@ def test_kill_9_loses_no_acknowledged_record(broker):
 def test_waiting_fetch_is_woken_by_produce(broker):
     create_topic(broker.bootstrap, "longpoll", 1)
     conn = kwire.Conn(broker.bootstrap, timeout_s=60)
-    result = {}
-
-    def fetch():
-        # Asks to wait up to 10 minutes: only a wake-up on produce answers within the socket timeout.
-        result["fetch"] = kwire.fetch_v4(conn, "longpoll", 0, 0, max_wait_ms=600_000)
-
-    t = threading.Thread(target=fetch)
-    t.start()
-    time.sleep(0.3)
+    # Asks to wait up to 10 minutes for one byte at offset 0 of an empty partition.
+    conn.correlation_id += 1
+    conn.send_raw(kwire.request(1, 4, conn.correlation_id, kwire.fetch_v4_body("longpoll", 0, 0, max_wait_ms=600_000)))
+    # The fetch is in the broker's hands and parked: nothing comes back while there is no data.
+    readable, _, _ = select.select([conn.sock], [], [], 2.0)
+    assert not readable, "the fetch was answered before any record existed"
     p = Producer({"bootstrap.servers": broker.bootstrap})
     p.produce("longpoll", value=b"wake up")
     assert p.flush(30) == 0
-    t.join(timeout=90)
-    assert not t.is_alive()
-    error, hw, records = result["fetch"]
+    # Only the wake-up can answer now: the fetch's own deadline is 10 minutes away.
+    readable, _, _ = select.select([conn.sock], [], [], 30.0)
+    assert readable, "the produce did not wake the waiting fetch"
+    frame = conn.recv_frame()
+    assert struct.unpack(">i", frame[:4])[0] == conn.correlation_id
+    error, hw, records = kwire.parse_fetch_v4(frame[4:])
     assert (error, hw) == (0, 1)
     assert b"wake up" in records
     conn.close()

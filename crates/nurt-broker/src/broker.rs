@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
+use nurt_log::data_dir::PARTITION_METADATA;
+use nurt_log::{DataDir, OsStorage, Storage};
 use nurt_metadata::{MetadataImage, TopicConfigs, TopicId, TopicInfo};
 use tokio::sync::watch;
 
@@ -13,11 +15,8 @@ use crate::metadata_store::MetadataStore;
 use crate::partition::{Partition, PartitionId, TopicSettings};
 use crate::{now_ms, BrokerConfig, BrokerError};
 
-const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
-const META_PROPERTIES: &str = "meta.properties";
 const METADATA_DIR: &str = "__cluster_metadata-0";
 const OFFSETS_DIR: &str = "__consumer_offsets-0";
-const PARTITION_METADATA: &str = "partition.metadata";
 /// Producer ids reserved per metadata write.
 const PRODUCER_ID_BLOCK: i64 = 1000;
 
@@ -34,6 +33,8 @@ pub struct Broker {
     pub config: BrokerConfig,
     pub node_id: i32,
     pub cluster_id: String,
+    storage: Arc<dyn Storage>,
+    data_dir: DataDir,
     pub metadata: MetadataStore,
     pub groups: GroupService,
     topics: RwLock<HashMap<Arc<str>, Arc<HostedTopic>>>,
@@ -41,12 +42,8 @@ pub struct Broker {
     producer_ids: Mutex<(i64, i64)>,
 }
 
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> BrokerError + '_ {
-    move |e| BrokerError::Io(path.to_path_buf(), e)
-}
-
 /// Kafka-style cluster id: a random UUID in unpadded URL-safe base64 (22 chars).
-fn new_cluster_id() -> String {
+pub fn new_cluster_id() -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let bytes = uuid::Uuid::new_v4().into_bytes();
     let mut bits: u32 = 0;
@@ -66,55 +63,24 @@ fn new_cluster_id() -> String {
     out
 }
 
-/// Reads `meta.properties`, creating it on first start; refuses a data dir of another node.
-fn load_identity(data_dir: &Path, node_id: i32) -> Result<String, BrokerError> {
-    let path = data_dir.join(META_PROPERTIES);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            let get = |key: &str| {
-                text.lines()
-                    .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
-                    .map(str::trim)
-            };
-            let stored_node: i32 = get("node.id").and_then(|v| v.parse().ok()).unwrap_or(node_id);
-            if stored_node != node_id {
-                return Err(BrokerError::WrongNode(format!(
-                    "{} has node.id={stored_node}, this broker is node.id={node_id}",
-                    path.display()
-                )));
-            }
-            get("cluster.id")
-                .map(str::to_string)
-                .ok_or_else(|| BrokerError::Config(format!("{} has no cluster.id", path.display())))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let cluster_id = new_cluster_id();
-            let text =
-                format!("#Written by nurt on first start\nversion=1\ncluster.id={cluster_id}\nnode.id={node_id}\n");
-            std::fs::write(&path, text).map_err(io_err(&path))?;
-            Ok(cluster_id)
-        }
-        Err(e) => Err(BrokerError::Io(path, e)),
-    }
-}
-
 impl Broker {
     /// Opens the data dir: identity, metadata replay, then every hosted partition (recovering
     /// logs when the previous run did not shut down cleanly).
     pub fn open(config: BrokerConfig) -> Result<Arc<Self>, BrokerError> {
-        let data_dir = config.data_dir.clone();
-        std::fs::create_dir_all(&data_dir).map_err(io_err(&data_dir))?;
+        let storage = OsStorage::shared();
         let node_id = config.node_id();
-        let cluster_id = load_identity(&data_dir, node_id)?;
-        let marker = data_dir.join(CLEAN_SHUTDOWN_FILE);
-        let clean = marker.exists();
+        let data_dir = DataDir::open(Arc::clone(&storage), &config.data_dir, node_id, new_cluster_id)?;
+        let clean = data_dir.was_clean();
         let now = now_ms();
-        let metadata = MetadataStore::open(&data_dir.join(METADATA_DIR), clean, now)?;
-        let groups = GroupService::open(&data_dir.join(OFFSETS_DIR), group_config(&config), clean)?;
+        let path = data_dir.path().to_path_buf();
+        let metadata = MetadataStore::open(&storage, &path.join(METADATA_DIR), clean, now)?;
+        let groups = GroupService::open(&storage, &path.join(OFFSETS_DIR), group_config(&config), clean)?;
         let broker = Arc::new(Self {
             config,
             node_id,
-            cluster_id,
+            cluster_id: data_dir.cluster_id().to_string(),
+            storage,
+            data_dir,
             metadata,
             groups,
             topics: RwLock::new(HashMap::new()),
@@ -123,10 +89,6 @@ impl Broker {
         });
         broker.reconcile(clean)?;
         broker.remove_orphan_dirs();
-        if clean {
-            // From here on a crash is unclean again.
-            std::fs::remove_file(&marker).map_err(io_err(&marker))?;
-        }
         Ok(broker)
     }
 
@@ -180,14 +142,14 @@ impl Broker {
             let name: Arc<str> = Arc::from(info.name.as_str());
             for (&index, placement) in info.partitions.range(partitions.len() as i32..) {
                 let dir = self.partition_dir(&info.name, index);
-                claim_partition_dir(&dir, &info.topic_id)?;
+                self.data_dir.claim_partition_dir(&dir, &hex(&info.topic_id))?;
                 let id = PartitionId {
                     topic: Arc::clone(&name),
                     topic_id: info.topic_id,
                     index,
                     leader_epoch: placement.leader_epoch,
                 };
-                let p = Partition::open(&dir, id, settings.clone(), clean, now_ms())?;
+                let p = Partition::open(&self.storage, &dir, id, settings.clone(), clean, now_ms())?;
                 partitions.push(Arc::new(p));
             }
             topics.insert(
@@ -314,8 +276,7 @@ impl Broker {
         }
         self.metadata.close()?;
         self.groups.close()?;
-        let marker = self.data_dir().join(CLEAN_SHUTDOWN_FILE);
-        std::fs::write(&marker, b"").map_err(io_err(&marker))?;
+        self.data_dir.mark_clean()?;
         Ok(())
     }
 }
@@ -323,28 +284,4 @@ impl Broker {
 /// Lowercase hex of a topic id.
 pub fn hex(id: &TopicId) -> String {
     id.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Makes sure `dir` belongs to the topic with `topic_id`: a leftover dir of an older topic of
-/// the same name is set aside for deletion first.
-fn claim_partition_dir(dir: &Path, topic_id: &TopicId) -> Result<(), BrokerError> {
-    let file = dir.join(PARTITION_METADATA);
-    let expected = format!("version: 0\ntopic_id: {}\n", hex(topic_id));
-    match std::fs::read_to_string(&file) {
-        Ok(text) if text == expected => return Ok(()),
-        Ok(_) => {
-            let stale = dir
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let doomed = dir.with_file_name(format!("{stale}.{}-delete", uuid::Uuid::new_v4().simple()));
-            std::fs::rename(dir, &doomed).map_err(io_err(dir))?;
-            let _ = std::fs::remove_dir_all(&doomed);
-        }
-        Err(_) => {}
-    }
-    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-    std::fs::write(&file, expected).map_err(io_err(&file))?;
-    nurt_log::log::sync_dir(dir.parent().unwrap_or(dir))?;
-    Ok(())
 }

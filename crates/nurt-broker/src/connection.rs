@@ -82,8 +82,12 @@ type Outgoing = Vec<Part<ReadSlice>>;
 /// smaller ones are read and written with the surrounding bytes (fewer syscalls).
 const SENDFILE_MIN_BYTES: usize = 32 * 1024;
 
-/// Sends a file range with `sendfile(2)`, waiting for socket space.
-async fn send_file(wr: &OwnedWriteHalf, slice: &ReadSlice) -> std::io::Result<()> {
+/// Sends a file range with `sendfile(2)`, waiting for socket space. Storage without a file
+/// descriptor is read and written instead.
+async fn send_file(wr: &mut OwnedWriteHalf, slice: &ReadSlice) -> std::io::Result<()> {
+    let Some(fd) = slice.file.as_fd() else {
+        return wr.write_all(&slice.read_to_vec()?).await;
+    };
     let stream: &TcpStream = wr.as_ref();
     let mut offset = slice.position;
     let end = slice.position + slice.len as u64;
@@ -91,7 +95,7 @@ async fn send_file(wr: &OwnedWriteHalf, slice: &ReadSlice) -> std::io::Result<()
         let want = (end - offset) as usize;
         let sent = stream
             .async_io(Interest::WRITABLE, || {
-                rustix::fs::sendfile(stream, &*slice.file, Some(&mut offset), want).map_err(std::io::Error::from)
+                rustix::fs::sendfile(stream, fd, Some(&mut offset), want).map_err(std::io::Error::from)
             })
             .await?;
         if sent == 0 {

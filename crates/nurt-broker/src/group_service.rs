@@ -5,11 +5,11 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use nurt_group::{Completion, GroupConfig, GroupCoordinator, GroupRecord, Output, Token};
 use nurt_log::cleaner::{clean_segments, CleanOptions};
-use nurt_log::{Log, LogConfig};
+use nurt_log::{Log, LogConfig, Storage};
 use nurt_records::batch::Batches;
 use nurt_records::record::decode_batch;
 use nurt_records::{BatchBuilder, Compression};
@@ -58,9 +58,10 @@ pub fn group_config(config: &BrokerConfig) -> GroupConfig {
 
 impl GroupService {
     /// Opens the offsets log in `dir` and replays it into a fresh coordinator.
-    pub fn open(dir: &Path, cfg: GroupConfig, clean: bool) -> Result<Self, BrokerError> {
+    pub fn open(storage: &Arc<dyn Storage>, dir: &Path, cfg: GroupConfig, clean: bool) -> Result<Self, BrokerError> {
         let now = now_ms();
         let log = Log::open(
+            storage,
             dir,
             LogConfig {
                 segment_bytes: 100 << 20,
@@ -205,7 +206,8 @@ impl GroupService {
             delete_retention_ms: 86_400_000,
             decompressed_bytes_max: OFFSETS_BATCH_BYTES_MAX,
         };
-        let (cleaned, stats) = clean_segments(&segments, opts)?;
+        let storage = Arc::clone(lock(&self.log).storage());
+        let (cleaned, stats) = clean_segments(&*storage, &segments, opts)?;
         lock(&self.log).install_compaction(cleaned)?;
         tracing::info!(
             "compacted the offsets log: {} -> {} records",

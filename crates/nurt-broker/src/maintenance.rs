@@ -35,7 +35,7 @@ impl Partition {
     /// One compaction pass if the policy says compact and enough of the log is dirty (or a
     /// record waited longer than `max.compaction.lag.ms`). Returns what it did.
     pub fn compact(&self, now_ms: i64) -> Result<Option<CleanStats>, LogError> {
-        let (segments, opts) = {
+        let (segments, opts, storage) = {
             let inner = lock(&self.inner);
             let s = &inner.settings;
             if !s.compact {
@@ -56,9 +56,10 @@ impl Partition {
                     delete_retention_ms: s.delete_retention_ms,
                     decompressed_bytes_max: CLEANER_BATCH_BYTES_MAX,
                 },
+                std::sync::Arc::clone(inner.log.storage()),
             )
         };
-        let (cleaned, stats) = clean_segments(&segments, opts)?;
+        let (cleaned, stats) = clean_segments(&*storage, &segments, opts)?;
         lock(&self.inner).log.install_compaction(cleaned)?;
         Ok(Some(stats))
     }

@@ -4,9 +4,9 @@
 //! local append with a consensus commit, and replay stays the same.
 
 use std::path::Path;
-use std::sync::{Mutex, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
-use nurt_log::{Log, LogConfig};
+use nurt_log::{Log, LogConfig, Storage};
 use nurt_metadata::{MetadataError, MetadataImage, MetadataRecord};
 use nurt_records::batch::Batches;
 use nurt_records::record::decode_batch;
@@ -26,13 +26,13 @@ pub struct MetadataStore {
 
 impl MetadataStore {
     /// Opens the metadata log in `dir` and replays it.
-    pub fn open(dir: &Path, clean: bool, now_ms: i64) -> Result<Self, BrokerError> {
+    pub fn open(storage: &Arc<dyn Storage>, dir: &Path, clean: bool, now_ms: i64) -> Result<Self, BrokerError> {
         let config = LogConfig {
             segment_bytes: 64 << 20,
             flush_messages: 1,
             ..LogConfig::default()
         };
-        let log = Log::open(dir, config, clean, now_ms).map_err(BrokerError::Storage)?;
+        let log = Log::open(storage, dir, config, clean, now_ms).map_err(BrokerError::Storage)?;
         let mut image = MetadataImage::default();
         let mut offset = log.log_start_offset();
         while let Some(slice) = log.read(offset, 1 << 20).map_err(BrokerError::Storage)? {

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use nurt_log::{Log, LogError, ProducerStateTable, ReadSlice, SequenceCheck};
+use nurt_log::{Log, LogError, ProducerStateTable, ReadSlice, SequenceCheck, Storage};
 use nurt_metadata::TopicId;
 use nurt_records::batch::{self, BatchHeader};
 use nurt_records::record::decode_batch;
@@ -89,6 +89,7 @@ const PRODUCER_STATE_SEGMENTS: usize = 2;
 impl Partition {
     /// Opens (or creates) the log of partition `id` in `dir`.
     pub fn open(
+        storage: &Arc<dyn Storage>,
         dir: &Path,
         id: PartitionId,
         settings: TopicSettings,
@@ -101,7 +102,7 @@ impl Partition {
             index,
             leader_epoch,
         } = id;
-        let log = Log::open(dir, settings.log.clone(), clean, now_ms)?;
+        let log = Log::open(storage, dir, settings.log.clone(), clean, now_ms)?;
         let mut producers = ProducerStateTable::default();
         log.scan_headers(PRODUCER_STATE_SEGMENTS, |h| producers.on_append(h, h.base_offset))?;
         Ok(Self {

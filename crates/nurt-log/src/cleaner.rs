@@ -4,9 +4,6 @@
 //! file handles and writes `<segment>.log.cleaned` copies that `Log::install_cleaned` swaps in.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::Write;
-use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
 use nurt_records::batch::{BatchHeader, BATCH_HEADER_BYTES};
@@ -15,7 +12,11 @@ use nurt_records::rewrite::{empty_batch_like, rewrite_batch};
 
 use crate::error::IoContext;
 use crate::log::CleanableSegment;
+use crate::storage::{Storage, StorageFile};
 use crate::LogError;
+
+/// Cleaned bytes are written to the copy in chunks of about this size.
+const WRITE_CHUNK_BYTES: usize = 1 << 20;
 
 /// How a cleaning pass decides.
 #[derive(Debug, Clone, Copy)]
@@ -38,7 +39,7 @@ pub struct CleanStats {
 
 /// Calls `f` with every whole batch of a segment file, one at a time.
 fn for_each_batch(
-    file: &File,
+    file: &dyn StorageFile,
     size_bytes: u64,
     mut f: impl FnMut(&[u8]) -> Result<(), LogError>,
 ) -> Result<(), LogError> {
@@ -61,15 +62,17 @@ fn for_each_batch(
 }
 
 /// Cleans `segments` (oldest first): builds the key → latest offset map over all of them,
-/// then writes each one's cleaned copy. Returns the copies to install and the statistics.
+/// then writes each one's cleaned copy (fsynced) next to it. Returns the copies to install
+/// and the statistics.
 pub fn clean_segments(
+    storage: &dyn Storage,
     segments: &[CleanableSegment],
     opts: CleanOptions,
 ) -> Result<(Vec<(CleanableSegment, PathBuf)>, CleanStats), LogError> {
     let mut latest: HashMap<Vec<u8>, i64> = HashMap::new();
     let mut stats = CleanStats::default();
     for seg in segments {
-        for_each_batch(&seg.file, seg.size_bytes, |batch| {
+        for_each_batch(&*seg.file, seg.size_bytes, |batch| {
             let (header, records) = decode_batch(batch, opts.decompressed_bytes_max)?;
             if header.is_control() {
                 return Ok(());
@@ -87,10 +90,11 @@ pub fn clean_segments(
     let mut out = Vec::with_capacity(segments.len());
     for seg in segments {
         let cleaned_path = seg.path.with_extension("log.cleaned");
-        let mut cleaned = std::io::BufWriter::new(File::create(&cleaned_path).at(&cleaned_path)?);
+        let cleaned = storage.open(&cleaned_path, true, true).at(&cleaned_path)?;
+        let mut pending = Vec::with_capacity(WRITE_CHUNK_BYTES);
         let mut written = 0u64;
         let mut pos = 0u64;
-        for_each_batch(&seg.file, seg.size_bytes, |batch| {
+        for_each_batch(&*seg.file, seg.size_bytes, |batch| {
             let header = BatchHeader::parse(batch)?;
             pos += batch.len() as u64;
             let last_in_segment = pos == seg.size_bytes;
@@ -108,16 +112,17 @@ pub fn clean_segments(
             };
             if let Some(kept) = kept {
                 stats.records_after += u64::from(BatchHeader::parse(&kept)?.record_count.max(0) as u32);
-                cleaned.write_all(&kept).at(&cleaned_path)?;
+                pending.extend_from_slice(&kept);
                 written += kept.len() as u64;
+                if pending.len() >= WRITE_CHUNK_BYTES {
+                    cleaned.append(&[&pending]).at(&cleaned_path)?;
+                    pending.clear();
+                }
             }
             Ok(())
         })?;
-        let file = cleaned.into_inner().map_err(|e| LogError::Io {
-            path: cleaned_path.clone(),
-            source: e.into_error(),
-        })?;
-        file.sync_all().at(&cleaned_path)?;
+        cleaned.append(&[&pending]).at(&cleaned_path)?;
+        cleaned.sync_data().at(&cleaned_path)?;
         stats.bytes_before += seg.size_bytes;
         stats.bytes_after += written;
         out.push((seg.clone(), cleaned_path));

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::IoContext;
+use crate::storage::{write_atomic, Storage};
 use crate::LogError;
 
 /// The epochs this log has seen and the first offset written in each.
@@ -16,10 +17,12 @@ pub struct LeaderEpochCache {
 impl LeaderEpochCache {
     /// Loads the checkpoint in `dir`, or starts empty; unreadable lines are ignored (the cache
     /// is rebuilt from batches as they are appended).
-    pub fn load(dir: &Path) -> Self {
+    pub fn load(storage: &dyn Storage, dir: &Path) -> Self {
         let path = dir.join("leader-epoch-checkpoint");
-        let entries = std::fs::read_to_string(&path)
+        let entries = storage
+            .read(&path)
             .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
             .map(|text| {
                 text.lines()
                     .skip(2)
@@ -61,16 +64,13 @@ impl LeaderEpochCache {
         Some((self.entries[idx].0, end))
     }
 
-    /// Writes the checkpoint atomically (temp file, fsync, rename).
-    pub fn persist(&self) -> Result<(), LogError> {
+    /// Writes the checkpoint atomically (temp file, fsync, rename, directory fsync).
+    pub fn persist(&self, storage: &dyn Storage) -> Result<(), LogError> {
         let mut text = format!("0\n{}\n", self.entries.len());
         for (epoch, start) in &self.entries {
             text.push_str(&format!("{epoch} {start}\n"));
         }
-        let tmp = self.path.with_extension("tmp");
-        std::fs::write(&tmp, text).at(&tmp)?;
-        std::fs::File::open(&tmp).and_then(|f| f.sync_all()).at(&tmp)?;
-        std::fs::rename(&tmp, &self.path).at(&self.path)
+        write_atomic(storage, &self.path, text.as_bytes()).at(&self.path)
     }
 }
 
@@ -80,13 +80,15 @@ mod tests {
 
     #[test]
     fn answers_like_offset_for_leader_epoch() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut cache = LeaderEpochCache::load(dir.path());
+        let storage = crate::storage::sim::SimStorage::new();
+        let dir = Path::new("/");
+        let mut cache = LeaderEpochCache::load(&storage, dir);
         assert!(cache.assign(0, 0));
         assert!(cache.assign(3, 100));
         assert!(!cache.assign(2, 150));
-        cache.persist().unwrap();
-        let cache = LeaderEpochCache::load(dir.path());
+        cache.persist(&storage).unwrap();
+        storage.power_cut(crate::storage::sim::CutMode::LoseAll);
+        let cache = LeaderEpochCache::load(&storage, dir);
         assert_eq!(cache.end_offset_for(0, 500), Some((0, 100)));
         assert_eq!(cache.end_offset_for(2, 500), Some((0, 100)));
         assert_eq!(cache.end_offset_for(3, 500), Some((3, 500)));

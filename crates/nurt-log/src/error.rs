@@ -19,6 +19,20 @@ pub enum LogError {
         log_start_offset: i64,
         log_end_offset: i64,
     },
+    /// A short write could not be cut back: the segment's tail is torn and it takes no more
+    /// writes until the log is reopened (recovery cuts the tail).
+    #[error("write to {path} failed ({write}) and cutting it back failed too ({truncate})")]
+    TornTail {
+        path: PathBuf,
+        write: std::io::Error,
+        truncate: std::io::Error,
+    },
+    /// The data directory belongs to another node or lacks its identity.
+    #[error("{0}")]
+    Identity(String),
+    /// A segment reached 4 GiB, the most its index positions can address.
+    #[error("segment {0} is full")]
+    SegmentFull(PathBuf),
     /// A batch handed to `append` is malformed.
     #[error("invalid batch: {0}")]
     InvalidBatch(#[from] nurt_records::RecordsError),

@@ -4,18 +4,18 @@
 //! caller scans forward, so a lost or stale index costs time, never correctness. On an unclean
 //! start the indexes of recovered segments are rebuilt from the log itself.
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::error::IoContext;
+use crate::storage::{Storage, StorageFile};
 use crate::LogError;
 
 /// One sparse index (offset or time) over a segment: fixed-size entries, sorted by key.
 #[derive(Debug)]
 pub struct SparseIndex<const N: usize> {
     path: PathBuf,
-    file: File,
+    file: Arc<dyn StorageFile>,
     entries: Vec<[u8; N]>,
 }
 
@@ -27,10 +27,10 @@ pub type TimeIndex = SparseIndex<12>;
 impl<const N: usize> SparseIndex<N> {
     /// Opens (creating) the index file. With `trust` the existing entries are loaded, else the
     /// file is emptied and the caller rebuilds it.
-    pub fn open(path: &Path, trust: bool) -> Result<Self, LogError> {
+    pub fn open(storage: &dyn Storage, path: &Path, trust: bool) -> Result<Self, LogError> {
         let mut entries = Vec::new();
         if trust {
-            if let Ok(bytes) = std::fs::read(path) {
+            if let Ok(bytes) = storage.read(path) {
                 entries = bytes
                     .chunks_exact(N)
                     .map(|c| {
@@ -41,29 +41,23 @@ impl<const N: usize> SparseIndex<N> {
                     .collect();
             }
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .truncate(false)
-            .open(path)
-            .at(path)?;
+        let file = storage.open(path, true, false).at(path)?;
         let index = Self {
             path: path.to_path_buf(),
             file,
             entries,
         };
-        if !trust {
-            index.file.set_len(0).at(path)?;
-        } else {
-            // Drop a torn tail entry so appends stay aligned.
-            let whole = (index.entries.len() * N) as u64;
+        // Without trust the caller rebuilds from empty; with it, a torn tail entry is dropped
+        // so appends stay aligned.
+        let whole = (index.entries.len() * N) as u64;
+        if index.file.len().at(path)? != whole {
             index.file.set_len(whole).at(path)?;
         }
         Ok(index)
     }
 
     fn push(&mut self, entry: [u8; N]) -> Result<(), LogError> {
-        self.file.write_all(&entry).at(&self.path)?;
+        self.file.append(&[&entry]).at(&self.path)?;
         self.entries.push(entry);
         Ok(())
     }
@@ -90,8 +84,8 @@ impl<const N: usize> SparseIndex<N> {
     }
 
     /// Removes the file.
-    pub fn delete(self) -> Result<(), LogError> {
-        std::fs::remove_file(&self.path).at(&self.path)
+    pub fn delete(self, storage: &dyn Storage) -> Result<(), LogError> {
+        storage.remove_file(&self.path).at(&self.path)
     }
 }
 

@@ -10,18 +10,24 @@
 
 pub mod cleaner;
 pub mod config;
+pub mod data_dir;
 pub mod epoch;
 pub mod error;
 pub mod index;
 pub mod log;
 pub mod producer_state;
 pub mod segment;
+pub mod storage;
 
 pub use config::LogConfig;
+pub use data_dir::DataDir;
 pub use epoch::LeaderEpochCache;
 pub use error::LogError;
 pub use log::{AppendInfo, CleanableSegment, Log, ReadSlice};
 pub use producer_state::{ProducerStateTable, SequenceCheck};
+pub use storage::{OsStorage, Storage, StorageFile};
 
+#[cfg(test)]
+mod power_loss_tests;
 #[cfg(test)]
 mod tests;

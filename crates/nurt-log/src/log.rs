@@ -4,7 +4,6 @@
 //! recovery point) is how far the log is known to be on disk. With one replica the high watermark
 //! follows the log end; replication will move it separately.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -12,6 +11,7 @@ use nurt_records::batch::{self, BatchHeader, BATCH_HEADER_BYTES};
 
 use crate::error::IoContext;
 use crate::segment::Segment;
+use crate::storage::{create_dir_durable, write_atomic, Storage, StorageFile};
 use crate::{LeaderEpochCache, LogConfig, LogError};
 
 const RECOVERY_POINT_FILE: &str = "recovery-point";
@@ -22,21 +22,17 @@ const CLEANER_CHECKPOINT_FILE: &str = "cleaner-offset-checkpoint";
 #[derive(Debug, Clone)]
 pub struct CleanableSegment {
     pub base_offset: i64,
-    pub file: Arc<File>,
+    pub file: Arc<dyn StorageFile>,
     pub size_bytes: u64,
     pub path: PathBuf,
 }
 
-/// Removes leftovers of interrupted deletions and cleanings; completes interrupted swaps.
-fn tidy_dir(dir: &Path) -> Result<(), LogError> {
-    for entry in std::fs::read_dir(dir).at(dir)?.flatten() {
-        let path = entry.path();
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.ends_with(".deleted") || name.ends_with(".cleaned") {
-            std::fs::remove_file(&path).at(&path)?;
-        } else if let Some(stem) = name.strip_suffix(".swap") {
-            let target = dir.join(stem);
-            std::fs::rename(&path, &target).at(&target)?;
+/// Removes leftovers of interrupted deletions, cleanings and checkpoint writes.
+fn tidy_dir(storage: &dyn Storage, dir: &Path) -> Result<(), LogError> {
+    for name in storage.list_dir(dir).at(dir)? {
+        if name.ends_with(".deleted") || name.ends_with(".cleaned") || name.ends_with(".tmp") {
+            let path = dir.join(&name);
+            storage.remove_file(&path).at(&path)?;
         }
     }
     Ok(())
@@ -53,7 +49,7 @@ pub struct AppendInfo {
 /// to be read or sent without holding the log's lock.
 #[derive(Debug, Clone)]
 pub struct ReadSlice {
-    pub file: Arc<File>,
+    pub file: Arc<dyn StorageFile>,
     pub position: u64,
     pub len: usize,
 }
@@ -61,7 +57,6 @@ pub struct ReadSlice {
 impl ReadSlice {
     /// Reads the range into memory.
     pub fn read_to_vec(&self) -> std::io::Result<Vec<u8>> {
-        use std::os::unix::fs::FileExt;
         let mut buf = vec![0u8; self.len];
         self.file.read_exact_at(&mut buf, self.position)?;
         Ok(buf)
@@ -71,6 +66,7 @@ impl ReadSlice {
 /// One partition's log.
 #[derive(Debug)]
 pub struct Log {
+    storage: Arc<dyn Storage>,
     dir: PathBuf,
     config: LogConfig,
     segments: Vec<Segment>,
@@ -79,32 +75,40 @@ pub struct Log {
     unflushed_messages: i64,
     first_unflushed_ms: Option<i64>,
     epochs: LeaderEpochCache,
+    /// Set when a failed write could not be cut back: no more appends until reopened.
+    torn: bool,
 }
 
-fn read_i64_file(path: &Path) -> Option<i64> {
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+/// A checkpoint holding one number; absent or unreadable reads as `None`.
+fn read_i64_file(storage: &dyn Storage, path: &Path) -> Option<i64> {
+    let bytes = storage.read(path).ok()?;
+    std::str::from_utf8(&bytes).ok()?.trim().parse().ok()
 }
 
-fn write_i64_file(path: &Path, value: i64) -> Result<(), LogError> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, format!("{value}\n")).at(&tmp)?;
-    std::fs::rename(&tmp, path).at(path)
+/// Replaces a one-number checkpoint durably (old or new value after a power cut).
+fn write_i64_file(storage: &dyn Storage, path: &Path, value: i64) -> Result<(), LogError> {
+    write_atomic(storage, path, format!("{value}\n").as_bytes()).at(path)
 }
 
 impl Log {
     /// Opens the log in `dir` (creating it). After an unclean shutdown (`clean == false`) every
     /// segment from the recovery point on is scanned, its torn tail cut and its indexes rebuilt.
-    pub fn open(dir: &Path, config: LogConfig, clean: bool, now_ms: i64) -> Result<Self, LogError> {
-        std::fs::create_dir_all(dir).at(dir)?;
-        tidy_dir(dir)?;
-        let recovery_point = read_i64_file(&dir.join(RECOVERY_POINT_FILE)).unwrap_or(0);
-        let mut bases: Vec<i64> = std::fs::read_dir(dir)
+    pub fn open(
+        storage: &Arc<dyn Storage>,
+        dir: &Path,
+        config: LogConfig,
+        clean: bool,
+        now_ms: i64,
+    ) -> Result<Self, LogError> {
+        let fs = &**storage;
+        create_dir_durable(fs, dir).at(dir)?;
+        tidy_dir(fs, dir)?;
+        let recovery_point = read_i64_file(fs, &dir.join(RECOVERY_POINT_FILE)).unwrap_or(0);
+        let mut bases: Vec<i64> = fs
+            .list_dir(dir)
             .at(dir)?
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                let name = e.file_name().into_string().ok()?;
-                name.strip_suffix(".log")?.parse::<i64>().ok()
-            })
+            .iter()
+            .filter_map(|name| name.strip_suffix(".log")?.parse::<i64>().ok())
             .collect();
         bases.sort_unstable();
         let mut segments = Vec::with_capacity(bases.len().max(1));
@@ -112,18 +116,21 @@ impl Log {
             let next_base = bases.get(i + 1).copied();
             let recover = !clean && next_base.is_none_or(|n| n > recovery_point);
             let path = dir.join(format!("{}.log", crate::segment::file_stem(base)));
-            segments.push(Segment::open(&path, base, recover, config.index_interval_bytes)?);
+            segments.push(Segment::open(fs, &path, base, recover, config.index_interval_bytes)?);
         }
         if segments.is_empty() {
-            segments.push(Segment::create(dir, 0, now_ms)?);
+            segments.push(Segment::create(fs, dir, 0, now_ms)?);
+            // The first segment's entry must be durable before anything in it is acknowledged.
+            fs.sync_dir(dir).at(dir)?;
         }
         let log_end = segments.last().map_or(0, |s| s.next_offset);
-        let log_start_offset = read_i64_file(&dir.join(LOG_START_FILE))
+        let log_start_offset = read_i64_file(fs, &dir.join(LOG_START_FILE))
             .unwrap_or(0)
             .clamp(segments[0].base_offset, log_end);
-        let mut epochs = LeaderEpochCache::load(dir);
+        let mut epochs = LeaderEpochCache::load(fs, dir);
         epochs.truncate_from(log_end + 1);
         Ok(Self {
+            storage: Arc::clone(storage),
             dir: dir.to_path_buf(),
             config,
             segments,
@@ -132,6 +139,7 @@ impl Log {
             unflushed_messages: 0,
             first_unflushed_ms: None,
             epochs,
+            torn: false,
         })
     }
 
@@ -189,6 +197,13 @@ impl Log {
         log_append_time_ms: Option<i64>,
         now_ms: i64,
     ) -> Result<AppendInfo, LogError> {
+        if self.torn {
+            return Err(LogError::TornTail {
+                path: self.dir.clone(),
+                write: std::io::Error::other("an earlier write left a torn tail"),
+                truncate: std::io::Error::other("reopen the log to recover it"),
+            });
+        }
         let header = BatchHeader::parse(batch)?;
         debug_assert_eq!(header.total_bytes(), batch.len());
         let base_offset = self.log_end_offset();
@@ -210,13 +225,19 @@ impl Log {
         };
         self.maybe_roll(batch.len() as u64, header.last_offset_delta, now_ms)?;
         if self.epochs.assign(leader_epoch, base_offset) {
-            self.epochs.persist()?;
+            self.epochs.persist(&*self.storage)?;
         }
         let interval = self.config.index_interval_bytes;
-        self.segments
+        let appended = self
+            .segments
             .last_mut()
             .expect("a log always has an active segment")
-            .append(&patched, body, interval)?;
+            .append(&patched, body, interval);
+        if let Err(e @ LogError::TornTail { .. }) = appended {
+            self.torn = true;
+            return Err(e);
+        }
+        appended?;
         let info = AppendInfo {
             base_offset,
             last_offset: base_offset + i64::from(header.last_offset_delta),
@@ -250,14 +271,15 @@ impl Log {
         let next = self.log_end_offset();
         self.active().sync()?;
         self.set_recovery_point(self.active().base_offset.max(self.flushed_offset))?;
-        self.segments.push(Segment::create(&self.dir, next, now_ms)?);
-        sync_dir(&self.dir)?;
+        self.segments
+            .push(Segment::create(&*self.storage, &self.dir, next, now_ms)?);
+        self.storage.sync_dir(&self.dir).at(&self.dir)?;
         Ok(())
     }
 
     fn set_recovery_point(&mut self, offset: i64) -> Result<(), LogError> {
         // The recovery point names the first segment that needs scanning after a crash.
-        write_i64_file(&self.dir.join(RECOVERY_POINT_FILE), offset)
+        write_i64_file(&*self.storage, &self.dir.join(RECOVERY_POINT_FILE), offset)
     }
 
     /// fsyncs everything appended so far.
@@ -403,7 +425,7 @@ impl Log {
         }
         if offset > self.log_start_offset {
             self.log_start_offset = offset;
-            write_i64_file(&self.dir.join(LOG_START_FILE), offset)?;
+            write_i64_file(&*self.storage, &self.dir.join(LOG_START_FILE), offset)?;
         }
         while self.segments.len() > 1 && self.segments[1].base_offset <= self.log_start_offset {
             self.delete_oldest_segment()?;
@@ -419,10 +441,10 @@ impl Log {
         let next_base = self.segments[1].base_offset;
         if self.log_start_offset < next_base {
             self.log_start_offset = next_base;
-            write_i64_file(&self.dir.join(LOG_START_FILE), next_base)?;
+            write_i64_file(&*self.storage, &self.dir.join(LOG_START_FILE), next_base)?;
         }
         let seg = self.segments.remove(0);
-        seg.delete()
+        seg.delete(&*self.storage)
     }
 
     /// Retention: deletes the oldest segments whose newest record is older than
@@ -483,12 +505,17 @@ impl Log {
 
     /// The first offset not yet cleaned (the cleaner's checkpoint).
     pub fn cleaned_up_to(&self) -> i64 {
-        read_i64_file(&self.dir.join(CLEANER_CHECKPOINT_FILE)).unwrap_or(0)
+        read_i64_file(&*self.storage, &self.dir.join(CLEANER_CHECKPOINT_FILE)).unwrap_or(0)
     }
 
     /// Records how far the log has been cleaned.
     pub fn set_cleaned_up_to(&self, offset: i64) -> Result<(), LogError> {
-        write_i64_file(&self.dir.join(CLEANER_CHECKPOINT_FILE), offset)
+        write_i64_file(&*self.storage, &self.dir.join(CLEANER_CHECKPOINT_FILE), offset)
+    }
+
+    /// The storage this log lives on (the cleaner writes its copies there).
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
     }
 
     /// Bytes of rolled segments at or after the cleaner checkpoint, over all rolled bytes.
@@ -547,18 +574,22 @@ impl Log {
         cleaned: &Path,
         expected_size_bytes: u64,
     ) -> Result<bool, LogError> {
+        let fs = &*self.storage;
         let Some(i) = self.segments.iter().position(|s| s.base_offset == base_offset) else {
-            std::fs::remove_file(cleaned).at(cleaned)?;
+            fs.remove_file(cleaned).at(cleaned)?;
             return Ok(false);
         };
         if i + 1 == self.segments.len() || self.segments[i].size_bytes != expected_size_bytes {
-            std::fs::remove_file(cleaned).at(cleaned)?;
+            fs.remove_file(cleaned).at(cleaned)?;
             return Ok(false);
         }
+        // Old indexes must never meet the new bytes: empty them durably first (an empty index
+        // is valid, just slower), then swap the bytes, then rebuild.
+        self.segments[i].invalidate_indexes()?;
         let path = self.segments[i].path().to_path_buf();
-        std::fs::rename(cleaned, &path).at(&path)?;
-        sync_dir(&self.dir)?;
-        self.segments[i] = Segment::open(&path, base_offset, true, self.config.index_interval_bytes)?;
+        fs.rename(cleaned, &path).at(&path)?;
+        fs.sync_dir(&self.dir).at(&self.dir)?;
+        self.segments[i] = Segment::open(fs, &path, base_offset, true, self.config.index_interval_bytes)?;
         Ok(true)
     }
 
@@ -567,16 +598,11 @@ impl Log {
         self.flush()?;
         let end = self.log_end_offset();
         self.set_recovery_point(end)?;
-        write_i64_file(&self.dir.join(LOG_START_FILE), self.log_start_offset)
+        write_i64_file(&*self.storage, &self.dir.join(LOG_START_FILE), self.log_start_offset)
     }
 
     /// Removes the log and its directory.
     pub fn delete(self) -> Result<(), LogError> {
-        std::fs::remove_dir_all(&self.dir).at(&self.dir)
+        self.storage.remove_dir_all(&self.dir).at(&self.dir)
     }
-}
-
-/// fsyncs a directory so created and renamed entries survive a power cut.
-pub fn sync_dir(dir: &Path) -> Result<(), LogError> {
-    File::open(dir).and_then(|d| d.sync_all()).at(dir)
 }

@@ -1,8 +1,5 @@
 //! One segment: a `.log` file of whole batches plus its two sparse indexes.
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -10,6 +7,7 @@ use nurt_records::batch::{self, BatchHeader, BATCH_HEADER_BYTES};
 
 use crate::error::IoContext;
 use crate::index::{OffsetIndex, TimeIndex};
+use crate::storage::{Storage, StorageFile};
 use crate::LogError;
 
 /// File name stem of the segment starting at `base_offset`.
@@ -29,33 +27,28 @@ pub struct Segment {
     /// When the segment was created (for `segment.ms`).
     pub created_ms: i64,
     path: PathBuf,
-    file: Arc<File>,
+    file: Arc<dyn StorageFile>,
     offset_index: OffsetIndex,
     time_index: TimeIndex,
     bytes_since_index: u32,
 }
 
 impl Segment {
-    /// Creates an empty segment (truncating leftovers of the same name).
-    pub fn create(dir: &Path, base_offset: i64, now_ms: i64) -> Result<Self, LogError> {
+    /// Creates an empty segment (truncating leftovers of the same name). The new directory
+    /// entries are not synced: the caller syncs the directory.
+    pub fn create(storage: &dyn Storage, dir: &Path, base_offset: i64, now_ms: i64) -> Result<Self, LogError> {
         let path = dir.join(format!("{}.log", file_stem(base_offset)));
-        let file = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .append(true)
-            .open(&path)
-            .at(&path)?;
-        file.set_len(0).at(&path)?;
+        let file = storage.open(&path, true, true).at(&path)?;
         Ok(Self {
             base_offset,
             next_offset: base_offset,
             size_bytes: 0,
             max_timestamp_ms: -1,
             created_ms: now_ms,
-            offset_index: OffsetIndex::open(&path.with_extension("index"), false)?,
-            time_index: TimeIndex::open(&path.with_extension("timeindex"), false)?,
+            offset_index: OffsetIndex::open(storage, &path.with_extension("index"), false)?,
+            time_index: TimeIndex::open(storage, &path.with_extension("timeindex"), false)?,
             path,
-            file: Arc::new(file),
+            file,
             bytes_since_index: 0,
         })
     }
@@ -63,24 +56,26 @@ impl Segment {
     /// Opens an existing segment. With `recover` every batch is read and checked, a torn or
     /// corrupt tail is truncated away and the indexes are rebuilt; otherwise the indexes are
     /// trusted if sane and only the last batch is located.
-    pub fn open(path: &Path, base_offset: i64, recover: bool, index_interval_bytes: u32) -> Result<Self, LogError> {
-        let file = OpenOptions::new().read(true).append(true).open(path).at(path)?;
-        let meta = file.metadata().at(path)?;
-        let created_ms = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_millis() as i64);
-        let offset_index = OffsetIndex::open(&path.with_extension("index"), !recover)?;
-        let time_index = TimeIndex::open(&path.with_extension("timeindex"), !recover)?;
+    pub fn open(
+        storage: &dyn Storage,
+        path: &Path,
+        base_offset: i64,
+        recover: bool,
+        index_interval_bytes: u32,
+    ) -> Result<Self, LogError> {
+        let file = storage.open(path, false, false).at(path)?;
+        let size_bytes = file.len().at(path)?;
+        let created_ms = file.modified_ms().unwrap_or(0);
+        let offset_index = OffsetIndex::open(storage, &path.with_extension("index"), !recover)?;
+        let time_index = TimeIndex::open(storage, &path.with_extension("timeindex"), !recover)?;
         let mut seg = Self {
             base_offset,
             next_offset: base_offset,
-            size_bytes: meta.len(),
+            size_bytes,
             max_timestamp_ms: -1,
             created_ms,
             path: path.to_path_buf(),
-            file: Arc::new(file),
+            file,
             offset_index,
             time_index,
             bytes_since_index: 0,
@@ -103,21 +98,22 @@ impl Segment {
         let mut body = Vec::new();
         self.bytes_since_index = 0;
         while pos + BATCH_HEADER_BYTES as u64 <= file_len {
-            if self.file.read_exact_at(&mut header_buf, pos).is_err() {
-                break;
-            }
+            // An I/O error is not a torn tail: fail rather than cut good data away.
+            self.file.read_exact_at(&mut header_buf, pos).at(&self.path)?;
             let Ok(header) = BatchHeader::parse(&header_buf) else {
                 break;
             };
             if header.validate_shape(usize::MAX).is_err()
                 || header.base_offset < self.next_offset
+                || header.last_offset() - self.base_offset >= i64::from(u32::MAX)
                 || pos + header.total_bytes() as u64 > file_len
             {
                 break;
             }
             if rebuild {
                 body.resize(header.total_bytes(), 0);
-                if self.file.read_exact_at(&mut body, pos).is_err() || batch::validate(&body).is_err() {
+                self.file.read_exact_at(&mut body, pos).at(&self.path)?;
+                if batch::validate(&body).is_err() {
                     break;
                 }
                 self.index_batch(&header, pos as u32, index_interval_bytes)?;
@@ -153,15 +149,18 @@ impl Segment {
         index_interval_bytes: u32,
     ) -> Result<(), LogError> {
         let header = BatchHeader::parse(patched_header)?;
-        let position = self.size_bytes as u32;
-        let mut parts = [
-            std::io::IoSlice::new(patched_header),
-            std::io::IoSlice::new(&batch[BATCH_HEADER_BYTES..]),
-        ];
-        if let Err(e) = write_all_vectored(&self.file, &mut parts, batch.len()) {
+        let position = u32::try_from(self.size_bytes).map_err(|_| LogError::SegmentFull(self.path.clone()))?;
+        if let Err(e) = self.file.append(&[patched_header, &batch[BATCH_HEADER_BYTES..]]) {
             // A short write (full disk) must not leave a torn batch that the next append would
-            // land behind: cut the file back to the last whole batch.
-            let _ = self.file.set_len(self.size_bytes);
+            // land behind: cut the file back to the last whole batch. If even that fails the
+            // segment cannot take more writes safely.
+            if let Err(cut) = self.file.set_len(self.size_bytes) {
+                return Err(LogError::TornTail {
+                    path: self.path.clone(),
+                    write: e,
+                    truncate: cut,
+                });
+            }
             return Err(e).at(&self.path);
         }
         self.size_bytes += batch.len() as u64;
@@ -218,7 +217,7 @@ impl Segment {
     }
 
     /// A shared handle for positional reads outside the log's lock.
-    pub fn file(&self) -> Arc<File> {
+    pub fn file(&self) -> Arc<dyn StorageFile> {
         Arc::clone(&self.file)
     }
 
@@ -229,25 +228,19 @@ impl Segment {
         self.time_index.sync()
     }
 
-    /// Deletes the segment's files.
-    pub fn delete(self) -> Result<(), LogError> {
-        std::fs::remove_file(&self.path).at(&self.path)?;
-        self.offset_index.delete()?;
-        self.time_index.delete()
+    /// Empties both indexes durably: done before the segment's bytes are swapped for a
+    /// cleaned copy, so a power cut can never pair the new bytes with the old positions.
+    pub fn invalidate_indexes(&mut self) -> Result<(), LogError> {
+        self.offset_index.clear()?;
+        self.time_index.clear()?;
+        self.offset_index.sync()?;
+        self.time_index.sync()
     }
-}
 
-/// `write_all` over several slices with as few syscalls as the kernel allows.
-fn write_all_vectored(mut file: &File, parts: &mut [std::io::IoSlice<'_>], total: usize) -> std::io::Result<()> {
-    let mut written = 0;
-    let mut parts = &mut parts[..];
-    while written < total {
-        let n = file.write_vectored(parts)?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-        written += n;
-        std::io::IoSlice::advance_slices(&mut parts, n);
+    /// Deletes the segment's files.
+    pub fn delete(self, storage: &dyn Storage) -> Result<(), LogError> {
+        storage.remove_file(&self.path).at(&self.path)?;
+        self.offset_index.delete(storage)?;
+        self.time_index.delete(storage)
     }
-    Ok(())
 }

@@ -6,7 +6,11 @@ use nurt_records::batch::{self, Batches};
 use nurt_records::{BatchBuilder, Compression};
 use proptest::prelude::*;
 
-use crate::{Log, LogConfig, LogError};
+use crate::{Log, LogConfig, LogError, OsStorage, Storage};
+
+fn os() -> std::sync::Arc<dyn Storage> {
+    OsStorage::shared()
+}
 
 fn batch(n_records: usize, value_bytes: usize, ts: i64) -> Vec<u8> {
     let mut b = BatchBuilder::new(Compression::None, ts);
@@ -51,7 +55,7 @@ fn read_all(log: &Log, mut offset: i64) -> Vec<(i64, i64)> {
 #[test]
 fn append_assigns_contiguous_offsets_and_reads_back() {
     let dir = tempfile::tempdir().unwrap();
-    let mut log = Log::open(dir.path(), small_config(), true, 0).unwrap();
+    let mut log = Log::open(&os(), dir.path(), small_config(), true, 0).unwrap();
     for i in 0..100 {
         let info = log.append(&batch(3, 20, i), 0, None, i).unwrap();
         assert_eq!(info.base_offset, i * 3);
@@ -71,7 +75,7 @@ fn append_assigns_contiguous_offsets_and_reads_back() {
 #[test]
 fn rolls_segments_by_size_and_time() {
     let dir = tempfile::tempdir().unwrap();
-    let mut log = Log::open(dir.path(), small_config(), true, 0).unwrap();
+    let mut log = Log::open(&os(), dir.path(), small_config(), true, 0).unwrap();
     for i in 0..50 {
         log.append(&batch(2, 100, i), 0, None, 0).unwrap();
     }
@@ -95,13 +99,13 @@ fn rolls_segments_by_size_and_time() {
 #[test]
 fn clean_reopen_keeps_everything() {
     let dir = tempfile::tempdir().unwrap();
-    let mut log = Log::open(dir.path(), small_config(), true, 0).unwrap();
+    let mut log = Log::open(&os(), dir.path(), small_config(), true, 0).unwrap();
     for i in 0..40 {
         log.append(&batch(2, 50, i), 0, None, i).unwrap();
     }
     log.close().unwrap();
     drop(log);
-    let log = Log::open(dir.path(), small_config(), true, 0).unwrap();
+    let log = Log::open(&os(), dir.path(), small_config(), true, 0).unwrap();
     assert_eq!(log.log_end_offset(), 80);
     assert_eq!(read_all(&log, 0).len(), 40);
     assert_eq!(read_all(&log, 33).first().unwrap().0, 32);
@@ -120,7 +124,7 @@ fn active_segment(dir: &std::path::Path) -> std::path::PathBuf {
 #[test]
 fn garbage_tail_is_cut_and_log_accepts_writes() {
     let dir = tempfile::tempdir().unwrap();
-    let mut log = Log::open(dir.path(), small_config(), true, 0).unwrap();
+    let mut log = Log::open(&os(), dir.path(), small_config(), true, 0).unwrap();
     for i in 0..10 {
         log.append(&batch(1, 30, i), 0, None, i).unwrap();
     }
@@ -131,7 +135,7 @@ fn garbage_tail_is_cut_and_log_accepts_writes() {
         .unwrap();
     f.write_all(&[0xAB; 300]).unwrap();
     drop(f);
-    let mut log = Log::open(dir.path(), small_config(), false, 0).unwrap();
+    let mut log = Log::open(&os(), dir.path(), small_config(), false, 0).unwrap();
     assert_eq!(log.log_end_offset(), 10);
     log.append(&batch(1, 30, 99), 0, None, 99).unwrap();
     assert_eq!(read_all(&log, 0).len(), 11);
@@ -140,7 +144,7 @@ fn garbage_tail_is_cut_and_log_accepts_writes() {
 #[test]
 fn corrupt_batch_in_the_middle_truncates_from_there() {
     let dir = tempfile::tempdir().unwrap();
-    let mut log = Log::open(dir.path(), LogConfig::default(), true, 0).unwrap();
+    let mut log = Log::open(&os(), dir.path(), LogConfig::default(), true, 0).unwrap();
     let one = batch(1, 30, 0);
     for i in 0..10 {
         log.append(&one, 0, None, i).unwrap();
@@ -151,7 +155,7 @@ fn corrupt_batch_in_the_middle_truncates_from_there() {
     let at = one.len() * 6 + 70; // inside the 7th batch's records
     bytes[at] ^= 0xFF;
     std::fs::write(&path, bytes).unwrap();
-    let log = Log::open(dir.path(), LogConfig::default(), false, 0).unwrap();
+    let log = Log::open(&os(), dir.path(), LogConfig::default(), false, 0).unwrap();
     assert_eq!(log.log_end_offset(), 6);
     assert_eq!(read_all(&log, 0).len(), 6);
 }
@@ -159,7 +163,7 @@ fn corrupt_batch_in_the_middle_truncates_from_there() {
 #[test]
 fn finds_offsets_by_timestamp() {
     let dir = tempfile::tempdir().unwrap();
-    let mut log = Log::open(dir.path(), small_config(), true, 0).unwrap();
+    let mut log = Log::open(&os(), dir.path(), small_config(), true, 0).unwrap();
     for i in 0..100 {
         log.append(&batch(1, 10, 1000 + i * 10), 0, None, 0).unwrap();
     }
@@ -177,7 +181,7 @@ proptest! {
     #[test]
     fn torn_tail_recovery(sizes in proptest::collection::vec((1usize..5, 1usize..300), 1..30), cut_frac in 0.0f64..1.0) {
         let dir = tempfile::tempdir().unwrap();
-        let mut log = Log::open(dir.path(), LogConfig::default(), true, 0).unwrap();
+        let mut log = Log::open(&os(), dir.path(), LogConfig::default(), true, 0).unwrap();
         let mut ends = vec![];
         let mut pos = 0u64;
         for (n, v) in &sizes {
@@ -191,7 +195,7 @@ proptest! {
         let cut = (pos as f64 * cut_frac) as u64;
         std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(cut).unwrap();
         let expected_end = ends.iter().filter(|(p, _)| *p <= cut).map(|(_, e)| *e).next_back().unwrap_or(0);
-        let mut log = Log::open(dir.path(), LogConfig::default(), false, 0).unwrap();
+        let mut log = Log::open(&os(), dir.path(), LogConfig::default(), false, 0).unwrap();
         prop_assert_eq!(log.log_end_offset(), expected_end);
         log.append(&batch(1, 1, 0), 0, None, 0).unwrap();
         let all = read_all(&log, 0);
@@ -208,7 +212,7 @@ fn keyed(key: &str, value: Option<&str>, ts: i64) -> Vec<u8> {
 #[test]
 fn retention_by_time_and_size_moves_log_start() {
     let dir = tempfile::tempdir().unwrap();
-    let mut log = Log::open(dir.path(), small_config(), true, 0).unwrap();
+    let mut log = Log::open(&os(), dir.path(), small_config(), true, 0).unwrap();
     for i in 0..60 {
         log.append(&batch(1, 200, i * 100), 0, None, i * 100).unwrap();
     }
@@ -236,14 +240,14 @@ fn retention_by_time_and_size_moves_log_start() {
         .count();
     assert!(segments_after < segments_before);
     drop(log);
-    let log = Log::open(dir.path(), small_config(), false, 0).unwrap();
+    let log = Log::open(&os(), dir.path(), small_config(), false, 0).unwrap();
     assert_eq!((log.log_start_offset(), log.log_end_offset()), (60, 60));
 }
 
 #[test]
 fn delete_records_moves_start_and_survives_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let mut log = Log::open(dir.path(), small_config(), true, 0).unwrap();
+    let mut log = Log::open(&os(), dir.path(), small_config(), true, 0).unwrap();
     for i in 0..50 {
         log.append(&batch(2, 100, i), 0, None, 0).unwrap();
     }
@@ -256,14 +260,14 @@ fn delete_records_moves_start_and_survives_restart() {
     assert!(log.read(36, 100).is_err());
     assert!(log.read(37, 100).unwrap().is_some());
     drop(log);
-    let log = Log::open(dir.path(), small_config(), false, 0).unwrap();
+    let log = Log::open(&os(), dir.path(), small_config(), false, 0).unwrap();
     assert_eq!(log.log_start_offset(), 37);
 }
 
 #[test]
 fn compaction_keeps_latest_per_key_and_drops_old_tombstones() {
     let dir = tempfile::tempdir().unwrap();
-    let mut log = Log::open(dir.path(), small_config(), true, 0).unwrap();
+    let mut log = Log::open(&os(), dir.path(), small_config(), true, 0).unwrap();
     for i in 0..300 {
         let key = format!("k{}", i % 10);
         log.append(&keyed(&key, Some(&format!("v{i}")), 1_000 + i), 0, None, 0)
@@ -276,6 +280,7 @@ fn compaction_keeps_latest_per_key_and_drops_old_tombstones() {
     let segments = log.cleanable_segments(10_000, 0);
     assert!(segments.len() > 1);
     let (cleaned, stats) = crate::cleaner::clean_segments(
+        &*os(),
         &segments,
         crate::cleaner::CleanOptions {
             now_ms: 10_000,
@@ -306,7 +311,7 @@ fn compaction_keeps_latest_per_key_and_drops_old_tombstones() {
     // A reopen (recovery scan) accepts the offset gaps left by compaction.
     let end = log.log_end_offset();
     drop(log);
-    let mut log = Log::open(dir.path(), small_config(), false, 0).unwrap();
+    let mut log = Log::open(&os(), dir.path(), small_config(), false, 0).unwrap();
     assert_eq!(log.log_end_offset(), end);
     assert_eq!(
         log.append(&keyed("k1", Some("new"), 4_000), 0, None, 0)
@@ -319,14 +324,14 @@ fn compaction_keeps_latest_per_key_and_drops_old_tombstones() {
 #[test]
 fn leftovers_of_interrupted_cleaning_and_deletion_are_tidied() {
     let dir = tempfile::tempdir().unwrap();
-    let mut log = Log::open(dir.path(), small_config(), true, 0).unwrap();
+    let mut log = Log::open(&os(), dir.path(), small_config(), true, 0).unwrap();
     for i in 0..30 {
         log.append(&batch(1, 300, i), 0, None, 0).unwrap();
     }
     drop(log);
     std::fs::write(dir.path().join("00000000000000000000.log.cleaned"), b"half written").unwrap();
     std::fs::write(dir.path().join("00000000000000000003.log.deleted"), b"doomed").unwrap();
-    let log = Log::open(dir.path(), small_config(), false, 0).unwrap();
+    let log = Log::open(&os(), dir.path(), small_config(), false, 0).unwrap();
     assert_eq!(log.log_end_offset(), 30);
     assert_eq!(read_all(&log, 0).len(), 30);
     let leftovers = std::fs::read_dir(dir.path()).unwrap().filter(|e| {

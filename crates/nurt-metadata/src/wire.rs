@@ -75,8 +75,11 @@ impl<'a> Reader<'a> {
     }
     pub fn opt_str(&mut self) -> Result<Option<String>, MetadataError> {
         let len = self.i32()?;
-        if len < 0 {
+        if len == -1 {
             return Ok(None);
+        }
+        if len < 0 {
+            return Err(MetadataError::CorruptRecord("negative string length"));
         }
         let b = self.take(len as usize)?;
         String::from_utf8(b.to_vec())

@@ -143,9 +143,10 @@ impl BatchHeader {
         LOG_OVERHEAD_BYTES + self.batch_length.max(0) as usize
     }
 
-    /// Offset of the last record in the batch.
+    /// Offset of the last record in the batch. Saturates: a header read off the wire or a
+    /// damaged file may carry any base offset, and the answer must not depend on the build.
     pub fn last_offset(&self) -> i64 {
-        self.base_offset + i64::from(self.last_offset_delta)
+        self.base_offset.saturating_add(i64::from(self.last_offset_delta))
     }
 
     /// The codec in attributes bits 0-2.

@@ -59,7 +59,7 @@ impl BatchBuilder {
     pub fn push(&mut self, timestamp_ms: i64, key: Option<&[u8]>, value: Option<&[u8]>, headers: &[RecordHeader]) {
         let mut body = Vec::with_capacity(16 + key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len));
         body.push(0); // record attributes: unused
-        write_varlong(&mut body, timestamp_ms - self.base_timestamp_ms);
+        write_varlong(&mut body, timestamp_ms.saturating_sub(self.base_timestamp_ms));
         write_varint(&mut body, self.count);
         put_nullable(&mut body, key);
         put_nullable(&mut body, value);

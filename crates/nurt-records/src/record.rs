@@ -12,11 +12,16 @@ pub struct RecordHeader {
     pub value: Option<Vec<u8>>,
 }
 
-/// One decoded record with its absolute offset and timestamp.
+/// One decoded record with its absolute offset and timestamp, and the deltas they come from
+/// (kept so a rewrite reproduces them exactly).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
     pub offset: i64,
     pub timestamp_ms: i64,
+    /// Offset delta from the batch's base offset, within `0..=last_offset_delta`.
+    pub offset_delta: i32,
+    /// Timestamp delta from the batch's base timestamp, as stored.
+    pub timestamp_delta: i64,
     pub key: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
     pub headers: Vec<RecordHeader>,
@@ -86,13 +91,20 @@ fn decode_record(buf: &mut &[u8], header: &BatchHeader) -> Result<Record, Record
         let value = nullable_bytes(&mut body)?;
         headers.push(RecordHeader { key, value });
     }
+    // Kafka's validator holds every record inside its batch's offset range.
+    if !(0..=header.last_offset_delta).contains(&offset_delta) {
+        return Err(RecordsError::Invalid("record offset delta outside its batch"));
+    }
+    // Client-supplied values: saturate, so debug and release builds agree.
     let timestamp_ms = match header.timestamp_type() {
         crate::TimestampType::LogAppendTime => header.max_timestamp,
-        crate::TimestampType::CreateTime => header.base_timestamp.wrapping_add(timestamp_delta),
+        crate::TimestampType::CreateTime => header.base_timestamp.saturating_add(timestamp_delta),
     };
     Ok(Record {
-        offset: header.base_offset + i64::from(offset_delta),
+        offset: header.base_offset.saturating_add(i64::from(offset_delta)),
         timestamp_ms,
+        offset_delta,
+        timestamp_delta,
         key,
         value,
         headers,

@@ -30,11 +30,11 @@ pub fn rewrite_batch(
             Vec::with_capacity(16 + r.key.as_ref().map_or(0, Vec::len) + r.value.as_ref().map_or(0, Vec::len));
         rec.push(0);
         let ts_delta = match header.timestamp_type() {
-            TimestampType::CreateTime => r.timestamp_ms - header.base_timestamp,
+            TimestampType::CreateTime => r.timestamp_delta,
             TimestampType::LogAppendTime => 0,
         };
         write_varlong(&mut rec, ts_delta);
-        write_varint(&mut rec, (r.offset - header.base_offset) as i32);
+        write_varint(&mut rec, r.offset_delta);
         put_nullable(&mut rec, r.key.as_deref());
         put_nullable(&mut rec, r.value.as_deref());
         write_varint(&mut rec, r.headers.len() as i32);
