@@ -20,6 +20,29 @@ def request(api_key, version, correlation_id, body, client_id="kwire"):
     return struct.pack(">i", len(payload)) + payload
 
 
+def uvarint(n):
+    out = b""
+    while n >= 0x80:
+        out += bytes([(n & 0x7F) | 0x80])
+        n >>= 7
+    return out + bytes([n])
+
+
+def compact_string(s):
+    """A flexible-version string; None is null. Takes str or bytes."""
+    if s is None:
+        return b"\x00"
+    b = s.encode() if isinstance(s, str) else s
+    return uvarint(len(b) + 1) + b
+
+
+def flexible_request(api_key, version, correlation_id, body, client_id="kwire"):
+    """A request with header v2 (flexible versions): client id, then empty tagged fields."""
+    header = struct.pack(">hhi", api_key, version, correlation_id) + string(client_id) + b"\x00"
+    payload = header + body
+    return struct.pack(">i", len(payload)) + payload
+
+
 class Conn:
     def __init__(self, bootstrap, timeout_s=30.0):
         host, port = bootstrap.rsplit(":", 1)
@@ -75,6 +98,19 @@ class Reader:
 
     def i64(self):
         return struct.unpack(">q", self.take(8))[0]
+
+    def uvarint(self):
+        shift = value = 0
+        while True:
+            b = self.take(1)[0]
+            value |= (b & 0x7F) << shift
+            if b < 0x80:
+                return value
+            shift += 7
+
+    def compact_string(self):
+        n = self.uvarint()
+        return None if n == 0 else self.take(n - 1).decode()
 
     def string(self):
         n = self.i16()

@@ -10,6 +10,7 @@ use nurt_log::{DataDir, OsStorage, Storage};
 use nurt_metadata::{MetadataImage, TopicConfigs, TopicId, TopicInfo};
 use tokio::sync::watch;
 
+use crate::budget::RequestBudget;
 use crate::group_service::{group_config, GroupService};
 use crate::metadata_store::MetadataStore;
 use crate::partition::{Partition, PartitionId, TopicSettings};
@@ -33,6 +34,8 @@ pub struct Broker {
     pub config: BrokerConfig,
     pub node_id: i32,
     pub cluster_id: String,
+    /// The memory requests in flight may take (`queued.max.request.bytes`).
+    pub request_budget: RequestBudget,
     storage: Arc<dyn Storage>,
     data_dir: DataDir,
     pub metadata: MetadataStore,
@@ -63,6 +66,24 @@ pub fn new_cluster_id() -> String {
     out
 }
 
+/// `offsets.topic.segment.bytes` (Kafka's default: 100 MiB).
+const OFFSETS_SEGMENT_BYTES: u32 = 100 << 20;
+
+/// The offsets log's settings: the broker's defaults for every topic (so the flush policy is
+/// `log.flush.interval.messages` / `log.flush.interval.ms`, as for Kafka's internal topics),
+/// with `offsets.topic.segment.bytes`.
+fn offsets_log_config(config: &BrokerConfig) -> nurt_log::LogConfig {
+    let no_overrides = std::collections::BTreeMap::new();
+    let settings = TopicSettings::from_configs(&TopicConfigs {
+        overrides: &no_overrides,
+        broker: &config.values,
+    });
+    nurt_log::LogConfig {
+        segment_bytes: OFFSETS_SEGMENT_BYTES,
+        ..settings.log
+    }
+}
+
 impl Broker {
     /// Opens the data dir: identity, metadata replay, then every hosted partition (recovering
     /// logs when the previous run did not shut down cleanly).
@@ -74,8 +95,15 @@ impl Broker {
         let now = now_ms();
         let path = data_dir.path().to_path_buf();
         let metadata = MetadataStore::open(&storage, &path.join(METADATA_DIR), clean, now)?;
-        let groups = GroupService::open(&storage, &path.join(OFFSETS_DIR), group_config(&config), clean)?;
+        let groups = GroupService::open(
+            &storage,
+            &path.join(OFFSETS_DIR),
+            offsets_log_config(&config),
+            group_config(&config),
+            clean,
+        )?;
         let broker = Arc::new(Self {
+            request_budget: RequestBudget::new(config.queued_max_request_bytes()),
             config,
             node_id,
             cluster_id: data_dir.cluster_id().to_string(),

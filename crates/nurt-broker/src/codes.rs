@@ -34,18 +34,23 @@ use crate::metadata_store::CommitError;
 
 /// The Kafka error code and message for a refused controller operation.
 pub fn for_commit(e: &CommitError) -> (i16, String) {
+    match e {
+        CommitError::Storage(_) => (KAFKA_STORAGE_ERROR, e.to_string()),
+        CommitError::Rejected(m) => for_metadata(m),
+    }
+}
+
+/// The Kafka error code and message for a controller's refusal.
+pub fn for_metadata(e: &MetadataError) -> (i16, String) {
     let code = match e {
-        CommitError::Storage(_) => KAFKA_STORAGE_ERROR,
-        CommitError::Rejected(m) => match m {
-            MetadataError::TopicExists(_) => TOPIC_ALREADY_EXISTS,
-            MetadataError::UnknownTopic(_) => UNKNOWN_TOPIC_OR_PARTITION,
-            MetadataError::InvalidTopicName { .. } => INVALID_TOPIC_EXCEPTION,
-            MetadataError::InvalidPartitions(_) => INVALID_PARTITIONS,
-            MetadataError::InvalidReplicationFactor { .. } => INVALID_REPLICATION_FACTOR,
-            MetadataError::InvalidConfig { .. } => INVALID_CONFIG,
-            MetadataError::InvalidReplicaAssignment => INVALID_REPLICA_ASSIGNMENT,
-            MetadataError::CorruptRecord(_) => UNKNOWN_SERVER_ERROR,
-        },
+        MetadataError::TopicExists(_) => TOPIC_ALREADY_EXISTS,
+        MetadataError::UnknownTopic(_) => UNKNOWN_TOPIC_OR_PARTITION,
+        MetadataError::InvalidTopicName { .. } => INVALID_TOPIC_EXCEPTION,
+        MetadataError::InvalidPartitions(_) => INVALID_PARTITIONS,
+        MetadataError::InvalidReplicationFactor { .. } => INVALID_REPLICATION_FACTOR,
+        MetadataError::InvalidConfig { .. } => INVALID_CONFIG,
+        MetadataError::InvalidReplicaAssignment => INVALID_REPLICA_ASSIGNMENT,
+        MetadataError::CorruptRecord(_) => UNKNOWN_SERVER_ERROR,
     };
     (code, e.to_string())
 }

@@ -15,6 +15,7 @@ const BROKER_KEYS: &[&str] = &[
     "connections.max.idle.ms",
     "max.connections",
     "max.connections.per.ip",
+    "queued.max.request.bytes",
     "log.flush.scheduler.interval.ms",
     "log.dirs",
     "log.dir",
@@ -124,6 +125,16 @@ impl BrokerConfig {
             nurt_protocol::frame::SOCKET_REQUEST_MAX_BYTES,
         )
     }
+    /// `queued.max.request.bytes`: the memory requests in flight may take (-1: unbounded).
+    pub fn queued_max_request_bytes(&self) -> usize {
+        match self.parsed::<i64>(
+            "queued.max.request.bytes",
+            crate::budget::QUEUED_MAX_REQUEST_BYTES as i64,
+        ) {
+            n if n < 0 => u32::MAX as usize * 1024,
+            n => (n as usize).max(self.socket_request_max_bytes()),
+        }
+    }
     pub fn connections_max_idle_ms(&self) -> u64 {
         self.parsed("connections.max.idle.ms", 600_000)
     }
@@ -180,7 +191,7 @@ mod tests {
         assert_eq!(c.data_dir, std::path::PathBuf::from("/var/lib/nurt"));
         assert!(c.set("log.dirs", "/a,/b").is_err());
         assert!(
-            c.set("queued.max.requests", "5").is_err(),
+            c.set("queued.max.requests.per.second", "5").is_err(),
             "configs Nurt does not honour are refused"
         );
     }

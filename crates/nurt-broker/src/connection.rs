@@ -12,13 +12,14 @@ use std::time::Duration;
 use bytes::{Buf, Bytes, BytesMut};
 use nurt_log::ReadSlice;
 use nurt_protocol::fetch::{encode_fetch_response, Part};
-use nurt_protocol::{decode_request, encode_response, frame, ProtocolError};
+use nurt_protocol::{encode_response, frame, inspect, ProtocolError};
 use tokio::io::Interest;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
+use crate::budget::{Charge, OverBudget, RequestBudget};
 use crate::handlers::{self, Reply};
 use crate::Broker;
 
@@ -28,14 +29,22 @@ const RESPONSES_QUEUED_MAX: usize = 16;
 /// only as its bytes actually arrive.
 const READ_CHUNK_BYTES: usize = 256 * 1024;
 
-/// Logs about bad clients at most once per second, so a flood cannot flood the log.
+/// Logs why a connection was closed: every case at debug level, and at most one a second
+/// as a warning (with how many others there were), so a flood cannot flood the log.
 fn log_rejected(peer: SocketAddr, reason: &dyn std::fmt::Display) {
     static LAST_SECOND: AtomicU64 = AtomicU64::new(0);
     static SUPPRESSED: AtomicU64 = AtomicU64::new(0);
+    tracing::debug!("closing connection from {peer}: {reason}");
     let now = crate::now_ms() as u64 / 1000;
     if LAST_SECOND.swap(now, Ordering::Relaxed) != now {
         let suppressed = SUPPRESSED.swap(0, Ordering::Relaxed);
-        tracing::warn!("closing connection from {peer}: {reason} ({suppressed} similar messages suppressed)");
+        if suppressed == 0 {
+            tracing::warn!("closing connection from {peer}: {reason}");
+        } else {
+            tracing::warn!(
+                "closing connection from {peer}: {reason} (and {suppressed} other connection(s) closed for bad requests since the last such warning; NURT_LOG=debug lists each)"
+            );
+        }
     } else {
         SUPPRESSED.fetch_add(1, Ordering::Relaxed);
     }
@@ -47,18 +56,38 @@ enum ReadError {
     Io(std::io::Error),
     Idle,
     Frame(ProtocolError),
+    OverBudget(OverBudget),
 }
 
-/// Reads one frame, waiting at most `idle` for each chunk.
+/// Reads one frame, waiting at most `idle` for each chunk. Its bytes are charged to the
+/// request budget as they arrive, before the buffer grows for them (an announced length
+/// costs nothing until it is sent); the charge comes back with the frame.
 async fn read_frame(
     rd: &mut OwnedReadHalf,
     buf: &mut BytesMut,
     max_bytes: usize,
     idle: Duration,
-) -> Result<Bytes, ReadError> {
-    async fn fill(rd: &mut OwnedReadHalf, buf: &mut BytesMut, want: usize, idle: Duration) -> Result<(), ReadError> {
+    budget: &RequestBudget,
+) -> Result<(Bytes, Charge), ReadError> {
+    async fn fill(
+        rd: &mut OwnedReadHalf,
+        buf: &mut BytesMut,
+        want: usize,
+        idle: Duration,
+        mut charge: Option<(&RequestBudget, &mut Charge)>,
+    ) -> Result<(), ReadError> {
         while buf.len() < want {
-            buf.reserve((want - buf.len()).min(READ_CHUNK_BYTES));
+            let grow = (want - buf.len()).min(READ_CHUNK_BYTES);
+            if let Some((budget, charge)) = charge.as_mut() {
+                // Waiting for room counts as idle time: a frame that cannot get memory for
+                // this long is closed rather than held forever.
+                match tokio::time::timeout(idle, budget.charge_frame(charge, buf.len() + grow)).await {
+                    Err(_) => return Err(ReadError::Idle),
+                    Ok(Err(e)) => return Err(ReadError::OverBudget(e)),
+                    Ok(Ok(())) => {}
+                }
+            }
+            buf.reserve(grow);
             match tokio::time::timeout(idle, rd.read_buf(buf)).await {
                 Err(_) => return Err(ReadError::Idle),
                 Ok(Err(e)) => return Err(ReadError::Io(e)),
@@ -68,11 +97,12 @@ async fn read_frame(
         }
         Ok(())
     }
-    fill(rd, buf, 4, idle).await?;
+    fill(rd, buf, 4, idle, None).await?;
     let len = frame::check_length([buf[0], buf[1], buf[2], buf[3]], max_bytes).map_err(ReadError::Frame)?;
-    fill(rd, buf, 4 + len, idle).await?;
+    let mut charge = budget.admit_frame(len).map_err(ReadError::OverBudget)?;
+    fill(rd, buf, 4 + len, idle, Some((budget, &mut charge))).await?;
     buf.advance(4);
-    Ok(buf.split_to(len).freeze())
+    Ok((buf.split_to(len).freeze(), charge))
 }
 
 /// An encoded response: byte runs and file ranges, written in order.
@@ -153,13 +183,14 @@ pub async fn run(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr, mut s
     let writer = tokio::spawn(write_loop(wr, rx));
     let max_bytes = broker.config.socket_request_max_bytes();
     let idle = Duration::from_millis(broker.config.connections_max_idle_ms());
-    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let budget = broker.request_budget.clone();
+    let mut buf = BytesMut::with_capacity(4 * 1024);
     loop {
         let frame = tokio::select! {
-            f = read_frame(&mut rd, &mut buf, max_bytes, idle) => f,
+            f = read_frame(&mut rd, &mut buf, max_bytes, idle, &budget) => f,
             _ = shutdown.changed() => break,
         };
-        let frame = match frame {
+        let (frame, mut charge) = match frame {
             Ok(f) => f,
             Err(ReadError::Closed) => break,
             Err(ReadError::Idle) => {
@@ -174,8 +205,12 @@ pub async fn run(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr, mut s
                 log_rejected(peer, &e);
                 break;
             }
+            Err(ReadError::OverBudget(e)) => {
+                log_rejected(peer, &e);
+                break;
+            }
         };
-        let request = match decode_request(&frame) {
+        let request = match inspect(&frame) {
             Ok(r) => r,
             Err(ProtocolError::UnsupportedVersion { api_key: 18, .. }) => {
                 let correlation_id = nurt_protocol::header::peek(&frame).map_or(0, |h| h.2);
@@ -190,6 +225,17 @@ pub async fn run(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr, mut s
                 }
                 continue;
             }
+            Err(e) => {
+                log_rejected(peer, &e);
+                break;
+            }
+        };
+        if let Err(e) = budget.admit_decoding(&mut charge, request.elements).await {
+            log_rejected(peer, &e);
+            break;
+        }
+        let request = match request.decode() {
+            Ok(r) => r,
             Err(e) => {
                 log_rejected(peer, &e);
                 break;
@@ -212,6 +258,8 @@ pub async fn run(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr, mut s
                 vec![Part::Bytes(buf.freeze())]
             }
         };
+        // The request and its decoded form are gone; the response is queued (bounded).
+        drop(charge);
         if tx.send(out).await.is_err() {
             break;
         }

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use nurt_group::{Completion, GroupConfig, GroupCoordinator, GroupRecord, Output, Token};
+use nurt_group::{Completion, GroupConfig, GroupCoordinator, GroupError, GroupRecord, Output, Token, Undo};
 use nurt_log::cleaner::{clean_segments, CleanOptions};
 use nurt_log::{Log, LogConfig, Storage};
 use nurt_records::batch::Batches;
@@ -58,18 +58,17 @@ pub fn group_config(config: &BrokerConfig) -> GroupConfig {
 
 impl GroupService {
     /// Opens the offsets log in `dir` and replays it into a fresh coordinator.
-    pub fn open(storage: &Arc<dyn Storage>, dir: &Path, cfg: GroupConfig, clean: bool) -> Result<Self, BrokerError> {
+    /// Opens the offsets log in `dir` with `log_config` (the broker's flush settings: Kafka's
+    /// internal topics follow `log.flush.interval.*` like any other) and replays it.
+    pub fn open(
+        storage: &Arc<dyn Storage>,
+        dir: &Path,
+        log_config: LogConfig,
+        cfg: GroupConfig,
+        clean: bool,
+    ) -> Result<Self, BrokerError> {
         let now = now_ms();
-        let log = Log::open(
-            storage,
-            dir,
-            LogConfig {
-                segment_bytes: 100 << 20,
-                ..LogConfig::default()
-            },
-            clean,
-            now,
-        )?;
+        let log = Log::open(storage, dir, log_config, clean, now)?;
         let mut coordinator = GroupCoordinator::new(cfg);
         let mut offset = log.log_start_offset();
         while let Some(slice) = log.read(offset, 1 << 20)? {
@@ -79,13 +78,17 @@ impl GroupService {
                 let (header, records) = decode_batch(raw, OFFSETS_BATCH_BYTES_MAX)
                     .map_err(|e| BrokerError::CorruptMetadata(format!("offsets log: {e}")))?;
                 for r in records {
-                    match GroupRecord::decode(r.key.as_deref().unwrap_or_default(), r.value.as_deref()) {
-                        Ok(record) => coordinator.replay(&record, now),
-                        Err(e) => tracing::warn!(
-                            "skipping unreadable record at offset {} of the offsets log: {e}",
-                            r.offset
-                        ),
-                    }
+                    // An unreadable record means the log is not what we wrote: refuse to start
+                    // rather than silently serve other groups' or stale offsets.
+                    let record = GroupRecord::decode(r.key.as_deref().unwrap_or_default(), r.value.as_deref())
+                        .map_err(|e| {
+                            BrokerError::CorruptMetadata(format!(
+                                "offsets log {}: record at offset {} cannot be read: {e}",
+                                dir.display(),
+                                r.offset
+                            ))
+                        })?;
+                    coordinator.replay(&record, now);
                 }
                 offset = header.last_offset() + 1;
             }
@@ -122,52 +125,88 @@ impl GroupService {
         Ok(())
     }
 
-    /// Persists an output's records, then releases its answers.
-    fn finish(&self, output: Output) {
-        if let Err(e) = self.persist(&output.records) {
-            tracing::error!("writing group records: {e}");
-        }
+    /// Persists an output's records, then releases its answers. If the records cannot be
+    /// written the group goes back to where `undo` found it and the waiting members get
+    /// COORDINATOR_NOT_AVAILABLE (they retry); the state never runs ahead of the log.
+    /// Returns whether the records were persisted.
+    fn finish(&self, coordinator: &mut GroupCoordinator, undo: Undo, output: Output) -> bool {
+        let persisted = match self.persist(&output.records) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!("writing group records (the group's change is undone): {e}");
+                coordinator.undo(undo);
+                false
+            }
+        };
         let mut waiting = lock(&self.waiting);
         for (token, completion) in output.completions {
             if let Some(tx) = waiting.remove(&token) {
+                let completion = if persisted {
+                    completion
+                } else {
+                    completion.failed(GroupError::CoordinatorNotAvailable)
+                };
                 let _ = tx.send(completion);
             }
         }
+        persisted
     }
 
-    /// Runs a call whose answer may be delayed (JoinGroup, SyncGroup) and waits for it.
-    pub async fn delayed(&self, call: impl FnOnce(&mut GroupCoordinator, Token) -> Output) -> Option<Completion> {
+    /// Runs a call on `group_id` whose answer may be delayed (JoinGroup, SyncGroup) and
+    /// waits for it.
+    pub async fn delayed(
+        &self,
+        group_id: &str,
+        call: impl FnOnce(&mut GroupCoordinator, Token) -> Output,
+    ) -> Option<Completion> {
         let token = self.next_token.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         lock(&self.waiting).insert(token, tx);
         {
             let mut coordinator = lock(&self.coordinator);
+            let undo = coordinator.undo_point(group_id);
             let output = call(&mut coordinator, token);
-            self.finish(output);
+            self.finish(&mut coordinator, undo, output);
         }
         rx.await.ok()
     }
 
-    /// Runs a call that answers at once but may complete others' delayed requests.
-    pub fn immediate<T>(&self, call: impl FnOnce(&mut GroupCoordinator) -> (T, Output)) -> T {
+    /// Runs a call on `group_id` that answers at once but may complete others' delayed
+    /// requests; `on_failure` gives the answer when its records could not be persisted.
+    pub fn immediate<T>(
+        &self,
+        group_id: &str,
+        call: impl FnOnce(&mut GroupCoordinator) -> (T, Output),
+        on_failure: impl FnOnce(GroupError) -> T,
+    ) -> T {
         let mut coordinator = lock(&self.coordinator);
+        let undo = coordinator.undo_point(group_id);
         let (answer, output) = call(&mut coordinator);
-        self.finish(output);
-        answer
+        if self.finish(&mut coordinator, undo, output) {
+            answer
+        } else {
+            on_failure(GroupError::CoordinatorNotAvailable)
+        }
     }
 
-    /// Runs a call that produces offset records, persists them and applies them, all under the
-    /// coordinator lock (so commits are applied in the order they are written). The outer
-    /// error is storage; the inner one the coordinator's refusal.
+    /// Runs a call on `group_id` that produces records, persists them and applies them, all
+    /// under the coordinator lock (so commits are applied in the order they are written). The
+    /// outer error is storage (the group is then as before the call); the inner one the
+    /// coordinator's refusal.
     pub fn write<T, E>(
         &self,
+        group_id: &str,
         call: impl FnOnce(&mut GroupCoordinator) -> Result<(Vec<GroupRecord>, T), E>,
     ) -> Result<Result<T, E>, BrokerError> {
         let mut coordinator = lock(&self.coordinator);
+        let undo = coordinator.undo_point(group_id);
         match call(&mut coordinator) {
             Err(e) => Ok(Err(e)),
             Ok((records, answer)) => {
-                self.persist(&records)?;
+                if let Err(e) = self.persist(&records) {
+                    coordinator.undo(undo);
+                    return Err(e);
+                }
                 coordinator.apply(&records);
                 Ok(Ok(answer))
             }
@@ -177,8 +216,14 @@ impl GroupService {
     /// Advances time: session and rebalance timeouts.
     pub fn tick(&self) {
         let mut coordinator = lock(&self.coordinator);
-        let output = coordinator.tick(now_ms());
-        self.finish(output);
+        for (undo, output) in coordinator.tick(now_ms()) {
+            self.finish(&mut coordinator, undo, output);
+        }
+    }
+
+    /// Flushes the offsets log when `log.flush.interval.ms` says so.
+    pub fn maybe_flush(&self, now_ms: i64) -> Result<(), nurt_log::LogError> {
+        lock(&self.log).maybe_flush_by_time(now_ms)
     }
 
     /// Writes tombstones for offsets past `offsets.retention.minutes`.

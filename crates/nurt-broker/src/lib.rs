@@ -6,6 +6,7 @@
 //! writer task sends the responses back in the same order.
 
 pub mod broker;
+pub mod budget;
 pub mod codes;
 pub mod config;
 pub mod connection;

@@ -171,6 +171,9 @@ async fn upkeep_loop(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
                 tracing::error!("upkeep of {}-{}: {e}", p.topic, p.index);
             }
         }
+        if let Err(e) = broker.groups.maybe_flush(now) {
+            tracing::error!("flushing the offsets log: {e}");
+        }
     }
 }
 

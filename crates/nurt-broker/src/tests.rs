@@ -69,3 +69,110 @@ fn a_panicking_handler_closes_only_its_connection() {
     stop.send(()).unwrap();
     rt.block_on(done).unwrap().unwrap();
 }
+
+/// A group whose records cannot be written (full disk) does not move on: the members waiting
+/// on SyncGroup get COORDINATOR_NOT_AVAILABLE, the group stays where it was, and once the disk
+/// has room the same sync succeeds. Offsets that cannot be written are not applied either.
+#[test]
+fn a_failed_persist_releases_no_answers_and_undoes_the_change() {
+    use nurt_group::classic::{ClassicState, JoinRequest, SyncRequest};
+    use nurt_group::coordinator::OffsetCommit;
+    use nurt_group::{Completion, Group, GroupConfig, GroupError};
+    use nurt_log::storage::sim::SimStorage;
+
+    use crate::group_service::GroupService;
+
+    let sim = SimStorage::new();
+    let storage: std::sync::Arc<dyn nurt_log::Storage> = std::sync::Arc::new(sim.clone());
+    let dir = std::path::Path::new("/data/__consumer_offsets-0");
+    nurt_log::DataDir::open(
+        std::sync::Arc::clone(&storage),
+        std::path::Path::new("/data"),
+        1,
+        || "c".into(),
+    )
+    .unwrap();
+    let cfg = GroupConfig {
+        initial_rebalance_delay_ms: 0,
+        ..GroupConfig::default()
+    };
+    let groups = GroupService::open(&storage, dir, nurt_log::LogConfig::default(), cfg, false).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let join = JoinRequest {
+        member_id: String::new(),
+        group_instance_id: None,
+        client_id: "c".into(),
+        client_host: "/127.0.0.1".into(),
+        session_timeout_ms: 30_000,
+        rebalance_timeout_ms: 30_000,
+        protocol_type: "consumer".into(),
+        protocols: vec![("range".into(), vec![1])],
+        require_known_member_id: false,
+    };
+    let now = crate::now_ms();
+    let joined = rt.block_on(groups.delayed("g", |c, t| c.join("g", t, join, "m1".into(), now)));
+    let Some(Completion::Join(j)) = joined else {
+        panic!("{joined:?}")
+    };
+    assert_eq!(j.error, None);
+    let sync = SyncRequest {
+        generation_id: j.generation_id,
+        member_id: j.member_id.clone(),
+        group_instance_id: None,
+        protocol_type: None,
+        protocol_name: None,
+        assignments: vec![(j.member_id.clone(), vec![7])],
+    };
+    let state = |groups: &GroupService| match groups.coordinator().group("g") {
+        Some(Group::Classic(g)) => (g.state(), g.generation()),
+        other => panic!("{other:?}"),
+    };
+    let before = state(&groups);
+    assert_eq!(before.0, ClassicState::CompletingRebalance);
+
+    sim.set_full(true);
+    let synced = rt.block_on(groups.delayed("g", |c, t| c.sync("g", t, sync.clone(), now)));
+    let Some(Completion::Sync(s)) = synced else {
+        panic!("{synced:?}")
+    };
+    assert_eq!(s.error, Some(GroupError::CoordinatorNotAvailable));
+    assert!(s.assignment.is_empty(), "no assignment leaves before it is persisted");
+    assert_eq!(state(&groups), before, "the group did not move on");
+    let commit = |groups: &GroupService, offset| {
+        groups.write("admin", |c| {
+            let commits = vec![OffsetCommit {
+                topic: "t".into(),
+                partition: 0,
+                offset,
+                leader_epoch: -1,
+                metadata: None,
+            }];
+            c.commit_offsets("admin", "", None, -1, commits, now)
+        })
+    };
+    assert!(commit(&groups, 5).is_err(), "the commit is refused");
+    assert!(
+        groups.coordinator().committed("admin", "t", 0).is_none(),
+        "and not applied"
+    );
+    assert!(
+        groups.coordinator().group("admin").is_none(),
+        "not even the empty group stays"
+    );
+
+    sim.set_full(false);
+    let synced = rt.block_on(groups.delayed("g", |c, t| c.sync("g", t, sync.clone(), now)));
+    let Some(Completion::Sync(s)) = synced else {
+        panic!("{synced:?}")
+    };
+    assert_eq!((s.error, s.assignment), (None, vec![7]));
+    assert_eq!(state(&groups).0, ClassicState::Stable);
+    assert!(matches!(commit(&groups, 5), Ok(Ok(_))));
+    assert_eq!(
+        groups.coordinator().committed("admin", "t", 0).map(|v| v.offset),
+        Some(5)
+    );
+}

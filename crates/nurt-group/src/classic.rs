@@ -684,6 +684,17 @@ impl ClassicGroup {
         }
     }
 
+    /// Whether [`ClassicGroup::tick`] at `now_ms` may change anything but expired pending
+    /// members (a rebalance in progress, or a member or pending member past its deadline).
+    pub fn tick_may_change(&self, now_ms: i64) -> bool {
+        self.state == ClassicState::PreparingRebalance
+            || self.pending_members.values().any(|expiry| *expiry <= now_ms)
+            || self
+                .members
+                .values()
+                .any(|m| m.awaiting_join.is_none() && now_ms > m.last_heartbeat_ms + i64::from(m.session_timeout_ms))
+    }
+
     /// Expires members whose session timed out and completes rebalances whose time is up.
     pub fn tick(&mut self, cfg: &GroupConfig, now_ms: i64) -> (Out, Vec<GroupRecord>) {
         let mut out = Out::new();

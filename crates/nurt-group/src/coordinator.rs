@@ -59,6 +59,11 @@ pub struct Output {
     pub records: Vec<GroupRecord>,
 }
 
+/// The state of some groups before a call, to put back if the call's records cannot be
+/// persisted: a group's in-memory state must never run ahead of its log.
+#[derive(Debug, Default)]
+pub struct Undo(Vec<(String, Option<Group>)>);
+
 /// One offset to commit.
 #[derive(Debug, Clone)]
 pub struct OffsetCommit {
@@ -83,6 +88,21 @@ impl GroupCoordinator {
             cfg,
             groups: HashMap::new(),
             offsets: OffsetStore::default(),
+        }
+    }
+
+    /// Remembers the current state of `group_id` (present or absent).
+    pub fn undo_point(&self, group_id: &str) -> Undo {
+        Undo(vec![(group_id.to_string(), self.groups.get(group_id).cloned())])
+    }
+
+    /// Puts back what `undo` remembered.
+    pub fn undo(&mut self, undo: Undo) {
+        for (id, group) in undo.0 {
+            match group {
+                Some(g) => self.groups.insert(id, g),
+                None => self.groups.remove(&id),
+            };
         }
     }
 
@@ -375,23 +395,29 @@ impl GroupCoordinator {
         Ok(self.offsets.tombstones(group_id, Some(topic)))
     }
 
-    /// Session and rebalance timeouts.
-    pub fn tick(&mut self, now_ms: i64) -> Output {
+    /// Session and rebalance timeouts: one output per group that produced answers or
+    /// records, each with the undo point of that group.
+    pub fn tick(&mut self, now_ms: i64) -> Vec<(Undo, Output)> {
         let cfg = self.cfg.clone();
-        let mut out = Output::default();
-        for g in self.groups.values_mut() {
+        let mut outputs = Vec::new();
+        for (id, g) in self.groups.iter_mut() {
             match g {
-                Group::Classic(g) => {
-                    let (c, r) = g.tick(&cfg, now_ms);
-                    out.completions.extend(c);
-                    out.records.extend(r);
+                Group::Classic(classic) => {
+                    // Most groups have nothing due; only those that may change are copied.
+                    let before = classic.tick_may_change(now_ms).then(|| Group::Classic(classic.clone()));
+                    let (completions, records) = classic.tick(&cfg, now_ms);
+                    if !completions.is_empty() || !records.is_empty() {
+                        debug_assert!(before.is_some(), "tick_may_change missed a change of {id}");
+                        let undo = Undo(before.map(|g| (id.clone(), Some(g))).into_iter().collect());
+                        outputs.push((undo, Output { completions, records }));
+                    }
                 }
                 Group::Consumer(g) => {
                     g.tick(&cfg, now_ms);
                 }
             }
         }
-        out
+        outputs
     }
 
     /// Tombstones for offsets of groups without members older than `offsets.retention.minutes`.

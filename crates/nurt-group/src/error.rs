@@ -37,4 +37,6 @@ pub enum GroupError {
     InvalidRequest(&'static str),
     #[error("the group uses the other rebalance protocol")]
     GroupTypeMismatch,
+    #[error("the group's records could not be persisted; retry")]
+    CoordinatorNotAvailable,
 }

@@ -14,7 +14,7 @@ pub mod offsets;
 pub mod record;
 pub mod subscription;
 
-pub use coordinator::{Group, GroupCoordinator, Output};
+pub use coordinator::{Group, GroupCoordinator, Output, Undo};
 pub use error::GroupError;
 pub use record::GroupRecord;
 
@@ -29,6 +29,24 @@ pub type TopicId = [u8; 16];
 pub enum Completion {
     Join(classic::JoinResponse),
     Sync(classic::SyncResponse),
+}
+
+impl Completion {
+    /// The same answer turned into `error` (when the records behind it were not persisted).
+    pub fn failed(self, error: GroupError) -> Self {
+        match self {
+            Completion::Join(j) => Completion::Join(classic::JoinResponse {
+                error: Some(error),
+                generation_id: -1,
+                member_id: j.member_id,
+                ..Default::default()
+            }),
+            Completion::Sync(_) => Completion::Sync(classic::SyncResponse {
+                error: Some(error),
+                ..Default::default()
+            }),
+        }
+    }
 }
 
 /// Group settings, by their Kafka broker config names.

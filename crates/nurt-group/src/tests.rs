@@ -7,6 +7,16 @@ use crate::consumer::HeartbeatRequest;
 use crate::coordinator::OffsetCommit;
 use crate::{Completion, GroupConfig, GroupCoordinator, GroupError, GroupRecord};
 
+/// Every group's tick output, merged (these tests persist nothing).
+fn ticked(c: &mut GroupCoordinator, now_ms: i64) -> crate::Output {
+    let mut merged = crate::Output::default();
+    for (_, out) in c.tick(now_ms) {
+        merged.completions.extend(out.completions);
+        merged.records.extend(out.records);
+    }
+    merged
+}
+
 fn cfg() -> GroupConfig {
     GroupConfig {
         initial_rebalance_delay_ms: 0,
@@ -122,7 +132,7 @@ fn expired_member_triggers_rebalance_and_survivor_rejoins() {
     let mut c = stable_group(&["m1", "m2"]);
     assert_eq!(c.heartbeat("g", "m1", None, 1, 9_000), Ok(()));
     // m2 never heartbeats: after its 10 s session it is removed.
-    let out = c.tick(10_001);
+    let out = ticked(&mut c, 10_001);
     assert!(out.completions.is_empty());
     assert_eq!(state(&c), ClassicState::PreparingRebalance);
     assert_eq!(
@@ -156,10 +166,10 @@ fn members_that_do_not_rejoin_are_dropped_at_the_rebalance_deadline() {
     assert!(c.join("g", 1, req, String::new(), 1_000).completions.is_empty());
     for t in [5_000, 14_000, 23_000, 30_000] {
         assert_eq!(c.heartbeat("g", "m2", None, 1, t), Err(GroupError::RebalanceInProgress));
-        assert!(c.tick(t + 1).completions.is_empty());
+        assert!(ticked(&mut c, t + 1).completions.is_empty());
     }
-    assert!(c.tick(30_999).completions.is_empty());
-    let out = c.tick(31_000);
+    assert!(ticked(&mut c, 30_999).completions.is_empty());
+    let out = ticked(&mut c, 31_000);
     let j = join_answer(&out.completions[0].1);
     assert_eq!(
         (j.member_id.as_str(), j.generation_id, j.protocol_name.as_deref()),
@@ -313,7 +323,7 @@ fn kip848_revokes_before_reassigning() {
     );
     // a last heartbeat at 40, b at 50: only a has timed out one ms past its session.
     let t = 40 + c.cfg.consumer_session_timeout_ms + 1;
-    c.tick(t);
+    ticked(&mut c, t);
     let b4 = c.consumer_heartbeat("g", hb("b", 2, Some(got)), &topics, String::new(), t);
     assert_eq!(b4.error, None);
     assert_eq!(b4.assignment.map(|a| a[0].1.len()), Some(4));

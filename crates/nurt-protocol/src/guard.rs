@@ -5,15 +5,31 @@
 //! visits every field the schema names for the version: an array must hold as many elements as
 //! it claims within the bytes received, strings must fit, and tagged fields the decoder knows
 //! must be exactly as long as they say. Anything else is `Malformed` and the connection closes.
+//!
+//! Kafka's own limits apply on top (Kafka 4.4's decoders): no collection of more than
+//! [`COLLECTION_ELEMENTS_MAX`] elements, no more than [`TAGGED_FIELDS_MAX`] tagged fields in one
+//! section, and no string longer than [`STRING_BYTES_MAX`] (Kafka's generated parsers refuse
+//! longer ones; every string Nurt stores has an `i16` length). The walk also counts every
+//! collection element, so the broker can charge a request for what decoding it will cost
+//! before it decodes.
 
 use crate::schema::{self, Field, Struct, Ty};
 use crate::ProtocolError;
+
+/// Kafka 4.4: a collection of more elements is refused before anything is allocated.
+pub const COLLECTION_ELEMENTS_MAX: usize = 1_000_000;
+/// Kafka 4.4: a tagged-fields section with more fields is refused.
+pub const TAGGED_FIELDS_MAX: u32 = 10_000;
+/// The longest string Kafka accepts in a request (its length must fit an `i16`).
+pub const STRING_BYTES_MAX: usize = i16::MAX as usize;
 
 /// A bounds-checked reader over a byte slice.
 #[derive(Debug)]
 pub struct Cursor<'a> {
     buf: &'a [u8],
     pos: usize,
+    /// Collection elements walked so far.
+    elements: usize,
 }
 
 /// The walk hit the end of the data or an impossible value.
@@ -22,7 +38,16 @@ pub struct Short(pub &'static str);
 
 impl<'a> Cursor<'a> {
     pub fn new(buf: &'a [u8]) -> Self {
-        Self { buf, pos: 0 }
+        Self {
+            buf,
+            pos: 0,
+            elements: 0,
+        }
+    }
+
+    /// Collection elements walked so far.
+    pub fn elements(&self) -> usize {
+        self.elements
     }
 
     /// Bytes consumed so far.
@@ -94,6 +119,9 @@ impl<'a> Cursor<'a> {
 
     fn tagged_fields(&mut self, known: &[schema::Tag], version: i16) -> Result<(), Short> {
         let count = self.uvarint()?;
+        if count > TAGGED_FIELDS_MAX {
+            return Err(Short("more than 10000 tagged fields"));
+        }
         for _ in 0..count {
             let tag = self.uvarint()?;
             let size = self.uvarint()? as usize;
@@ -117,20 +145,25 @@ impl<'a> Cursor<'a> {
             Ty::I32 => self.take(4, "int32").map(drop),
             Ty::I64 => self.take(8, "int64").map(drop),
             Ty::Uuid => self.take(16, "uuid").map(drop),
-            Ty::Str | Ty::Bytes => {
-                if let Some(len) = self.length(flexible, matches!(ty, Ty::Bytes))? {
-                    self.take(len, "string or bytes")?;
+            Ty::Str => {
+                if let Some(len) = self.length(flexible, false)? {
+                    if len > STRING_BYTES_MAX {
+                        return Err(Short("string longer than 32767 bytes"));
+                    }
+                    self.take(len, "string")?;
+                }
+                Ok(())
+            }
+            Ty::Bytes => {
+                if let Some(len) = self.length(flexible, true)? {
+                    self.take(len, "bytes")?;
                 }
                 Ok(())
             }
             Ty::Array(inner) => {
-                let Some(n) = self.length(flexible, true)? else {
+                let Some(n) = self.collection(flexible)? else {
                     return Ok(());
                 };
-                // Cheap early exit; the element walk below is the real proof.
-                if n > self.remaining() {
-                    return Err(Short("array longer than the bytes left"));
-                }
                 for _ in 0..n {
                     self.structure(inner, version, flexible)?;
                 }
@@ -138,18 +171,31 @@ impl<'a> Cursor<'a> {
             }
             Ty::Struct(inner) => self.structure(inner, version, flexible),
             Ty::Values(inner) => {
-                let Some(n) = self.length(flexible, true)? else {
+                let Some(n) = self.collection(flexible)? else {
                     return Ok(());
                 };
-                if n > self.remaining() {
-                    return Err(Short("array longer than the bytes left"));
-                }
                 for _ in 0..n {
                     self.ty(inner, version, flexible)?;
                 }
                 Ok(())
             }
         }
+    }
+
+    /// A collection's length, checked against the limits and counted.
+    fn collection(&mut self, flexible: bool) -> Result<Option<usize>, Short> {
+        let Some(n) = self.length(flexible, true)? else {
+            return Ok(None);
+        };
+        if n > COLLECTION_ELEMENTS_MAX {
+            return Err(Short("collection of more than 1000000 elements"));
+        }
+        // Cheap early exit; the element walk is the real proof.
+        if n > self.remaining() {
+            return Err(Short("array longer than the bytes left"));
+        }
+        self.elements += n;
+        Ok(Some(n))
     }
 
     fn structure(&mut self, s: &Struct, version: i16, flexible: bool) -> Result<(), Short> {
@@ -165,11 +211,13 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// Walks `body` as request `api_key` at `version`. Errors when the schema is unknown to
-/// the guard (the API is not served) or the body lies about a length.
-pub fn check(api_key: i16, version: i16, flexible: bool, body: &[u8]) -> Result<(), ProtocolError> {
+/// Walks `body` as request `api_key` at `version`; returns how many collection elements it
+/// holds. Errors when the schema is unknown to the guard (the API is not served), the body
+/// lies about a length, or it breaks one of Kafka's limits.
+pub fn check(api_key: i16, version: i16, flexible: bool, body: &[u8]) -> Result<usize, ProtocolError> {
     let s = schema::request(api_key).ok_or(ProtocolError::UnsupportedVersion { api_key, version })?;
     let mut cur = Cursor::new(body);
     cur.structure(s, version, flexible)
-        .map_err(|Short(what)| ProtocolError::Malformed(format!("api key {api_key} v{version}: {what}")))
+        .map_err(|Short(what)| ProtocolError::Malformed(format!("api key {api_key} v{version}: {what}")))?;
+    Ok(cur.elements)
 }

@@ -19,7 +19,7 @@ pub mod versions;
 pub use error::ProtocolError;
 pub use header::RequestHeader;
 pub use kafka_protocol;
-pub use request::{decode_request, DecodedRequest};
+pub use request::{decode_request, inspect, DecodedRequest, InspectedRequest};
 pub use response::encode_response;
 
 #[cfg(test)]

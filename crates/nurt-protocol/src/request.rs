@@ -15,10 +15,22 @@ pub struct DecodedRequest {
     pub body: RequestKind,
 }
 
-/// Decodes a whole frame (without its length prefix). Unknown keys, versions not served and
-/// malformed bodies are errors; the caller answers ApiVersions' `UnsupportedVersion` and closes
-/// the connection for the rest.
-pub fn decode_request(frame: &Bytes) -> Result<DecodedRequest, ProtocolError> {
+/// A request whose header is parsed and whose body passed the guard, not yet decoded: what
+/// decoding it will cost is known ([`InspectedRequest::elements`]) before anything is allocated.
+#[derive(Debug)]
+pub struct InspectedRequest {
+    pub header: RequestHeader,
+    pub api_key: ApiKey,
+    body: Bytes,
+    flexible: bool,
+    /// Collection elements in the body (each becomes at least one decoded value).
+    pub elements: usize,
+}
+
+/// Parses the header and walks the body of a whole frame (without its length prefix).
+/// Unknown keys, versions not served and malformed bodies are errors; the caller answers
+/// ApiVersions' `UnsupportedVersion` and closes the connection for the rest.
+pub fn inspect(frame: &Bytes) -> Result<InspectedRequest, ProtocolError> {
     // ApiVersions from a newer client: its header layout may be one we cannot know, so answer
     // from the fixed prefix alone (the broker replies UNSUPPORTED_VERSION and stays open).
     if let Some((API_VERSIONS, version, _)) = header::peek(frame) {
@@ -38,13 +50,35 @@ pub fn decode_request(frame: &Bytes) -> Result<DecodedRequest, ProtocolError> {
         });
     }
     let flexible = api_key.request_header_version(version) >= 2;
-    guard::check(header.api_key, version, flexible, &body)?;
-    let mut body = body;
-    let decoded =
-        RequestKind::decode(api_key, &mut body, version).map_err(|e| ProtocolError::Malformed(e.to_string()))?;
-    Ok(DecodedRequest {
+    let elements = guard::check(header.api_key, version, flexible, &body)?;
+    Ok(InspectedRequest {
         header,
         api_key,
-        body: decoded,
+        body,
+        flexible,
+        elements,
     })
+}
+
+impl InspectedRequest {
+    /// Decodes the body the guard has walked.
+    pub fn decode(self) -> Result<DecodedRequest, ProtocolError> {
+        debug_assert_eq!(
+            self.flexible,
+            self.api_key.request_header_version(self.header.api_version) >= 2
+        );
+        let mut body = self.body;
+        let decoded = RequestKind::decode(self.api_key, &mut body, self.header.api_version)
+            .map_err(|e| ProtocolError::Malformed(e.to_string()))?;
+        Ok(DecodedRequest {
+            header: self.header,
+            api_key: self.api_key,
+            body: decoded,
+        })
+    }
+}
+
+/// [`inspect`] then [`InspectedRequest::decode`].
+pub fn decode_request(frame: &Bytes) -> Result<DecodedRequest, ProtocolError> {
+    inspect(frame)?.decode()
 }

@@ -541,7 +541,11 @@ fn every_served_request_and_version_round_trips_through_the_guard() {
                 assert_eq!(decoded.header.client_id.as_deref(), Some("test-client"));
                 // Every truncation is an error, never a panic or a wrong success.
                 for cut in 0..bytes.len() {
-                    let _ = decode_request(&bytes.slice(..cut));
+                    assert!(
+                        decode_request(&bytes.slice(..cut)).is_err(),
+                        "{api:?} v{version} cut at {cut} of {} decoded",
+                        bytes.len()
+                    );
                 }
             }
             assert!(encoded > 0, "no sample encodes api {key} v{version}");
@@ -563,6 +567,89 @@ fn huge_array_length_is_refused_before_allocating() {
         decode_request(&out.freeze()),
         Err(ProtocolError::Malformed(_))
     ));
+}
+
+/// A flexible-version request header for `key` at `version` (compact strings follow).
+fn flexible_header(key: i16, version: i16) -> BytesMut {
+    let mut out = BytesMut::new();
+    out.put_i16(key);
+    out.put_i16(version);
+    out.put_i32(1);
+    out.put_i16(-1); // client id: null
+    out.put_u8(0); // no tagged fields
+    out
+}
+
+/// An unsigned varint.
+fn put_uvarint(out: &mut BytesMut, mut v: u64) {
+    while v >= 0x80 {
+        out.put_u8((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.put_u8(v as u8);
+}
+
+/// DescribeGroups v5 naming `n` empty group ids (one byte each on the wire).
+fn describe_empty_groups(n: u64) -> Bytes {
+    let mut out = flexible_header(15, 5);
+    put_uvarint(&mut out, n + 1);
+    for _ in 0..n {
+        out.put_u8(1); // compact string of length 0
+    }
+    out.put_u8(0); // include_authorized_operations
+    out.put_u8(0); // tagged fields
+    out.freeze()
+}
+
+#[test]
+fn collections_beyond_kafkas_limit_are_refused_and_elements_counted() {
+    let ok = crate::inspect(&describe_empty_groups(1000)).unwrap();
+    assert_eq!(ok.elements, 1000);
+    let at_limit = crate::inspect(&describe_empty_groups(guard::COLLECTION_ELEMENTS_MAX as u64)).unwrap();
+    assert_eq!(at_limit.elements, guard::COLLECTION_ELEMENTS_MAX);
+    let over = describe_empty_groups(guard::COLLECTION_ELEMENTS_MAX as u64 + 1);
+    assert!(matches!(crate::inspect(&over), Err(ProtocolError::Malformed(m)) if m.contains("1000000")));
+}
+
+#[test]
+fn strings_longer_than_an_i16_length_are_refused() {
+    // OffsetCommit v8 (flexible) whose group id is 40,000 bytes: the stored encoding has an
+    // i16 length, so Kafka's parsers refuse it, and so does the guard.
+    for (len, ok) in [(32_767usize, true), (32_768, false), (40_000, false)] {
+        let mut out = flexible_header(8, 8);
+        put_uvarint(&mut out, len as u64 + 1);
+        out.put_slice(&vec![b'g'; len]);
+        out.put_i32(-1); // generation
+        out.put_u8(1); // member id ""
+        out.put_u8(0); // group instance id: null
+        out.put_u8(1); // topics: empty
+        out.put_u8(0); // tagged fields
+        let result = decode_request(&out.freeze());
+        assert_eq!(result.is_ok(), ok, "group id of {len} bytes: {result:?}");
+    }
+}
+
+#[test]
+fn too_many_tagged_fields_are_refused() {
+    for (count, ok) in [(10_000u64, true), (10_001, false)] {
+        let mut out = BytesMut::new();
+        out.put_i16(18);
+        out.put_i16(3);
+        out.put_i32(1);
+        out.put_i16(-1);
+        out.put_u8(0);
+        out.put_u8(2); // client software name "a"
+        out.put_u8(b'a');
+        out.put_u8(2); // client software version "1"
+        out.put_u8(b'1');
+        put_uvarint(&mut out, count);
+        for tag in 0..count {
+            put_uvarint(&mut out, 1000 + tag); // unknown tags, empty
+            out.put_u8(0);
+        }
+        let result = decode_request(&out.freeze());
+        assert_eq!(result.is_ok(), ok, "{count} tagged fields: {result:?}");
+    }
 }
 
 #[test]

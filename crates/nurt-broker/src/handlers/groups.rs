@@ -10,6 +10,8 @@ use nurt_protocol::kafka_protocol::messages::leave_group_response::MemberRespons
 use nurt_protocol::kafka_protocol::messages::list_groups_response::ListedGroup;
 use nurt_protocol::kafka_protocol::messages::*;
 
+use nurt_protocol::kafka_protocol::protocol::StrBytes;
+
 use super::{sb, Context};
 use crate::{codes, now_ms, Broker};
 
@@ -32,6 +34,7 @@ pub fn code(e: GroupError) -> i16 {
         GroupError::UnsupportedAssignor => 112,
         GroupError::OffsetMetadataTooLarge => 12,
         GroupError::InvalidRequest(_) => codes::INVALID_REQUEST,
+        GroupError::CoordinatorNotAvailable => codes::COORDINATOR_NOT_AVAILABLE,
     }
 }
 
@@ -68,7 +71,7 @@ pub async fn join_group(broker: &Broker, ctx: &Context, r: JoinGroupRequest, ver
     let now = now_ms();
     let answer = broker
         .groups
-        .delayed(|c, token| c.join(&group, token, req, fresh, now))
+        .delayed(&group, |c, token| c.join(&group, token, req, fresh, now))
         .await;
     let Some(Completion::Join(j)) = answer else {
         return JoinGroupResponse::default()
@@ -118,7 +121,10 @@ pub async fn sync_group(broker: &Broker, r: SyncGroupRequest) -> SyncGroupRespon
             .collect(),
     };
     let now = now_ms();
-    let answer = broker.groups.delayed(|c, token| c.sync(&group, token, req, now)).await;
+    let answer = broker
+        .groups
+        .delayed(&group, |c, token| c.sync(&group, token, req, now))
+        .await;
     let Some(Completion::Sync(s)) = answer else {
         return SyncGroupResponse::default().with_error_code(code(GroupError::RebalanceInProgress));
     };
@@ -155,7 +161,11 @@ pub fn leave_group(broker: &Broker, r: LeaveGroupRequest, version: i16) -> Leave
         vec![(r.member_id.to_string(), None)]
     };
     let now = now_ms();
-    let results = broker.groups.immediate(|c| c.leave(&r.group_id.0, &members, now));
+    let results = broker.groups.immediate(
+        &r.group_id.0,
+        |c| c.leave(&r.group_id.0, &members, now),
+        |e| members.iter().map(|_| Err(e)).collect(),
+    );
     if version < 3 {
         return LeaveGroupResponse::default().with_error_code(err_code(results.first().and_then(|r| r.err())));
     }
@@ -257,12 +267,14 @@ pub fn describe_groups(broker: &Broker, r: DescribeGroupsRequest, version: i16) 
                             })
                             .collect(),
                     ),
+                // Unknown ids cost no allocation each: a request may name very many.
                 None if coordinator.committed_all(id).is_empty() && version >= 6 => base
                     .with_error_code(code(GroupError::GroupIdNotFound))
-                    .with_error_message(Some(sb(format!("group {} not found", id.0))))
-                    .with_group_state(sb("Dead")),
-                None if coordinator.committed_all(id).is_empty() => base.with_group_state(sb("Dead")),
-                None => base.with_group_state(sb("Empty")),
+                    .with_group_state(StrBytes::from_static_str("Dead")),
+                None if coordinator.committed_all(id).is_empty() => {
+                    base.with_group_state(StrBytes::from_static_str("Dead"))
+                }
+                None => base.with_group_state(StrBytes::from_static_str("Empty")),
             }
         })
         .collect();
@@ -274,7 +286,10 @@ pub fn delete_groups(broker: &Broker, r: DeleteGroupsRequest) -> DeleteGroupsRes
         .groups_names
         .iter()
         .map(|id| {
-            let error = match broker.groups.write(|c| c.delete_group(id).map(|records| (records, ()))) {
+            let error = match broker
+                .groups
+                .write(id, |c| c.delete_group(id).map(|records| (records, ())))
+            {
                 Ok(Ok(())) => codes::NONE,
                 Ok(Err(e)) => code(e),
                 Err(e) => {

@@ -1,5 +1,7 @@
 //! Metadata: brokers, controller, topics and partitions; auto-creates topics when allowed.
 
+use std::collections::HashMap;
+
 use nurt_metadata::controller::{create_topic, NewTopic};
 use nurt_metadata::TopicInfo;
 use nurt_protocol::kafka_protocol::messages::metadata_response::{
@@ -47,32 +49,72 @@ fn error_entry(name: Option<String>, topic_id: uuid::Uuid, code: i16) -> Metadat
         .with_error_code(code)
 }
 
-/// Creates `name` with the broker defaults (auto.create.topics.enable).
-pub(crate) fn auto_create(broker: &Broker, name: &str) -> Result<(), i16> {
-    let topic = NewTopic {
-        name: name.to_string(),
-        num_partitions: broker.config.num_partitions(),
-        replication_factor: broker.config.default_replication_factor(),
-        configs: vec![],
-    };
-    let id = *uuid::Uuid::new_v4().as_bytes();
+/// Partitions one request may auto-create (Kafka's controller refuses user operations of more
+/// than 10,000 records); topics beyond it are answered UNKNOWN_TOPIC_OR_PARTITION and can be
+/// created by a later request.
+const AUTO_CREATE_PARTITIONS_MAX: i32 = 10_000;
+
+/// Creates `names` with the broker defaults (auto.create.topics.enable), in one metadata
+/// commit; returns the code for each name that was not created.
+pub(crate) fn auto_create(broker: &Broker, names: &[String]) -> HashMap<String, i16> {
+    let partitions = broker.config.num_partitions();
+    let mut failed = HashMap::new();
     let result = broker.metadata.commit(now_ms(), |image| {
-        // A concurrent request may have created it first: that is success.
-        if image.topic(name).is_some() {
-            return Ok((vec![], ()));
+        let mut records = Vec::new();
+        let mut budget = AUTO_CREATE_PARTITIONS_MAX;
+        let mut created = Vec::new();
+        for name in names {
+            // A concurrent request may have created it first: that is success.
+            if image.topic(name).is_some() || created.contains(name) {
+                continue;
+            }
+            if budget < partitions {
+                failed.insert(name.clone(), codes::UNKNOWN_TOPIC_OR_PARTITION);
+                continue;
+            }
+            let topic = NewTopic {
+                name: name.clone(),
+                num_partitions: partitions,
+                replication_factor: broker.config.default_replication_factor(),
+                configs: vec![],
+            };
+            let id = *uuid::Uuid::new_v4().as_bytes();
+            match create_topic(image, &topic, &broker.broker_ids(), id) {
+                Ok(r) => {
+                    records.extend(r);
+                    budget -= partitions;
+                    created.push(name.clone());
+                }
+                Err(e) => {
+                    failed.insert(name.clone(), codes::for_metadata(&e).0);
+                }
+            }
         }
-        Ok((create_topic(image, &topic, &broker.broker_ids(), id)?, ()))
+        Ok((records, created))
     });
     match result {
-        Ok(()) => {
-            tracing::info!("auto-created topic {name} with {} partition(s)", topic.num_partitions);
-            broker.reconcile(false).map_err(|e| {
-                tracing::error!("opening partitions of {name}: {e}");
-                codes::KAFKA_STORAGE_ERROR
-            })
+        Ok(created) if created.is_empty() => {}
+        Ok(created) => {
+            tracing::info!(
+                "auto-created {} topic(s) with {partitions} partition(s) each: {}",
+                created.len(),
+                created.iter().take(10).cloned().collect::<Vec<_>>().join(", ")
+            );
+            if let Err(e) = broker.reconcile(false) {
+                tracing::error!("opening auto-created partitions: {e}");
+                for name in created {
+                    failed.insert(name, codes::KAFKA_STORAGE_ERROR);
+                }
+            }
         }
-        Err(e) => Err(codes::for_commit(&e).0),
+        Err(e) => {
+            let code = codes::for_commit(&e).0;
+            for name in names {
+                failed.entry(name.clone()).or_insert(code);
+            }
+        }
     }
+    failed
 }
 
 pub fn handle(broker: &Broker, request: MetadataRequest, version: i16) -> MetadataResponse {
@@ -87,29 +129,36 @@ pub fn handle(broker: &Broker, request: MetadataRequest, version: i16) -> Metada
         let image = broker.metadata.image();
         topics.extend(image.topics().map(|t| topic_entry(t, version)));
     } else {
-        for wanted in request.topics.unwrap_or_default() {
+        let wanted = request.topics.unwrap_or_default();
+        let failed = if auto_create_allowed {
+            let missing: Vec<String> = {
+                let image = broker.metadata.image();
+                wanted
+                    .iter()
+                    .filter_map(|w| w.name.as_ref().map(|n| n.0.to_string()))
+                    .filter(|n| image.topic(n).is_none())
+                    .collect()
+            };
+            auto_create(broker, &missing)
+        } else {
+            HashMap::new()
+        };
+        let image = broker.metadata.image();
+        for wanted in wanted {
             let by_id = wanted.topic_id != uuid::Uuid::nil();
             let name = wanted.name.map(|n| n.0.to_string());
-            let found = {
-                let image = broker.metadata.image();
-                match (&name, by_id) {
-                    (Some(n), _) => image.topic(n).cloned(),
-                    (None, true) => image.topic_by_id(wanted.topic_id.as_bytes()).cloned(),
-                    (None, false) => None,
-                }
+            let found = match (&name, by_id) {
+                (Some(n), _) => image.topic(n),
+                (None, true) => image.topic_by_id(wanted.topic_id.as_bytes()),
+                (None, false) => None,
             };
             let entry = match (found, name) {
-                (Some(info), _) => topic_entry(&info, version),
+                (Some(info), _) => topic_entry(info, version),
                 (None, None) => error_entry(None, wanted.topic_id, codes::UNKNOWN_TOPIC_ID),
-                (None, Some(n)) if auto_create_allowed => match auto_create(broker, &n) {
-                    Ok(()) => broker
-                        .metadata
-                        .image()
-                        .topic(&n)
-                        .map(|t| topic_entry(t, version))
-                        .unwrap_or_else(|| error_entry(Some(n), uuid::Uuid::nil(), codes::UNKNOWN_TOPIC_OR_PARTITION)),
-                    Err(code) => error_entry(Some(n), uuid::Uuid::nil(), code),
-                },
+                (None, Some(n)) if auto_create_allowed => {
+                    let code = failed.get(&n).copied().unwrap_or(codes::UNKNOWN_TOPIC_OR_PARTITION);
+                    error_entry(Some(n), uuid::Uuid::nil(), code)
+                }
                 (None, Some(n)) => {
                     let code = if nurt_metadata::controller::validate_topic_name(&n).is_err() {
                         codes::INVALID_TOPIC_EXCEPTION

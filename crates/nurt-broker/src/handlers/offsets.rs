@@ -32,7 +32,7 @@ pub fn offset_commit(broker: &Broker, r: OffsetCommitRequest) -> OffsetCommitRes
         })
         .collect();
     let now = now_ms();
-    let outcome = broker.groups.write(|c| {
+    let outcome = broker.groups.write(&r.group_id.0, |c| {
         c.commit_offsets(
             &r.group_id.0,
             &r.member_id,
@@ -186,9 +186,9 @@ pub fn offset_delete(broker: &Broker, r: OffsetDeleteRequest) -> OffsetDeleteRes
         .topics
         .iter()
         .map(|t| {
-            let outcome = broker
-                .groups
-                .write(|c| c.delete_offsets(&r.group_id.0, &t.name.0).map(|records| (records, ())));
+            let outcome = broker.groups.write(&r.group_id.0, |c| {
+                c.delete_offsets(&r.group_id.0, &t.name.0).map(|records| (records, ()))
+            });
             let error = match outcome {
                 Ok(Ok(())) => codes::NONE,
                 Ok(Err(nurt_group::GroupError::GroupIdNotFound)) => {

@@ -77,6 +77,8 @@ struct State {
     /// Bumped by every power cut; handles of an older generation fail.
     generation: u64,
     now_ms: i64,
+    /// A full disk: appends fail (nothing written) until it is cleared.
+    full: bool,
 }
 
 /// The simulated storage; cheap to clone (shared state).
@@ -215,6 +217,7 @@ impl SimStorage {
                 fail_after: None,
                 generation: 0,
                 now_ms: 0,
+                full: false,
             })),
         }
     }
@@ -231,6 +234,12 @@ impl SimStorage {
     /// Turns the power off once `ops` mutating operations have been performed in total.
     pub fn fail_after(&self, ops: u64) {
         self.lock().fail_after = Some(ops);
+    }
+
+    /// Fills the disk (`true`): appends fail with `StorageFull`, writing nothing, until it is
+    /// emptied again (`false`). Everything else keeps working.
+    pub fn set_full(&self, full: bool) {
+        self.lock().full = full;
     }
 
     /// Sets the clock used for modification times.
@@ -342,6 +351,9 @@ impl StorageFile for SimFile {
     fn append(&self, parts: &[&[u8]]) -> io::Result<()> {
         let mut state = self.lock()?;
         state.mutate()?;
+        if state.full {
+            return Err(io::ErrorKind::StorageFull.into());
+        }
         let bytes = parts.concat();
         state.file_op(self.ino, FileOp::Append(bytes));
         Ok(())
