@@ -210,3 +210,20 @@ def metadata_v1(conn, topics):
             [r.i32() for _ in range(r.i32())]
         out[name] = err
     return out
+
+
+def batch(values, timestamp_ms, base_offset=0, max_timestamp_ms=None, last_offset_delta=None, keyed=False,
+          producer_id=-1, producer_epoch=-1, base_sequence=-1, record_count=None):
+    """A record batch v2 with chosen header fields and a valid CRC; keys equal values if
+    `keyed`. Every field defaults to what a plain producer sends."""
+    records = b""
+    for i, v in enumerate(values):
+        key = varint(len(v)) + v if keyed else varint(-1)
+        body = b"\x00" + varint(0) + varint(i) + key + varint(len(v)) + v + varint(0)
+        records += varint(len(body)) + body
+    lod = len(values) - 1 if last_offset_delta is None else last_offset_delta
+    count = len(values) if record_count is None else record_count
+    max_ts = timestamp_ms if max_timestamp_ms is None else max_timestamp_ms
+    after_crc = struct.pack(">hiqqqhii", 0, lod, timestamp_ms, max_ts, producer_id, producer_epoch, base_sequence, count) + records
+    head = struct.pack(">ib", -1, 2) + struct.pack(">I", crc32c(after_crc))
+    return struct.pack(">qi", base_offset, len(head) + len(after_crc)) + head + after_crc

@@ -104,7 +104,7 @@ def test_bad_crc_and_unsupported_api_versions(broker):
     r = kwire.Reader(conn.call(18, 0, b""))
     assert r.i16() == 0
     keys = {r.i16(): (r.i16(), r.i16()) for _ in range(r.i32())}
-    assert keys[18] == (0, 4) and keys[0] == (0, 12)
+    assert keys[18] == (0, 4) and keys[0] == (0, 13)
     # The good record is there, the bad one is not.
     error, hw, records = kwire.fetch_v4(conn, "crc", 0, 0, max_wait_ms=0)
     assert (error, hw) == (0, 1) and b"good" in records and b"bad" not in records

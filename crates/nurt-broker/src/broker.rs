@@ -117,6 +117,13 @@ impl Broker {
         });
         broker.reconcile(clean)?;
         broker.remove_orphan_dirs();
+        let forgotten = {
+            let image = broker.metadata.image();
+            broker.groups.forget_deleted_topics(|t| image.topic(t).is_none())?
+        };
+        if forgotten > 0 {
+            tracing::info!("deleted {forgotten} committed offset(s) of topics deleted before the last stop");
+        }
         Ok(broker)
     }
 

@@ -221,6 +221,20 @@ impl GroupService {
         }
     }
 
+    /// Deletes every group's committed offsets of topics `gone` says no longer exist (Kafka
+    /// deletes them with the topic, so a topic re-created under the same name starts without
+    /// any). Called after a topic deletion, and at start in case a crash came in between.
+    pub fn forget_deleted_topics(&self, gone: impl Fn(&str) -> bool) -> Result<usize, BrokerError> {
+        let mut coordinator = lock(&self.coordinator);
+        let records = coordinator.forget_topics(gone);
+        if records.is_empty() {
+            return Ok(0);
+        }
+        self.persist(&records)?;
+        coordinator.apply(&records);
+        Ok(records.len())
+    }
+
     /// Flushes the offsets log when `log.flush.interval.ms` says so.
     pub fn maybe_flush(&self, now_ms: i64) -> Result<(), nurt_log::LogError> {
         lock(&self.log).maybe_flush_by_time(now_ms)

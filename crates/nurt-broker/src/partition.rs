@@ -22,6 +22,9 @@ pub enum AppendError {
     Corrupt(RecordsError),
     #[error("invalid record batch: {0}")]
     InvalidRecord(&'static str),
+    /// Some records of the batch are invalid (KIP-467): their indexes in the batch and why.
+    #[error("{}", records_message(.0))]
+    InvalidRecords(Vec<(i32, String)>),
     #[error("timestamp {0} is out of the allowed range")]
     InvalidTimestamp(i64),
     #[error("out of order sequence number")]
@@ -30,6 +33,20 @@ pub enum AppendError {
     ProducerFenced,
     #[error("storage error: {0}")]
     Storage(#[from] LogError),
+}
+
+/// Kafka's summary of per-record errors: how many, and the first three.
+fn records_message(errors: &[(i32, String)]) -> String {
+    let shown: Vec<String> = errors
+        .iter()
+        .take(3)
+        .map(|(i, m)| format!("ApiRecordError(batchIndex={i}, message={m})"))
+        .collect();
+    format!(
+        "One or more records have been rejected due to {} record errors in total, and only showing the first three errors at most: [{}]",
+        errors.len(),
+        shown.join(", ")
+    )
 }
 
 /// A successful append.
@@ -136,12 +153,23 @@ impl Partition {
         };
         if compact {
             // Kafka refuses keyless records on compacted topics: the one produce-path check
-            // that needs the records decoded.
+            // that needs the records decoded. It names each record so the client can fail
+            // exactly those (KIP-467).
             let (_, decoded) = decode_batch(records, DECOMPRESSED_BYTES_MAX).map_err(AppendError::Corrupt)?;
-            if decoded.iter().any(|r| r.key.is_none()) {
-                return Err(AppendError::InvalidRecord(
-                    "compacted topics need a key on every record",
-                ));
+            let keyless: Vec<(i32, String)> = decoded
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.key.is_none())
+                .map(|(i, _)| {
+                    let message = format!(
+                        "Compacted topic cannot accept message without key in topic partition {}-{}.",
+                        self.topic, self.index
+                    );
+                    (i as i32, message)
+                })
+                .collect();
+            if !keyless.is_empty() {
+                return Err(AppendError::InvalidRecords(keyless));
             }
         }
         let recompressed;
@@ -195,6 +223,11 @@ impl Partition {
         })
     }
 
+    /// Bytes of all the log's segments.
+    pub fn size_bytes(&self) -> u64 {
+        lock(&self.inner).log.size_bytes()
+    }
+
     /// The current offsets.
     pub fn offsets(&self) -> Offsets {
         let inner = lock(&self.inner);
@@ -222,9 +255,9 @@ impl Partition {
         lock(&self.inner).log.find_by_timestamp(timestamp_ms)
     }
 
-    /// The largest timestamp and its batch's last offset.
-    pub fn max_timestamp(&self) -> Result<Option<(i64, i64)>, LogError> {
-        lock(&self.inner).log.max_timestamp()
+    /// The log's largest timestamp and the first batch holding it.
+    pub fn max_timestamp_batch(&self) -> Result<Option<(i64, ReadSlice)>, LogError> {
+        lock(&self.inner).log.max_timestamp_batch()
     }
 
     /// OffsetForLeaderEpoch on this replica's epoch history.
@@ -241,11 +274,11 @@ impl Partition {
         }
     }
 
-    /// Time-based upkeep: flush per `flush.ms`, roll per `segment.ms`.
+    /// Time-based upkeep: flush per `flush.ms`. (Segments roll by `segment.ms` only when an
+    /// append arrives, as in Kafka: an idle segment stays active, so the cleaner never touches
+    /// the newest records of a quiet compacted topic.)
     pub fn tick(&self, now_ms: i64) -> Result<(), LogError> {
-        let mut inner = lock(&self.inner);
-        inner.log.maybe_flush_by_time(now_ms)?;
-        inner.log.maybe_roll_by_time(now_ms)
+        lock(&self.inner).log.maybe_flush_by_time(now_ms)
     }
 
     /// Flushes and checkpoints for shutdown.
@@ -254,27 +287,66 @@ impl Partition {
     }
 }
 
-/// Checks a produced record set: one whole, CRC-valid batch v2 with records, not a control batch.
+/// Checks a produced record set the way Kafka does, in Kafka's order: a whole batch v2 whose
+/// base offset is 0 (the broker assigns offsets), with a valid CRC (CORRUPT_MESSAGE otherwise,
+/// which clients retry), then the client-batch rules of Kafka's `LogValidator` (INVALID_RECORD,
+/// which they do not): a positive record count matching the offset range, no control batch, no
+/// negative sequence with a producer id.
 fn validate_produced(records: &[u8]) -> Result<BatchHeader, AppendError> {
-    let header = batch::validate(records).map_err(|e| match e {
-        RecordsError::UnsupportedMagic(_) => AppendError::InvalidRecord("only record batch v2 (magic 2) is accepted"),
-        other => AppendError::Corrupt(other),
-    })?;
-    if header.total_bytes() != records.len() {
+    let header = BatchHeader::parse(records).map_err(AppendError::Corrupt)?;
+    if header.magic != 2 {
+        return Err(AppendError::InvalidRecord("only record batch v2 (magic 2) is accepted"));
+    }
+    if header.base_offset != 0 {
         return Err(AppendError::InvalidRecord(
-            "produce requests must carry exactly one record batch",
+            "the base offset of a produced record batch must be 0",
         ));
     }
-    if header.record_count == 0 {
-        return Err(AppendError::InvalidRecord("empty record batch"));
+    if (header.batch_length as i64) < (batch::BATCH_HEADER_BYTES - batch::LOG_OVERHEAD_BYTES) as i64 {
+        return Err(AppendError::Corrupt(RecordsError::Invalid(
+            "batch length shorter than its header",
+        )));
     }
-    if header.last_offset_delta != header.record_count - 1 {
+    match header.total_bytes().cmp(&records.len()) {
+        std::cmp::Ordering::Greater => {
+            return Err(AppendError::Corrupt(RecordsError::Truncated(
+                "batch length runs past the data",
+            )))
+        }
+        std::cmp::Ordering::Less => {
+            return Err(AppendError::InvalidRecord(
+                "produce requests must carry exactly one record batch",
+            ))
+        }
+        std::cmp::Ordering::Equal => {}
+    }
+    let computed = batch::compute_crc(records);
+    if computed != header.crc {
+        return Err(AppendError::Corrupt(RecordsError::CrcMismatch {
+            stored: header.crc,
+            computed,
+        }));
+    }
+    header.compression().map_err(AppendError::Corrupt)?;
+    let count_from_offsets = i64::from(header.last_offset_delta) + 1;
+    if count_from_offsets <= 0 {
+        return Err(AppendError::InvalidRecord("the batch has an invalid offset range"));
+    }
+    if header.record_count <= 0 {
+        return Err(AppendError::InvalidRecord("the batch has no records"));
+    }
+    if count_from_offsets != i64::from(header.record_count) {
         return Err(AppendError::InvalidRecord(
-            "last offset delta does not match the record count",
+            "the batch's offset range and record count disagree",
         ));
     }
     if header.is_control() {
         return Err(AppendError::InvalidRecord("clients may not write control batches"));
+    }
+    if header.producer_id >= 0 && header.base_sequence < 0 {
+        return Err(AppendError::InvalidRecord(
+            "a batch with a producer id needs a non-negative base sequence",
+        ));
     }
     if header.is_transactional() {
         return Err(AppendError::InvalidRecord(

@@ -305,18 +305,23 @@ impl GroupCoordinator {
         if group_id.is_empty() {
             return Err(GroupError::InvalidGroupId);
         }
+        // A generation (member epoch) of -1 commits outside group management: the admin client,
+        // or a consumer that assigns its partitions itself (which may still carry a member id,
+        // as KIP-848 clients do). Kafka accepts it while the group has no members.
+        let unmanaged = generation < 0;
         match self.groups.get(group_id) {
-            Some(Group::Classic(g)) if generation >= 0 || !member_id.is_empty() || !g.is_empty() => {
+            Some(g) if unmanaged && !g.has_members() => {}
+            Some(Group::Classic(g)) if generation >= 0 || !member_id.is_empty() || instance.is_some() => {
                 g.validate_member(member_id, instance, generation)?;
                 if g.state() == ClassicState::CompletingRebalance {
                     return Err(GroupError::RebalanceInProgress);
                 }
             }
-            Some(Group::Consumer(g)) if generation >= 0 || !member_id.is_empty() || !g.is_empty() => {
+            Some(Group::Consumer(g)) if generation >= 0 || !member_id.is_empty() => {
                 g.validate_commit(member_id, generation)?
             }
-            Some(_) => {}
-            None if generation >= 0 || !member_id.is_empty() => return Err(GroupError::IllegalGeneration),
+            Some(_) => return Err(GroupError::UnknownMemberId),
+            None if !unmanaged => return Err(GroupError::IllegalGeneration),
             None => {
                 self.groups.insert(
                     group_id.to_string(),
@@ -381,8 +386,19 @@ impl GroupCoordinator {
         Ok(records)
     }
 
-    /// OffsetDelete for one topic of a group.
-    pub fn delete_offsets(&self, group_id: &str, topic: &str) -> Result<Vec<GroupRecord>, GroupError> {
+    /// Tombstones for every group's offsets of topics that `gone` says were deleted (Kafka
+    /// deletes them with the topic, so a re-created topic starts without any).
+    pub fn forget_topics(&self, gone: impl Fn(&str) -> bool) -> Vec<GroupRecord> {
+        self.offsets.tombstones_for_topics(gone)
+    }
+
+    /// OffsetDelete for some partitions of one topic of a group.
+    pub fn delete_offsets(
+        &self,
+        group_id: &str,
+        topic: &str,
+        partitions: &[i32],
+    ) -> Result<Vec<GroupRecord>, GroupError> {
         let subscribed = match self.groups.get(group_id) {
             Some(Group::Classic(g)) => g.subscribed_topics(),
             Some(Group::Consumer(g)) => g.subscribed_topics(),
@@ -392,7 +408,7 @@ impl GroupCoordinator {
         if subscribed.iter().any(|t| t == topic) {
             return Err(GroupError::GroupSubscribedToTopic);
         }
-        Ok(self.offsets.tombstones(group_id, Some(topic)))
+        Ok(self.offsets.tombstones_of(group_id, topic, partitions))
     }
 
     /// Session and rebalance timeouts: one output per group that produced answers or

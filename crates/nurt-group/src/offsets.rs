@@ -56,17 +56,30 @@ impl OffsetStore {
 
     /// Tombstones for every offset of `group` (or only of `topic`).
     pub fn tombstones(&self, group: &str, topic: Option<&str>) -> Vec<GroupRecord> {
-        self.tombstones_where(group, |t, _| topic.is_none_or(|only| only == t))
+        self.tombstones_where(group, |t, _, _| topic.is_none_or(|only| only == t))
+    }
+
+    /// Tombstones for the offsets of `group` on `partitions` of `topic`.
+    pub fn tombstones_of(&self, group: &str, topic: &str, partitions: &[i32]) -> Vec<GroupRecord> {
+        self.tombstones_where(group, |t, p, _| t == topic && partitions.contains(&p))
+    }
+
+    /// Tombstones for every group's offsets of topics `gone` says no longer exist.
+    pub fn tombstones_for_topics(&self, gone: impl Fn(&str) -> bool) -> Vec<GroupRecord> {
+        self.groups
+            .keys()
+            .flat_map(|g| self.tombstones_where(g, |t, _, _| gone(t)))
+            .collect()
     }
 
     /// Tombstones for offsets of `group` committed before `cutoff_ms` (offsets.retention.minutes).
     pub fn expired(&self, group: &str, cutoff_ms: i64) -> Vec<GroupRecord> {
-        self.tombstones_where(group, |_, v| v.commit_timestamp_ms < cutoff_ms)
+        self.tombstones_where(group, |_, _, v| v.commit_timestamp_ms < cutoff_ms)
     }
 
-    fn tombstones_where(&self, group: &str, doomed: impl Fn(&str, &OffsetValue) -> bool) -> Vec<GroupRecord> {
+    fn tombstones_where(&self, group: &str, doomed: impl Fn(&str, i32, &OffsetValue) -> bool) -> Vec<GroupRecord> {
         self.of_group(group)
-            .filter(|((t, _), v)| doomed(t, v))
+            .filter(|((t, p), v)| doomed(t, *p, v))
             .map(|((t, p), _)| GroupRecord::Offset {
                 group: group.to_string(),
                 topic: t.clone(),

@@ -299,15 +299,6 @@ impl Log {
         }
     }
 
-    /// Rolls the active segment if it is older than `segment.ms` and not empty.
-    pub fn maybe_roll_by_time(&mut self, now_ms: i64) -> Result<(), LogError> {
-        let active = self.active();
-        if active.size_bytes > 0 && now_ms - active.created_ms >= self.config.segment_ms {
-            self.roll(now_ms)?;
-        }
-        Ok(())
-    }
-
     /// The bytes to serve a fetch at `offset`: whole batches from the one holding `offset`, up to
     /// `max_bytes` (but always the first batch whole, KIP-74), never past the high watermark.
     /// None when `offset` is the log end. Errors with OffsetOutOfRange outside the log.
@@ -382,20 +373,32 @@ impl Log {
         Ok(None)
     }
 
-    /// The largest timestamp in the log and the last offset of the batch holding it.
-    pub fn max_timestamp(&self) -> Result<Option<(i64, i64)>, LogError> {
-        let Some(seg) = self.segments.iter().rev().find(|s| s.max_timestamp_ms >= 0) else {
+    /// The first batch (in offset order) holding the log's largest timestamp, and that
+    /// timestamp: the caller finds the first record carrying it (ListOffsets MAX_TIMESTAMP,
+    /// KAFKA-16310). None when the log has no timestamped record.
+    pub fn max_timestamp_batch(&self) -> Result<Option<(i64, ReadSlice)>, LogError> {
+        let max = self.segments.iter().map(|s| s.max_timestamp_ms).max().unwrap_or(-1);
+        if max < 0 {
             return Ok(None);
-        };
-        let mut pos = 0;
-        let mut best: Option<(i64, i64)> = None;
-        while let Some(header) = seg.header_at(pos)? {
-            if best.is_none_or(|(ts, _)| header.max_timestamp > ts) {
-                best = Some((header.max_timestamp, header.last_offset()));
-            }
-            pos += header.total_bytes() as u64;
         }
-        Ok(best)
+        for seg in self.segments.iter().filter(|s| s.max_timestamp_ms == max) {
+            let mut pos = 0;
+            while let Some(header) = seg.header_at(pos)? {
+                if header.max_timestamp == max
+                    && header.last_offset() >= self.log_start_offset
+                    && header.record_count > 0
+                {
+                    let slice = ReadSlice {
+                        file: seg.file(),
+                        position: pos,
+                        len: header.total_bytes(),
+                    };
+                    return Ok(Some((max, slice)));
+                }
+                pos += header.total_bytes() as u64;
+            }
+        }
+        Ok(None)
     }
 
     /// Calls `f` with the header of every batch in the last `last_segments` segments, in order

@@ -91,9 +91,11 @@ fn rolls_segments_by_size_and_time() {
     cfg.segment_ms = 1000;
     log.set_config(cfg);
     log.append(&batch(1, 1, 0), 0, None, 10_000).unwrap();
-    log.maybe_roll_by_time(20_000).unwrap();
+    // segment.ms rolls only when an append arrives (as Kafka's maybeRoll): time alone does not.
+    assert_eq!(logs(dir.path()), by_size + 1);
+    log.append(&batch(1, 1, 0), 0, None, 20_000).unwrap();
     assert_eq!(logs(dir.path()), by_size + 2);
-    assert_eq!(read_all(&log, 0).len(), 51);
+    assert_eq!(read_all(&log, 0).len(), 52);
 }
 
 #[test]
@@ -171,7 +173,15 @@ fn finds_offsets_by_timestamp() {
     let h = batch::BatchHeader::parse(&slice.read_to_vec().unwrap()).unwrap();
     assert_eq!((h.base_offset, h.max_timestamp), (26, 1260));
     assert!(log.find_by_timestamp(5000).unwrap().is_none());
-    assert_eq!(log.max_timestamp().unwrap(), Some((1990, 99)));
+    let (ts, slice) = log.max_timestamp_batch().unwrap().unwrap();
+    let h = batch::BatchHeader::parse(&slice.read_to_vec().unwrap()).unwrap();
+    assert_eq!((ts, h.base_offset), (1990, 99));
+    // The maximum may sit in an older segment than the newest timestamps.
+    log.roll(0).unwrap();
+    log.append(&batch(1, 10, 1500), 0, None, 0).unwrap();
+    let (ts, slice) = log.max_timestamp_batch().unwrap().unwrap();
+    let h = batch::BatchHeader::parse(&slice.read_to_vec().unwrap()).unwrap();
+    assert_eq!((ts, h.base_offset), (1990, 99));
 }
 
 proptest! {

@@ -11,10 +11,10 @@ pub const TOPIC_NAME_MAX_CHARS: usize = 249;
 
 /// Checks a topic name as Kafka does: 1-249 chars of `[a-zA-Z0-9._-]`, not `.` or `..`.
 pub fn validate_topic_name(name: &str) -> Result<(), MetadataError> {
-    let bad = |reason| {
+    let bad = |reason: &str| {
         Err(MetadataError::InvalidTopicName {
             name: name.to_string(),
-            reason,
+            reason: reason.to_string(),
         })
     };
     if name.is_empty() {
@@ -54,6 +54,12 @@ pub fn create_topic(
     validate_topic_name(&topic.name)?;
     if image.topic(&topic.name).is_some() {
         return Err(MetadataError::TopicExists(topic.name.clone()));
+    }
+    if let Some(existing) = image.colliding_topic(&topic.name) {
+        return Err(MetadataError::InvalidTopicName {
+            name: topic.name.clone(),
+            reason: format!("collides with existing topic: {existing}"),
+        });
     }
     if topic.num_partitions <= 0 {
         return Err(MetadataError::InvalidPartitions(topic.num_partitions));
@@ -248,6 +254,28 @@ mod tests {
             create_topic(&image, &t, &[1], [0; 16]),
             Err(MetadataError::InvalidConfig { .. })
         ));
+    }
+
+    #[test]
+    fn names_differing_only_by_dot_and_underscore_collide() {
+        let mut image = MetadataImage::default();
+        let t = |name: &str| NewTopic {
+            name: name.into(),
+            num_partitions: 1,
+            replication_factor: 1,
+            configs: vec![],
+        };
+        let records = create_topic(&image, &t("orders_eu"), &[1], [1; 16]).unwrap();
+        applied(&mut image, records);
+        let refused = create_topic(&image, &t("orders.eu"), &[1], [2; 16]);
+        assert!(
+            matches!(&refused, Err(MetadataError::InvalidTopicName { reason, .. }) if reason == "collides with existing topic: orders_eu"),
+            "{refused:?}"
+        );
+        // Once the first is gone, the name is free.
+        let records = delete_topic(&image, "orders_eu").unwrap();
+        applied(&mut image, records);
+        assert!(create_topic(&image, &t("orders.eu"), &[1], [2; 16]).is_ok());
     }
 
     #[test]

@@ -8,7 +8,7 @@ pub enum MetadataError {
     #[error("topic '{0}' does not exist")]
     UnknownTopic(String),
     #[error("invalid topic name '{name}': {reason}")]
-    InvalidTopicName { name: String, reason: &'static str },
+    InvalidTopicName { name: String, reason: String },
     #[error("invalid number of partitions {0}")]
     InvalidPartitions(i32),
     #[error("invalid replication factor {factor}: this cluster has {brokers} broker(s)")]

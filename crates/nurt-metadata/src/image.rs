@@ -26,6 +26,8 @@ pub struct TopicInfo {
 pub struct MetadataImage {
     topics: BTreeMap<String, TopicInfo>,
     names_by_id: HashMap<TopicId, String>,
+    /// Topic names by their metric name (`.` read as `_`): two topics may not share one.
+    names_by_metric_name: HashMap<String, String>,
     next_producer_id: i64,
 }
 
@@ -36,6 +38,7 @@ impl MetadataImage {
         match record {
             MetadataRecord::Topic { name, topic_id } => {
                 self.names_by_id.insert(*topic_id, name.clone());
+                self.names_by_metric_name.insert(metric_name(name), name.clone());
                 self.topics.insert(
                     name.clone(),
                     TopicInfo {
@@ -75,6 +78,7 @@ impl MetadataImage {
                     .names_by_id
                     .remove(topic_id)
                     .ok_or(MetadataError::CorruptRecord("removal of an unknown topic"))?;
+                self.names_by_metric_name.remove(&metric_name(&name));
                 self.topics.remove(&name);
             }
             MetadataRecord::ProducerIds { next_producer_id } => {
@@ -99,6 +103,15 @@ impl MetadataImage {
         self.topics.get(name)
     }
 
+    /// An existing topic whose name differs from `name` only by `.` versus `_` (Kafka refuses
+    /// such a pair: their metric names would be the same).
+    pub fn colliding_topic(&self, name: &str) -> Option<&str> {
+        self.names_by_metric_name
+            .get(&metric_name(name))
+            .map(String::as_str)
+            .filter(|existing| *existing != name)
+    }
+
     /// The topic with id `id`.
     pub fn topic_by_id(&self, id: &TopicId) -> Option<&TopicInfo> {
         self.names_by_id.get(id).and_then(|n| self.topics.get(n))
@@ -113,4 +126,9 @@ impl MetadataImage {
     pub fn next_producer_id(&self) -> i64 {
         self.next_producer_id
     }
+}
+
+/// The name a topic's metrics use: `.` becomes `_` (Kafka's `Topic.unifyCollisionChars`).
+fn metric_name(name: &str) -> String {
+    name.replace('.', "_")
 }

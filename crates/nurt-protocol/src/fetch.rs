@@ -90,7 +90,7 @@ fn put_uvarint(buf: &mut BytesMut, mut v: u32) {
     buf.put_u8(v as u8);
 }
 
-/// Encodes `[length][header][body]` of a Fetch response at `version` (4..=17).
+/// Encodes `[length][header][body]` of a Fetch response at `version` (4..=18).
 pub fn encode_fetch_response<R>(version: i16, correlation_id: i32, response: FetchResponseParts<R>) -> Vec<Part<R>> {
     let flexible = version >= 12;
     let mut o = Out {
@@ -208,7 +208,7 @@ mod tests {
 
     #[test]
     fn matches_kafka_protocol_for_every_served_version() {
-        for version in 4..=17 {
+        for version in 4..=18 {
             let (ours, theirs) = sample(&[b"batch-bytes-one", b"", b"two"]);
             let mut flat = BytesMut::new();
             for part in encode_fetch_response(version, 77, ours) {

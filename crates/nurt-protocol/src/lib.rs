@@ -11,6 +11,7 @@ pub mod fetch;
 pub mod frame;
 pub mod guard;
 pub mod header;
+pub mod legacy;
 pub mod request;
 pub mod response;
 mod schema;

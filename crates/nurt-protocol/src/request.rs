@@ -67,9 +67,14 @@ impl InspectedRequest {
             self.flexible,
             self.api_key.request_header_version(self.header.api_version) >= 2
         );
-        let mut body = self.body;
-        let decoded = RequestKind::decode(self.api_key, &mut body, self.header.api_version)
-            .map_err(|e| ProtocolError::Malformed(e.to_string()))?;
+        let version = self.header.api_version;
+        let decoded = if crate::legacy::is_legacy(self.header.api_key, version) {
+            crate::legacy::decode(self.header.api_key, version, &self.body)?
+        } else {
+            let mut body = self.body;
+            RequestKind::decode(self.api_key, &mut body, version)
+                .map_err(|e| ProtocolError::Malformed(e.to_string()))?
+        };
         Ok(DecodedRequest {
             header: self.header,
             api_key: self.api_key,

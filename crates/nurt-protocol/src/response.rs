@@ -19,8 +19,12 @@ pub fn encode_response(
     if api_key.response_header_version(version) >= 1 {
         out.put_u8(0); // no tagged fields
     }
-    body.encode(out, version)
-        .map_err(|e| ProtocolError::Malformed(format!("encoding response: {e}")))?;
+    if crate::legacy::is_legacy(api_key as i16, version) {
+        crate::legacy::encode(out, version, body)?;
+    } else {
+        body.encode(out, version)
+            .map_err(|e| ProtocolError::Malformed(format!("encoding response: {e}")))?;
+    }
     let len = (out.len() - start - 4) as i32;
     out[start..start + 4].copy_from_slice(&len.to_be_bytes());
     Ok(())

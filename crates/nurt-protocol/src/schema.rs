@@ -141,7 +141,8 @@ const FETCH: Struct = Struct {
     ],
 };
 
-const LIST_OFFSETS_PARTITION: Struct = s(&[f(I32), f(I32).since(4), f(I64)]);
+// v0's max_num_offsets comes after the timestamp.
+const LIST_OFFSETS_PARTITION: Struct = s(&[f(I32), f(I32).since(4), f(I64), f(I32).until(0)]);
 const LIST_OFFSETS_TOPIC: Struct = s(&[f(Str), f(Array(&LIST_OFFSETS_PARTITION))]);
 const LIST_OFFSETS: Struct = s(&[f(I32), f(I8).since(2), f(Array(&LIST_OFFSETS_TOPIC)), f(I32).since(10)]);
 
@@ -172,7 +173,7 @@ const CREATE_PARTITIONS_TOPIC: Struct = s(&[f(Str), f(I32), f(Array(&CREATE_PART
 const CREATE_PARTITIONS: Struct = s(&[f(Array(&CREATE_PARTITIONS_TOPIC)), f(I32), f(Bool)]);
 
 const DESCRIBE_CONFIGS_RESOURCE: Struct = s(&[f(I8), f(Str), f(Values(&Str))]);
-const DESCRIBE_CONFIGS: Struct = s(&[f(Array(&DESCRIBE_CONFIGS_RESOURCE)), f(Bool), f(Bool).since(3)]);
+const DESCRIBE_CONFIGS: Struct = s(&[f(Array(&DESCRIBE_CONFIGS_RESOURCE)), f(Bool).since(1), f(Bool).since(3)]);
 
 const DESCRIBE_CLUSTER: Struct = s(&[f(Bool), f(I8).since(1), f(Bool).since(2)]);
 
@@ -180,14 +181,16 @@ const FIND_COORDINATOR: Struct = s(&[f(Str).until(3), f(I8).since(1), f(Values(&
 
 const INIT_PRODUCER_ID: Struct = s(&[f(Str), f(I32), f(I64).since(3), f(I16).since(3)]);
 
-const OFFSET_COMMIT_PARTITION: Struct = s(&[f(I32), f(I64), f(I32).since(6), f(Str)]);
+// v1 alone carries a commit timestamp after the offset.
+const OFFSET_COMMIT_PARTITION: Struct = s(&[f(I32), f(I64), f(I32).since(6), f(I64).since(1).until(1), f(Str)]);
 const OFFSET_COMMIT_TOPIC: Struct = s(&[f(Str), f(Array(&OFFSET_COMMIT_PARTITION))]);
+// v0 has neither generation nor member id; retention time exists in v2–4.
 const OFFSET_COMMIT: Struct = s(&[
     f(Str),
-    f(I32),
-    f(Str),
+    f(I32).since(1),
+    f(Str).since(1),
     f(Str).since(7),
-    f(I64).until(4),
+    f(I64).since(2).until(4),
     f(Array(&OFFSET_COMMIT_TOPIC)),
 ]);
 
@@ -263,6 +266,9 @@ const INCREMENTAL_ALTER_CONFIGS_CONFIG: Struct = s(&[f(Str), f(I8), f(Str)]);
 const INCREMENTAL_ALTER_CONFIGS_RESOURCE: Struct = s(&[f(I8), f(Str), f(Array(&INCREMENTAL_ALTER_CONFIGS_CONFIG))]);
 const INCREMENTAL_ALTER_CONFIGS: Struct = s(&[f(Array(&INCREMENTAL_ALTER_CONFIGS_RESOURCE)), f(Bool)]);
 
+const DESCRIBE_LOG_DIRS_TOPIC: Struct = s(&[f(Str), f(Values(&I32))]);
+const DESCRIBE_LOG_DIRS: Struct = s(&[f(Array(&DESCRIBE_LOG_DIRS_TOPIC))]);
+
 /// The schema of request `api_key`, if the broker serves it.
 pub fn request(api_key: i16) -> Option<&'static Struct> {
     Some(match api_key {
@@ -287,6 +293,7 @@ pub fn request(api_key: i16) -> Option<&'static Struct> {
         23 => &OFFSET_FOR_LEADER_EPOCH,
         32 => &DESCRIBE_CONFIGS,
         33 => &ALTER_CONFIGS,
+        35 => &DESCRIBE_LOG_DIRS,
         37 => &CREATE_PARTITIONS,
         42 => &DELETE_GROUPS,
         44 => &INCREMENTAL_ALTER_CONFIGS,

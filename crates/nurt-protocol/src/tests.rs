@@ -140,6 +140,14 @@ fn samples() -> Vec<(ApiKey, RequestKind)> {
                 ])),
         ),
         (
+            ApiKey::DescribeLogDirs,
+            RequestKind::DescribeLogDirs(DescribeLogDirsRequest::default().with_topics(Some(vec![
+                describe_log_dirs_request::DescribableLogDirTopic::default()
+                    .with_topic(TopicName(name("t")))
+                    .with_partitions(vec![0, 1]),
+            ]))),
+        ),
+        (
             ApiKey::DescribeCluster,
             RequestKind::DescribeCluster(DescribeClusterRequest::default()),
         ),
@@ -528,7 +536,11 @@ fn try_frame(key: ApiKey, version: i16, body: &RequestKind) -> Option<Bytes> {
 fn every_served_request_and_version_round_trips_through_the_guard() {
     let samples = samples();
     for &(key, min, max) in versions::SUPPORTED {
-        for version in min.max(if key == 0 { 3 } else { min })..=max {
+        // Legacy versions are hand-decoded: `legacy_versions_decode_and_answer` covers them.
+        let lowest = min
+            .max(if key == 0 { 3 } else { min })
+            .max(crate::legacy::lowest_known(key).unwrap_or(min));
+        for version in lowest..=max {
             let mut encoded = 0;
             for (api, body) in samples.iter().filter(|(k, _)| *k as i16 == key) {
                 let Some(bytes) = try_frame(*api, version, body) else {
@@ -709,4 +721,145 @@ proptest! {
         raw[at] = byte;
         let _ = decode_request(&raw.freeze());
     }
+}
+
+fn legacy_frame(key: i16, version: i16, body: &[u8]) -> Bytes {
+    let mut out = BytesMut::new();
+    out.put_i16(key);
+    out.put_i16(version);
+    out.put_i32(9);
+    out.put_i16(4);
+    out.put_slice(b"tool");
+    out.put_slice(body);
+    out.freeze()
+}
+
+fn put_str(out: &mut BytesMut, s: &str) {
+    out.put_i16(s.len() as i16);
+    out.put_slice(s.as_bytes());
+}
+
+/// The versions KIP-896 removed that Burrow and Sarama still send: decoded by hand into the
+/// lowest version `kafka-protocol` knows, every truncation refused, and answered in their own
+/// layouts.
+#[test]
+fn legacy_versions_decode_and_answer() {
+    // ListOffsets v0 (Burrow): replica, [topic, [partition, timestamp, max_num_offsets]].
+    let mut b = BytesMut::new();
+    b.put_i32(-1);
+    b.put_i32(1);
+    put_str(&mut b, "orders");
+    b.put_i32(1);
+    b.put_i32(3);
+    b.put_i64(-1);
+    b.put_i32(1);
+    let frame = legacy_frame(2, 0, &b);
+    let RequestKind::ListOffsets(r) = decode_request(&frame).unwrap().body else {
+        panic!()
+    };
+    assert_eq!(
+        (r.topics[0].name.0.as_str(), r.topics[0].partitions[0].partition_index),
+        ("orders", 3)
+    );
+    assert_eq!(r.topics[0].partitions[0].timestamp, -1);
+    for cut in 0..frame.len() {
+        assert!(decode_request(&frame.slice(..cut)).is_err(), "cut at {cut}");
+    }
+    let answer =
+        ListOffsetsResponse::default().with_topics(vec![list_offsets_response::ListOffsetsTopicResponse::default()
+            .with_name(TopicName(name("orders")))
+            .with_partitions(vec![list_offsets_response::ListOffsetsPartitionResponse::default()
+                .with_partition_index(3)
+                .with_offset(42)])]);
+    let mut out = BytesMut::new();
+    crate::encode_response(&mut out, ApiKey::ListOffsets, 0, 9, &ResponseKind::ListOffsets(answer)).unwrap();
+    let mut want = BytesMut::new();
+    want.put_i32(9);
+    want.put_i32(1);
+    put_str(&mut want, "orders");
+    want.put_i32(1);
+    want.put_i32(3);
+    want.put_i16(0);
+    want.put_i32(1);
+    want.put_i64(42);
+    assert_eq!(&out[4..], &want[..]);
+
+    // OffsetCommit v0 (no generation) and v1 (generation, member, per-partition timestamp).
+    for version in [0i16, 1] {
+        let mut b = BytesMut::new();
+        put_str(&mut b, "g");
+        if version == 1 {
+            b.put_i32(4);
+            put_str(&mut b, "m");
+        }
+        b.put_i32(1);
+        put_str(&mut b, "orders");
+        b.put_i32(1);
+        b.put_i32(0);
+        b.put_i64(17);
+        if version == 1 {
+            b.put_i64(1_000);
+        }
+        put_str(&mut b, "meta");
+        let frame = legacy_frame(8, version, &b);
+        let RequestKind::OffsetCommit(r) = decode_request(&frame).unwrap().body else {
+            panic!()
+        };
+        let expected = if version == 1 { (4, "m") } else { (-1, "") };
+        assert_eq!((r.generation_id_or_member_epoch, r.member_id.as_str()), expected);
+        let p = &r.topics[0].partitions[0];
+        assert_eq!(
+            (p.committed_offset, p.committed_metadata.as_deref()),
+            (17, Some("meta"))
+        );
+        for cut in 0..frame.len() {
+            assert!(decode_request(&frame.slice(..cut)).is_err(), "v{version} cut at {cut}");
+        }
+    }
+
+    // DescribeConfigs v0 (Sarama's ClusterAdmin): [type, name, [config names] or null].
+    let mut b = BytesMut::new();
+    b.put_i32(1);
+    b.put_i8(2);
+    put_str(&mut b, "orders");
+    b.put_i32(-1);
+    let frame = legacy_frame(32, 0, &b);
+    let RequestKind::DescribeConfigs(r) = decode_request(&frame).unwrap().body else {
+        panic!()
+    };
+    assert_eq!(r.resources[0].resource_name.as_str(), "orders");
+    assert_eq!(r.resources[0].configuration_keys, None);
+    let answer = DescribeConfigsResponse::default().with_results(vec![
+        describe_configs_response::DescribeConfigsResult::default()
+            .with_resource_type(2)
+            .with_resource_name(name("orders"))
+            .with_error_message(None)
+            .with_configs(vec![describe_configs_response::DescribeConfigsResourceResult::default(
+            )
+            .with_name(name("retention.ms"))
+            .with_value(Some(name("1000")))
+            .with_config_source(5)]),
+    ]);
+    let mut out = BytesMut::new();
+    crate::encode_response(
+        &mut out,
+        ApiKey::DescribeConfigs,
+        0,
+        9,
+        &ResponseKind::DescribeConfigs(answer),
+    )
+    .unwrap();
+    let mut want = BytesMut::new();
+    want.put_i32(9);
+    want.put_i32(0); // throttle
+    want.put_i32(1);
+    want.put_i16(0);
+    want.put_i16(-1);
+    want.put_i8(2);
+    put_str(&mut want, "orders");
+    want.put_i32(1);
+    put_str(&mut want, "retention.ms");
+    put_str(&mut want, "1000");
+    want.put_slice(&[0, 1, 0]); // read only, is default, sensitive
+    assert_eq!(&out[4..], &want[..]);
 }

@@ -1,20 +1,24 @@
 //! The ApiVersions table: what Nurt advertises.
 //!
-//! The maxima are Apache Kafka 4.0's for every API listed (clients such as kafka-python infer a
-//! broker release from them, so they must be coherent with one real release), and only APIs
-//! the broker fully serves are listed. Produce advertises minimum 0 like Kafka 4.0 does
-//! (KAFKA-18659: old librdkafka checks for it) although only v3+ (record batch v2) is accepted.
+//! The maxima are Apache Kafka 4.1's for every API listed (the newest release whose schemas
+//! `kafka-protocol` carries; clients such as kafka-python infer a broker release from them, so
+//! they must be coherent with one real release), and only APIs the broker fully serves are
+//! listed. Minima go lower than Kafka 4's where widely packaged tools still send versions
+//! KIP-896 removed (ListOffsets v0, OffsetCommit v0–1, DescribeConfigs v0: `legacy.rs`), and
+//! JoinGroup v0–1 are back as in Kafka 4.0.1/4.1 (KAFKA-19444). Produce advertises minimum 0
+//! like Kafka does (KAFKA-18659: old librdkafka checks for it) although only v3+ (record
+//! batch v2) is accepted.
 
 /// (api key, min version, max version).
 pub const SUPPORTED: &[(i16, i16, i16)] = &[
-    (0, 0, 12), // Produce
-    (1, 4, 17), // Fetch
-    (2, 1, 10), // ListOffsets
+    (0, 0, 13), // Produce
+    (1, 4, 18), // Fetch
+    (2, 0, 10), // ListOffsets
     (3, 0, 13), // Metadata
-    (8, 2, 9),  // OffsetCommit
+    (8, 0, 9),  // OffsetCommit
     (9, 1, 9),  // OffsetFetch
     (10, 0, 6), // FindCoordinator
-    (11, 2, 9), // JoinGroup
+    (11, 0, 9), // JoinGroup
     (12, 0, 4), // Heartbeat
     (13, 0, 5), // LeaveGroup
     (14, 0, 5), // SyncGroup
@@ -26,8 +30,9 @@ pub const SUPPORTED: &[(i16, i16, i16)] = &[
     (21, 0, 2), // DeleteRecords
     (22, 0, 5), // InitProducerId
     (23, 2, 4), // OffsetForLeaderEpoch
-    (32, 1, 4), // DescribeConfigs
+    (32, 0, 4), // DescribeConfigs
     (33, 0, 2), // AlterConfigs
+    (35, 1, 4), // DescribeLogDirs
     (37, 0, 3), // CreatePartitions
     (42, 0, 2), // DeleteGroups
     (44, 0, 1), // IncrementalAlterConfigs

@@ -3,6 +3,7 @@
 //! after printing each fetch. It leaves the group when done.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
@@ -119,7 +120,30 @@ impl Member {
     }
 }
 
-/// Runs the member until `max_messages` or `timeout` (no records for that long).
+/// Set once SIGTERM or Ctrl-C arrived: the member commits, leaves the group and exits.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+/// Watches for SIGTERM and SIGINT on a thread of its own (the CLI is otherwise blocking), so
+/// a stopped member leaves its group at once instead of lingering until its session times out.
+fn watch_signals() {
+    std::thread::spawn(|| {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            return;
+        };
+        rt.block_on(async {
+            let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+                return;
+            };
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            STOP.store(true, Ordering::SeqCst);
+        });
+    });
+}
+
+/// Runs the member until `max_messages`, `timeout` (no records for that long), or a signal.
 pub fn run(
     client: &mut Client,
     group: &str,
@@ -138,14 +162,21 @@ pub fn run(
         heartbeat_every: Duration::from_secs(1),
         positions: BTreeMap::new(),
     };
-    let mut last_heartbeat = Instant::now() - Duration::from_secs(3600);
+    watch_signals();
+    // None: heartbeat at once (an Instant cannot be put before the machine's boot).
+    let mut last_heartbeat: Option<Instant> = None;
     let mut last_data = Instant::now();
     loop {
-        if last_heartbeat.elapsed() >= m.heartbeat_every {
+        if STOP.load(Ordering::SeqCst) {
+            m.commit(client)?;
+            m.heartbeat(client, true)?;
+            return Ok(());
+        }
+        if last_heartbeat.is_none_or(|at| at.elapsed() >= m.heartbeat_every) {
             if let Some(assigned) = m.heartbeat(client, false)? {
                 m.reassign(client, assigned, from_beginning)?;
             }
-            last_heartbeat = Instant::now();
+            last_heartbeat = Some(Instant::now());
         }
         if m.positions.is_empty() {
             std::thread::sleep(Duration::from_millis(100));

@@ -10,6 +10,7 @@ use nurt_protocol::kafka_protocol::messages::consumer_group_describe_response::{
 use nurt_protocol::kafka_protocol::messages::consumer_group_heartbeat_response::{Assignment, TopicPartitions};
 use nurt_protocol::kafka_protocol::messages::*;
 
+use super::acl::{authorized_operations, Resource};
 use super::groups::code;
 use super::{sb, Context};
 use crate::{now_ms, Broker};
@@ -103,6 +104,7 @@ pub fn consumer_group_describe(broker: &Broker, r: ConsumerGroupDescribeRequest)
                 .collect(),
         )
     };
+    let operations = authorized_operations(Resource::Group, r.include_authorized_operations);
     let coordinator = broker.groups.coordinator();
     let groups = r
         .group_ids
@@ -110,7 +112,7 @@ pub fn consumer_group_describe(broker: &Broker, r: ConsumerGroupDescribeRequest)
         .map(|id| {
             let base = DescribedGroup::default()
                 .with_group_id(id.clone())
-                .with_authorized_operations(i32::MIN);
+                .with_authorized_operations(operations);
             match coordinator.group(id) {
                 Some(Group::Consumer(g)) => {
                     let members = g

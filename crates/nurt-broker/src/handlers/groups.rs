@@ -12,6 +12,7 @@ use nurt_protocol::kafka_protocol::messages::*;
 
 use nurt_protocol::kafka_protocol::protocol::StrBytes;
 
+use super::acl::{authorized_operations, Resource};
 use super::{sb, Context};
 use crate::{codes, now_ms, Broker};
 
@@ -209,6 +210,7 @@ pub fn list_groups(broker: &Broker, r: ListGroupsRequest, version: i16) -> ListG
 }
 
 pub fn describe_groups(broker: &Broker, r: DescribeGroupsRequest, version: i16) -> DescribeGroupsResponse {
+    let operations = authorized_operations(Resource::Group, r.include_authorized_operations);
     let coordinator = broker.groups.coordinator();
     let groups = r
         .groups
@@ -216,7 +218,7 @@ pub fn describe_groups(broker: &Broker, r: DescribeGroupsRequest, version: i16) 
         .map(|id| {
             let base = DescribedGroup::default()
                 .with_group_id(id.clone())
-                .with_authorized_operations(i32::MIN);
+                .with_authorized_operations(operations);
             match coordinator.group(id) {
                 Some(Group::Classic(g)) => {
                     let stable = g.state() == nurt_group::classic::ClassicState::Stable;

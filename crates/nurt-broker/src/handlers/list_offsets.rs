@@ -29,29 +29,35 @@ fn lookup(partition: &Partition, timestamp: i64) -> Result<(i64, i64), i16> {
         tracing::error!("list offsets on {}-{}: {e}", partition.topic, partition.index);
         codes::KAFKA_STORAGE_ERROR
     };
-    Ok(match timestamp {
-        LATEST => (-1, offsets.high_watermark),
-        EARLIEST | EARLIEST_LOCAL => (-1, offsets.log_start_offset),
-        LATEST_TIERED => (-1, -1),
-        MAX_TIMESTAMP => partition.max_timestamp().map_err(storage)?.unwrap_or((-1, -1)),
-        ts if ts < 0 => return Err(codes::INVALID_REQUEST),
-        ts => {
-            let Some(slice) = partition.find_by_timestamp(ts).map_err(storage)? else {
-                return Ok((-1, -1));
-            };
-            let bytes = slice.read_to_vec().map_err(|e| {
-                storage(nurt_log::LogError::Io {
-                    path: Default::default(),
-                    source: e,
-                })
-            })?;
-            let (_, records) = decode_batch(&bytes, DECOMPRESSED_BYTES_MAX).map_err(|_| codes::CORRUPT_MESSAGE)?;
-            records
-                .iter()
-                .find(|r| r.timestamp_ms >= ts && r.offset >= offsets.log_start_offset)
-                .map_or((-1, -1), |r| (r.timestamp_ms, r.offset))
-        }
-    })
+    // The first record of `slice`'s batch, at or after the log start, that `wanted` accepts.
+    let first_record = |slice: nurt_log::ReadSlice, wanted: &dyn Fn(i64) -> bool| {
+        let bytes = slice.read_to_vec().map_err(|e| {
+            storage(nurt_log::LogError::Io {
+                path: Default::default(),
+                source: e,
+            })
+        })?;
+        let (_, records) = decode_batch(&bytes, DECOMPRESSED_BYTES_MAX).map_err(|_| codes::CORRUPT_MESSAGE)?;
+        Ok(records
+            .iter()
+            .find(|r| wanted(r.timestamp_ms) && r.offset >= offsets.log_start_offset)
+            .map_or((-1, -1), |r| (r.timestamp_ms, r.offset)))
+    };
+    match timestamp {
+        LATEST => Ok((-1, offsets.high_watermark)),
+        EARLIEST | EARLIEST_LOCAL => Ok((-1, offsets.log_start_offset)),
+        LATEST_TIERED => Ok((-1, -1)),
+        // The first record carrying the largest timestamp, wherever it is (KAFKA-16310).
+        MAX_TIMESTAMP => match partition.max_timestamp_batch().map_err(storage)? {
+            Some((max, slice)) => first_record(slice, &|ts| ts == max),
+            None => Ok((-1, -1)),
+        },
+        ts if ts < 0 => Err(codes::INVALID_REQUEST),
+        ts => match partition.find_by_timestamp(ts).map_err(storage)? {
+            Some(slice) => first_record(slice, &|t| t >= ts),
+            None => Ok((-1, -1)),
+        },
+    }
 }
 
 pub fn handle(broker: &Broker, request: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {

@@ -9,11 +9,12 @@ use nurt_protocol::kafka_protocol::messages::metadata_response::{
 };
 use nurt_protocol::kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 
+use super::acl::{authorized_operations, Resource};
 use super::sb;
 use crate::{codes, now_ms, Broker};
 
 /// Builds the topic entry of an existing topic.
-pub(crate) fn topic_entry(info: &TopicInfo, version: i16) -> MetadataResponseTopic {
+pub(crate) fn topic_entry(info: &TopicInfo, version: i16, operations: i32) -> MetadataResponseTopic {
     let partitions = info
         .partitions
         .iter()
@@ -36,7 +37,7 @@ pub(crate) fn topic_entry(info: &TopicInfo, version: i16) -> MetadataResponseTop
         entry
     };
     if version >= 8 {
-        entry.with_topic_authorized_operations(i32::MIN)
+        entry.with_topic_authorized_operations(operations)
     } else {
         entry
     }
@@ -124,10 +125,11 @@ pub fn handle(broker: &Broker, request: MetadataRequest, version: i16) -> Metada
         Some(t) => t.is_empty() && version == 0,
     };
     let auto_create_allowed = broker.config.auto_create_topics() && (version < 4 || request.allow_auto_topic_creation);
+    let topic_operations = authorized_operations(Resource::Topic, request.include_topic_authorized_operations);
     let mut topics = Vec::new();
     if all {
         let image = broker.metadata.image();
-        topics.extend(image.topics().map(|t| topic_entry(t, version)));
+        topics.extend(image.topics().map(|t| topic_entry(t, version, topic_operations)));
     } else {
         let wanted = request.topics.unwrap_or_default();
         let failed = if auto_create_allowed {
@@ -153,7 +155,7 @@ pub fn handle(broker: &Broker, request: MetadataRequest, version: i16) -> Metada
                 (None, false) => None,
             };
             let entry = match (found, name) {
-                (Some(info), _) => topic_entry(info, version),
+                (Some(info), _) => topic_entry(info, version, topic_operations),
                 (None, None) => error_entry(None, wanted.topic_id, codes::UNKNOWN_TOPIC_ID),
                 (None, Some(n)) if auto_create_allowed => {
                     let code = failed.get(&n).copied().unwrap_or(codes::UNKNOWN_TOPIC_OR_PARTITION);
@@ -180,7 +182,10 @@ pub fn handle(broker: &Broker, request: MetadataRequest, version: i16) -> Metada
         .with_controller_id(BrokerId(broker.node_id))
         .with_topics(topics);
     if (8..=10).contains(&version) {
-        response.with_cluster_authorized_operations(i32::MIN)
+        response.with_cluster_authorized_operations(authorized_operations(
+            Resource::Cluster,
+            request.include_cluster_authorized_operations,
+        ))
     } else {
         response
     }

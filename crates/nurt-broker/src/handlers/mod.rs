@@ -1,6 +1,7 @@
 //! Request handlers, one module per API family. Each takes the decoded request and returns
 //! the response body; Kafka error codes are chosen here and nowhere deeper.
 
+mod acl;
 mod api_versions;
 mod cluster;
 mod configs;
@@ -10,6 +11,7 @@ mod delete_records;
 mod fetch;
 mod groups;
 mod list_offsets;
+mod log_dirs;
 mod metadata;
 mod offsets;
 mod produce;
@@ -83,6 +85,7 @@ pub async fn handle(broker: &Arc<Broker>, peer: std::net::SocketAddr, request: D
             ResponseKind::IncrementalAlterConfigs(configs::incremental_alter_configs(broker, r))
         }
         RequestKind::DeleteRecords(r) => ResponseKind::DeleteRecords(delete_records::delete_records(broker, r)),
+        RequestKind::DescribeLogDirs(r) => ResponseKind::DescribeLogDirs(log_dirs::describe_log_dirs(broker, r)),
         RequestKind::DescribeConfigs(r) => ResponseKind::DescribeConfigs(configs::describe_configs(broker, r, v)),
         RequestKind::DescribeCluster(r) => ResponseKind::DescribeCluster(cluster::describe_cluster(broker, r)),
         RequestKind::FindCoordinator(r) => ResponseKind::FindCoordinator(coordinator::find_coordinator(broker, r, v)),

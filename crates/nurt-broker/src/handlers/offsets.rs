@@ -18,17 +18,37 @@ use super::sb;
 use crate::{codes, now_ms, Broker};
 
 pub fn offset_commit(broker: &Broker, r: OffsetCommitRequest) -> OffsetCommitResponse {
+    // Kafka answers UNKNOWN_TOPIC_OR_PARTITION for partitions that do not exist, and stores
+    // nothing for them.
+    let known: Vec<Vec<bool>> = {
+        let image = broker.metadata.image();
+        r.topics
+            .iter()
+            .map(|t| {
+                let topic = image.topic(&t.name.0);
+                t.partitions
+                    .iter()
+                    .map(|p| topic.is_some_and(|info| info.partitions.contains_key(&p.partition_index)))
+                    .collect()
+            })
+            .collect()
+    };
     let commits: Vec<OffsetCommit> = r
         .topics
         .iter()
-        .flat_map(|t| {
-            t.partitions.iter().map(|p| OffsetCommit {
-                topic: t.name.0.to_string(),
-                partition: p.partition_index,
-                offset: p.committed_offset,
-                leader_epoch: p.committed_leader_epoch,
-                metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
-            })
+        .zip(&known)
+        .flat_map(|(t, known)| {
+            t.partitions
+                .iter()
+                .zip(known)
+                .filter(|(_, k)| **k)
+                .map(|(p, _)| OffsetCommit {
+                    topic: t.name.0.to_string(),
+                    partition: p.partition_index,
+                    offset: p.committed_offset,
+                    leader_epoch: p.committed_leader_epoch,
+                    metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+                })
         })
         .collect();
     let now = now_ms();
@@ -42,7 +62,7 @@ pub fn offset_commit(broker: &Broker, r: OffsetCommitRequest) -> OffsetCommitRes
             now,
         )
     });
-    // One code for every partition, or per-partition codes from the coordinator.
+    // One code for every known partition, or per-partition codes from the coordinator.
     let mut per_partition: Box<dyn Iterator<Item = i16>> = match outcome {
         Ok(Ok(errors)) => Box::new(
             errors
@@ -60,14 +80,21 @@ pub fn offset_commit(broker: &Broker, r: OffsetCommitRequest) -> OffsetCommitRes
     let topics = r
         .topics
         .into_iter()
-        .map(|t| {
+        .zip(known)
+        .map(|(t, known)| {
             let partitions = t
                 .partitions
                 .iter()
-                .map(|p| {
+                .zip(known)
+                .map(|(p, known)| {
+                    let code = if known {
+                        per_partition.next().unwrap_or(codes::NONE)
+                    } else {
+                        codes::UNKNOWN_TOPIC_OR_PARTITION
+                    };
                     OffsetCommitResponsePartition::default()
                         .with_partition_index(p.partition_index)
-                        .with_error_code(per_partition.next().unwrap_or(codes::NONE))
+                        .with_error_code(code)
                 })
                 .collect();
             OffsetCommitResponseTopic::default()
@@ -186,8 +213,10 @@ pub fn offset_delete(broker: &Broker, r: OffsetDeleteRequest) -> OffsetDeleteRes
         .topics
         .iter()
         .map(|t| {
+            let partitions: Vec<i32> = t.partitions.iter().map(|p| p.partition_index).collect();
             let outcome = broker.groups.write(&r.group_id.0, |c| {
-                c.delete_offsets(&r.group_id.0, &t.name.0).map(|records| (records, ()))
+                c.delete_offsets(&r.group_id.0, &t.name.0, &partitions)
+                    .map(|records| (records, ()))
             });
             let error = match outcome {
                 Ok(Ok(())) => codes::NONE,

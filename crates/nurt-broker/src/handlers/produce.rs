@@ -3,7 +3,9 @@
 //! Acknowledgement: with one replica, acks=1 and acks=all both answer once the batch is in
 //! the page cache (and fsynced first when `flush.messages` says so). acks=0 gets no response.
 
-use nurt_protocol::kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use nurt_protocol::kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use nurt_protocol::kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 
 use super::sb;
@@ -14,7 +16,7 @@ fn error_for(e: &AppendError) -> i16 {
     match e {
         AppendError::TooLarge { .. } => codes::MESSAGE_TOO_LARGE,
         AppendError::Corrupt(_) => codes::CORRUPT_MESSAGE,
-        AppendError::InvalidRecord(_) => codes::INVALID_RECORD,
+        AppendError::InvalidRecord(_) | AppendError::InvalidRecords(_) => codes::INVALID_RECORD,
         AppendError::InvalidTimestamp(_) => codes::INVALID_TIMESTAMP,
         AppendError::OutOfOrderSequence => codes::OUT_OF_ORDER_SEQUENCE_NUMBER,
         AppendError::ProducerFenced => codes::PRODUCER_FENCED,
@@ -73,7 +75,20 @@ pub fn handle(broker: &Broker, request: ProduceRequest, version: i16) -> Option<
                         if matches!(e, AppendError::Storage(_)) {
                             tracing::error!("append to {}-{} failed: {e}", partition.topic, partition.index);
                         }
-                        failed(p.index, error_for(&e), Some(e.to_string()))
+                        let response = failed(p.index, error_for(&e), Some(e.to_string()));
+                        match e {
+                            AppendError::InvalidRecords(records) if version >= 8 => response.with_record_errors(
+                                records
+                                    .into_iter()
+                                    .map(|(i, m)| {
+                                        BatchIndexAndErrorMessage::default()
+                                            .with_batch_index(i)
+                                            .with_batch_index_error_message(Some(sb(m)))
+                                    })
+                                    .collect(),
+                            ),
+                            _ => response,
+                        }
                     }
                 },
             };

@@ -156,6 +156,12 @@ pub fn delete_topics(broker: &Broker, request: DeleteTopicsRequest, version: i16
         results.push(match outcome {
             Ok(()) => {
                 tracing::info!("deleted topic {name}");
+                match broker.groups.forget_deleted_topics(|t| t == name) {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!("deleted {n} committed offset(s) of topic {name}"),
+                    // Retried at the next start, before any group is served.
+                    Err(e) => tracing::error!("deleting the committed offsets of topic {name}: {e}"),
+                }
                 result
             }
             Err((code, message)) => {
