@@ -129,14 +129,17 @@ def test_kill_9_loses_no_acknowledged_record(broker):
 
     t = threading.Thread(target=stream)
     t.start()
-    deadline = time.monotonic() + 120
-    while len(acked) < 30_000:
-        assert time.monotonic() < deadline and t.is_alive(), f"only {len(acked)} records acknowledged in 120 s"
-        time.sleep(0.01)
-    broker.kill()
-    time.sleep(0.5)
-    stop.set()
-    t.join()
+    try:
+        deadline = time.monotonic() + 120
+        while len(acked) < 30_000:
+            assert time.monotonic() < deadline and t.is_alive(), f"only {len(acked)} records acknowledged in 120 s"
+            time.sleep(0.01)
+        broker.kill()
+        time.sleep(0.5)
+    finally:
+        # Also on failure: a producer thread left running would keep pytest from exiting.
+        stop.set()
+        t.join()
     producer.flush(10)
     snapshot = dict(acked)
     broker.start()
@@ -150,17 +153,18 @@ def test_kill_9_loses_no_acknowledged_record(broker):
 def test_waiting_fetch_is_woken_by_produce(broker):
     create_topic(broker.bootstrap, "longpoll", 1)
     conn = kwire.Conn(broker.bootstrap, timeout_s=60)
-    # Asks to wait up to 10 minutes for one byte at offset 0 of an empty partition.
+    # Asks to wait up to 25 s (the broker caps waits at 30 s) for one byte at offset 0 of an
+    # empty partition.
     conn.correlation_id += 1
-    conn.send_raw(kwire.request(1, 4, conn.correlation_id, kwire.fetch_v4_body("longpoll", 0, 0, max_wait_ms=600_000)))
+    conn.send_raw(kwire.request(1, 4, conn.correlation_id, kwire.fetch_v4_body("longpoll", 0, 0, max_wait_ms=25_000)))
     # The fetch is in the broker's hands and parked: nothing comes back while there is no data.
     readable, _, _ = select.select([conn.sock], [], [], 2.0)
     assert not readable, "the fetch was answered before any record existed"
     p = Producer({"bootstrap.servers": broker.bootstrap})
     p.produce("longpoll", value=b"wake up")
     assert p.flush(30) == 0
-    # Only the wake-up can answer now: the fetch's own deadline is 10 minutes away.
-    readable, _, _ = select.select([conn.sock], [], [], 30.0)
+    # Only the wake-up can answer within 10 s: the fetch's own deadline is over 20 s away.
+    readable, _, _ = select.select([conn.sock], [], [], 10.0)
     assert readable, "the produce did not wake the waiting fetch"
     frame = conn.recv_frame()
     assert struct.unpack(">i", frame[:4])[0] == conn.correlation_id

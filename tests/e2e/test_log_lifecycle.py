@@ -213,7 +213,9 @@ def test_full_disk_gives_storage_error_and_keeps_serving(make_broker, tmp_path):
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)], capture_output=True).returncode != 0:
         pytest.skip("cannot mount a small tmpfs here (needs root)")
     try:
-        broker = conftest.Broker(mount / "data", ["log.flush.scheduler.interval.ms=100000"]).start()
+        broker = conftest.Broker(mount / "data", ["log.flush.scheduler.interval.ms=100000"])
+        broker.log_path = tmp_path / "broker.log"  # not on the full disk
+        broker.start()
         try:
             create_topic(broker.bootstrap, "filler", 1)
             create_topic(broker.bootstrap, "other", 1)
@@ -244,6 +246,9 @@ def test_full_disk_gives_storage_error_and_keeps_serving(make_broker, tmp_path):
             admin = AdminClient({"bootstrap.servers": broker.bootstrap})
             admin.delete_topics(["filler"])["filler"].result(10)
             wait_until(lambda: len(produce_all(broker.bootstrap, "other", [(None, b"after")])) == 1, 30, "writes after space is freed")
+        except BaseException:
+            print(broker.logs())
+            raise
         finally:
             broker.kill()
     finally:

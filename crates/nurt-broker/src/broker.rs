@@ -1,9 +1,14 @@
-//! The broker's shared state: identity, metadata, the partitions it hosts, and the data
-//! version that wakes long-polling fetches.
+//! The node: identity, the metadata quorum and controller, group coordination, and the
+//! partition replicas this node hosts, kept in line with the metadata image.
+//!
+//! Every node hosts exactly the partitions the image places on it (`reconcile`), in the role
+//! the image gives it (leader or follower, with its epochs). A change reaches every node the
+//! same way, through the image, whether this node made it, received it, or replays it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
 
 use nurt_log::data_dir::PARTITION_METADATA;
 use nurt_log::{DataDir, OsStorage, Storage};
@@ -11,21 +16,34 @@ use nurt_metadata::{MetadataImage, TopicConfigs, TopicId, TopicInfo};
 use tokio::sync::watch;
 
 use crate::budget::RequestBudget;
+use crate::config::{CLIENT_LISTENER, INTERNAL_LISTENER};
+use crate::controller::{Controller, ControllerOp, ControllerSettings, OpAnswer, OpFailure};
 use crate::group_service::{group_config, GroupService};
-use crate::metadata_store::MetadataStore;
-use crate::partition::{Partition, PartitionId, TopicSettings};
-use crate::{now_ms, BrokerConfig, BrokerError};
+use crate::partition::{Partition, PartitionId, ReplicaRole, TopicSettings};
+use crate::quorum::{Quorum, QuorumTiming};
+use crate::{codes, migrate, now_ms, BrokerConfig, BrokerError};
 
 const METADATA_DIR: &str = "__cluster_metadata-0";
 const OFFSETS_DIR: &str = "__consumer_offsets-0";
 /// Producer ids reserved per metadata write.
 const PRODUCER_ID_BLOCK: i64 = 1000;
+/// The embedded single node's quorum: itself, never reached over a network.
+const EMBEDDED_ADDR: &str = "embedded";
 
-/// A topic as hosted here: its id and its partitions, by index.
+/// A topic as hosted here: its id and the partitions this node is a replica of.
 #[derive(Debug)]
 pub struct HostedTopic {
     pub topic_id: TopicId,
-    pub partitions: Vec<Arc<Partition>>,
+    pub partitions: BTreeMap<i32, Arc<Partition>>,
+}
+
+/// Why a request for a partition cannot be served here (the Kafka code, and the leader to
+/// name in KIP-951's hints when there is one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotServed {
+    pub code: i16,
+    pub leader: i32,
+    pub leader_epoch: i32,
 }
 
 /// The node.
@@ -38,11 +56,18 @@ pub struct Broker {
     pub request_budget: RequestBudget,
     storage: Arc<dyn Storage>,
     data_dir: DataDir,
-    pub metadata: MetadataStore,
+    pub quorum: Quorum,
+    pub controller: Controller,
     pub groups: GroupService,
     topics: RwLock<HashMap<Arc<str>, Arc<HostedTopic>>>,
     data_version: watch::Sender<u64>,
-    producer_ids: Mutex<(i64, i64)>,
+    producer_ids: tokio::sync::Mutex<(i64, i64)>,
+    /// This process's registration: a restart registers anew.
+    incarnation_id: [u8; 16],
+    broker_epoch: AtomicI64,
+    fenced: AtomicBool,
+    /// Metadata records of the single-node format still to be written into the quorum.
+    legacy_metadata: std::sync::Mutex<Option<Vec<nurt_metadata::MetadataRecord>>>,
 }
 
 /// Kafka-style cluster id: a random UUID in unpadded URL-safe base64 (22 chars).
@@ -73,28 +98,52 @@ const OFFSETS_SEGMENT_BYTES: u32 = 100 << 20;
 /// `log.flush.interval.messages` / `log.flush.interval.ms`, as for Kafka's internal topics),
 /// with `offsets.topic.segment.bytes`.
 fn offsets_log_config(config: &BrokerConfig) -> nurt_log::LogConfig {
-    let no_overrides = std::collections::BTreeMap::new();
-    let settings = TopicSettings::from_configs(&TopicConfigs {
-        overrides: &no_overrides,
-        broker: &config.values,
-    });
+    let no_overrides = BTreeMap::new();
+    let settings = TopicSettings::from_configs(&TopicConfigs::new(&no_overrides, &config.values));
     nurt_log::LogConfig {
         segment_bytes: OFFSETS_SEGMENT_BYTES,
         ..settings.log
     }
 }
 
+/// `HOST:PORT` split for an endpoint record.
+fn endpoint(name: &str, addr: &str) -> (String, String, i32) {
+    let (host, port) = crate::config::split_host_port(addr).unwrap_or_else(|| ("localhost".into(), 9092));
+    (name.to_string(), host, port)
+}
+
 impl Broker {
-    /// Opens the data dir: identity, metadata replay, then every hosted partition (recovering
-    /// logs when the previous run did not shut down cleanly).
-    pub fn open(config: BrokerConfig) -> Result<Arc<Self>, BrokerError> {
+    /// Opens the data dir and starts this node's member of the metadata quorum. Partitions
+    /// are opened once the node has registered ([`Broker::join`]).
+    pub async fn open(config: BrokerConfig) -> Result<Arc<Self>, BrokerError> {
+        config.check_cluster()?;
         let storage = OsStorage::shared();
         let node_id = config.node_id();
         let data_dir = DataDir::open(Arc::clone(&storage), &config.data_dir, node_id, new_cluster_id)?;
         let clean = data_dir.was_clean();
-        let now = now_ms();
         let path = data_dir.path().to_path_buf();
-        let metadata = MetadataStore::open(&storage, &path.join(METADATA_DIR), clean, now)?;
+        let metadata_dir = path.join(METADATA_DIR);
+        let legacy_metadata = migrate::take_legacy(&storage, &metadata_dir)?;
+        let voters: BTreeMap<u64, String> = if config.is_cluster() {
+            config.voters.clone()
+        } else {
+            BTreeMap::from([(node_id as u64, EMBEDDED_ADDR.to_string())])
+        };
+        let election = config.election_timeout_ms().max(50);
+        let timing = QuorumTiming {
+            heartbeat_interval_ms: (election / 10).max(10),
+            election_timeout_min_ms: election,
+            election_timeout_max_ms: election * 2,
+        };
+        let quorum = Quorum::start(&storage, &metadata_dir, node_id as u64, &voters, clean, timing).await?;
+        let controller = Controller::new(
+            quorum.clone(),
+            ControllerSettings {
+                session_timeout_ms: config.broker_session_timeout_ms(),
+                unclean_leader_election: config.unclean_leader_election(),
+            },
+            if config.is_cluster() { voters } else { BTreeMap::new() },
+        );
         let groups = GroupService::open(
             &storage,
             &path.join(OFFSETS_DIR),
@@ -102,29 +151,129 @@ impl Broker {
             group_config(&config),
             clean,
         )?;
-        let broker = Arc::new(Self {
+        Ok(Arc::new(Self {
             request_budget: RequestBudget::new(config.queued_max_request_bytes()),
             config,
             node_id,
             cluster_id: data_dir.cluster_id().to_string(),
             storage,
             data_dir,
-            metadata,
+            quorum,
+            controller,
             groups,
             topics: RwLock::new(HashMap::new()),
             data_version: watch::channel(0).0,
-            producer_ids: Mutex::new((0, 0)),
-        });
-        broker.reconcile(clean)?;
-        broker.remove_orphan_dirs();
+            producer_ids: tokio::sync::Mutex::new((0, 0)),
+            incarnation_id: *uuid::Uuid::new_v4().as_bytes(),
+            broker_epoch: AtomicI64::new(-1),
+            fenced: AtomicBool::new(true),
+            legacy_metadata: std::sync::Mutex::new(legacy_metadata),
+        }))
+    }
+
+    /// Registers this node as a broker and waits until the controller unfences it (it has
+    /// caught up with the metadata log), then opens the partitions the image gives it.
+    pub async fn join(self: &Arc<Self>) -> Result<(), BrokerError> {
+        self.register().await?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while self.fenced.load(Ordering::SeqCst) {
+            self.heartbeat(false).await?;
+            if !self.fenced.load(Ordering::SeqCst) {
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(BrokerError::Quorum(
+                    "not unfenced by the controller within 60 s (is the metadata quorum reachable?)".into(),
+                ));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        self.migrate_legacy_metadata().await?;
+        let clean = self.data_dir.was_clean();
+        self.reconcile(clean)?;
+        self.remove_orphan_dirs();
         let forgotten = {
-            let image = broker.metadata.image();
-            broker.groups.forget_deleted_topics(|t| image.topic(t).is_none())?
+            let image = self.image();
+            self.groups.forget_deleted_topics(|t| image.topic(t).is_none())?
         };
         if forgotten > 0 {
             tracing::info!("deleted {forgotten} committed offset(s) of topics deleted before the last stop");
         }
-        Ok(broker)
+        Ok(())
+    }
+
+    async fn register(&self) -> Result<(), BrokerError> {
+        let mut endpoints = vec![endpoint(CLIENT_LISTENER, &self.config.advertise)];
+        if let Some(internal) = &self.config.controller_listen {
+            endpoints.push(endpoint(INTERNAL_LISTENER, internal));
+        }
+        let op = ControllerOp::RegisterBroker {
+            broker_id: self.node_id,
+            incarnation_id: self.incarnation_id,
+            endpoints,
+            rack: self.config.rack(),
+        };
+        match self.controller.submit(op).await {
+            Ok(OpAnswer::Registered(epoch)) => {
+                self.broker_epoch.store(epoch, Ordering::SeqCst);
+                tracing::info!("registered as broker {} (broker epoch {epoch})", self.node_id);
+                Ok(())
+            }
+            Ok(other) => Err(BrokerError::Quorum(format!("unexpected registration answer {other:?}"))),
+            Err(e) => Err(BrokerError::Quorum(format!("registering with the controller: {e}"))),
+        }
+    }
+
+    /// Sends one heartbeat (`want_shutdown`: controlled shutdown). Returns whether the
+    /// controller lets this node shut down. A stale epoch registers again.
+    pub async fn heartbeat(&self, want_shutdown: bool) -> Result<bool, BrokerError> {
+        let op = ControllerOp::BrokerHeartbeat {
+            broker_id: self.node_id,
+            broker_epoch: self.broker_epoch.load(Ordering::SeqCst),
+            metadata_offset: self.quorum.shared().applied_offset() as i64,
+            want_shutdown,
+        };
+        match self.controller.submit(op).await {
+            Ok(OpAnswer::Heartbeat(stale, fenced, shut_down)) => {
+                if stale && !want_shutdown {
+                    tracing::warn!("the controller does not know this broker's registration: registering again");
+                    self.register().await?;
+                    return Ok(false);
+                }
+                let was = self.fenced.swap(fenced, Ordering::SeqCst);
+                if was != fenced {
+                    tracing::info!(
+                        "broker {} is {}",
+                        self.node_id,
+                        if fenced { "fenced" } else { "unfenced" }
+                    );
+                }
+                Ok(shut_down)
+            }
+            Ok(other) => Err(BrokerError::Quorum(format!("unexpected heartbeat answer {other:?}"))),
+            Err(OpFailure::NoController) => Ok(false),
+            Err(e) => Err(BrokerError::Quorum(e.to_string())),
+        }
+    }
+
+    /// Writes the metadata of the single-node format into the quorum, once.
+    async fn migrate_legacy_metadata(&self) -> Result<(), BrokerError> {
+        let records = self.legacy_metadata.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let Some(records) = records else { return Ok(()) };
+        // Already written before a crash: the topics are there.
+        let already = self.image().topics().next().is_some();
+        if !already && !records.is_empty() {
+            self.quorum
+                .write(&records)
+                .await
+                .map_err(|e| BrokerError::Quorum(format!("migrating the old metadata log: {e}")))?;
+        }
+        migrate::finish(&self.storage, &self.data_dir.path().join(METADATA_DIR), records.len())
+    }
+
+    /// The metadata image as this node has applied it.
+    pub fn image(&self) -> std::sync::RwLockReadGuard<'_, MetadataImage> {
+        self.quorum.image()
     }
 
     /// The data directory.
@@ -136,24 +285,23 @@ impl Broker {
         self.data_dir().join(format!("{topic}-{index}"))
     }
 
-    /// The broker node ids of the cluster (one, for now).
-    pub fn broker_ids(&self) -> Vec<i32> {
-        vec![self.node_id]
+    /// The active controller's node id (-1 while there is none).
+    pub fn controller_id(&self) -> i32 {
+        self.quorum.leader().map_or(-1, |l| l as i32)
     }
 
     /// Settings of `topic` resolved against the broker's static configs.
-    pub fn settings_for(&self, topic: &TopicInfo) -> TopicSettings {
-        TopicSettings::from_configs(&TopicConfigs {
-            overrides: &topic.configs,
-            broker: &self.config.values,
-        })
+    pub fn settings_for(&self, image: &MetadataImage, topic: &TopicInfo) -> TopicSettings {
+        TopicSettings::from_configs(&crate::handlers::topic_configs(self, image, &topic.configs))
     }
 
-    /// Brings hosted partitions in line with the metadata image: opens new partitions, applies
-    /// config changes, and removes deleted topics (renaming their dirs, deleting in background).
+    /// Brings hosted partitions in line with the metadata image: opens the partitions placed
+    /// on this node, gives each its role, applies config changes, and removes partitions that
+    /// are gone (renaming their dirs, deleting in the background).
     pub fn reconcile(&self, clean: bool) -> Result<(), BrokerError> {
-        let image = self.metadata.image();
+        let image = self.image();
         let mut topics = self.topics.write().unwrap_or_else(|p| p.into_inner());
+        let me = self.node_id;
         let removed: Vec<Arc<str>> = topics
             .iter()
             .filter(|(name, hosted)| image.topic(name).is_none_or(|t| t.topic_id != hosted.topic_id))
@@ -161,48 +309,92 @@ impl Broker {
             .collect();
         for name in removed {
             if let Some(hosted) = topics.remove(&name) {
-                self.retire_topic(&name, &hosted);
+                self.retire(&name, &hosted.topic_id, hosted.partitions.values());
             }
         }
         for info in image.topics() {
-            let settings = self.settings_for(info);
+            let mine: Vec<(i32, &nurt_metadata::PartitionInfo)> = info
+                .partitions
+                .iter()
+                .filter(|(_, p)| p.replicas.contains(&me))
+                .map(|(&i, p)| (i, p))
+                .collect();
             let existing = topics.get(info.name.as_str()).cloned();
-            let mut partitions = existing.as_ref().map(|h| h.partitions.clone()).unwrap_or_default();
-            for p in &partitions {
-                p.update_settings(settings.clone());
-            }
-            if partitions.len() == info.partitions.len() && existing.is_some() {
+            if mine.is_empty() && existing.is_none() {
                 continue;
             }
+            let settings = self.settings_for(&image, info);
             let name: Arc<str> = Arc::from(info.name.as_str());
-            for (&index, placement) in info.partitions.range(partitions.len() as i32..) {
-                let dir = self.partition_dir(&info.name, index);
-                self.data_dir.claim_partition_dir(&dir, &hex(&info.topic_id))?;
-                let id = PartitionId {
-                    topic: Arc::clone(&name),
-                    topic_id: info.topic_id,
-                    index,
-                    leader_epoch: placement.leader_epoch,
-                };
-                let p = Partition::open(&self.storage, &dir, id, settings.clone(), clean, now_ms())?;
-                partitions.push(Arc::new(p));
+            let mut partitions = existing.as_ref().map(|h| h.partitions.clone()).unwrap_or_default();
+            // Replicas moved away by a reassignment.
+            let gone: Vec<i32> = partitions
+                .keys()
+                .copied()
+                .filter(|i| !mine.iter().any(|(m, _)| m == i))
+                .collect();
+            for i in gone {
+                if let Some(p) = partitions.remove(&i) {
+                    self.retire(&info.name, &info.topic_id, std::iter::once(&p));
+                }
             }
-            topics.insert(
-                name,
-                Arc::new(HostedTopic {
-                    topic_id: info.topic_id,
-                    partitions,
-                }),
-            );
+            for (index, placement) in mine {
+                let partition = match partitions.get(&index) {
+                    Some(p) => {
+                        p.update_settings(settings.clone());
+                        Arc::clone(p)
+                    }
+                    None => {
+                        let dir = self.partition_dir(&info.name, index);
+                        self.data_dir.claim_partition_dir(&dir, &hex(&info.topic_id))?;
+                        let id = PartitionId {
+                            topic: Arc::clone(&name),
+                            topic_id: info.topic_id,
+                            index,
+                            node_id: me,
+                        };
+                        let p = Arc::new(Partition::open(
+                            &self.storage,
+                            &dir,
+                            id,
+                            settings.clone(),
+                            clean,
+                            now_ms(),
+                        )?);
+                        partitions.insert(index, Arc::clone(&p));
+                        p
+                    }
+                };
+                partition.set_role(ReplicaRole {
+                    leader: placement.leader,
+                    leader_epoch: placement.leader_epoch,
+                    partition_epoch: placement.partition_epoch,
+                    replicas: placement.replicas.clone(),
+                    isr: placement.isr.clone(),
+                });
+            }
+            if partitions.is_empty() {
+                topics.remove(&name);
+            } else {
+                topics.insert(
+                    name,
+                    Arc::new(HostedTopic {
+                        topic_id: info.topic_id,
+                        partitions,
+                    }),
+                );
+            }
         }
         Ok(())
     }
 
-    /// Closes a deleted topic's logs and deletes their directories off the request path.
-    fn retire_topic(&self, name: &str, hosted: &HostedTopic) {
-        for p in &hosted.partitions {
+    /// Closes partitions that left this node and deletes their directories off the request path.
+    fn retire<'a>(&self, name: &str, topic_id: &TopicId, partitions: impl Iterator<Item = &'a Arc<Partition>>) {
+        for p in partitions {
+            if let Err(e) = p.close() {
+                tracing::warn!("closing {name}-{}: {e}", p.index);
+            }
             let dir = self.partition_dir(name, p.index);
-            let doomed = dir.with_file_name(format!("{name}-{}.{}-delete", p.index, hex(&hosted.topic_id)));
+            let doomed = dir.with_file_name(format!("{name}-{}.{}-delete", p.index, hex(topic_id)));
             if let Err(e) = std::fs::rename(&dir, &doomed) {
                 tracing::warn!("could not rename {} for deletion: {e}", dir.display());
                 continue;
@@ -221,7 +413,7 @@ impl Broker {
         let Ok(entries) = std::fs::read_dir(self.data_dir()) else {
             return;
         };
-        let hosted: std::collections::HashSet<PathBuf> = self
+        let hosted: HashSet<PathBuf> = self
             .all_partitions()
             .iter()
             .map(|p| self.partition_dir(&p.topic, p.index))
@@ -242,30 +434,53 @@ impl Broker {
         self.topics.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
     }
 
-    /// The hosted partition `index` of `name`.
+    /// The hosted partition `index` of `name`, whatever its role.
     pub fn partition(&self, name: &str, index: i32) -> Option<Arc<Partition>> {
-        let topic = self.topic(name)?;
-        usize::try_from(index)
-            .ok()
-            .and_then(|i| topic.partitions.get(i))
-            .cloned()
+        self.topic(name)?.partitions.get(&index).cloned()
     }
 
-    /// The partition, if hosted here and the client's `current_leader_epoch` (-1: any) is
-    /// ours; otherwise the Kafka error code to answer.
-    pub fn led_partition(&self, name: &str, index: i32, current_leader_epoch: i32) -> Result<Arc<Partition>, i16> {
-        let partition = self
-            .partition(name, index)
-            .ok_or(crate::codes::UNKNOWN_TOPIC_OR_PARTITION)?;
-        match crate::codes::leader_epoch_check(current_leader_epoch, partition.leader_epoch) {
-            crate::codes::NONE => Ok(partition),
-            code => Err(code),
+    /// Why `name`-`index` is not led here: NOT_LEADER_OR_FOLLOWER naming the leader when the
+    /// partition exists, UNKNOWN_TOPIC_OR_PARTITION when it does not.
+    pub fn not_led_here(&self, name: &str, index: i32) -> NotServed {
+        match self.image().partition(name, index) {
+            Some(p) => NotServed {
+                code: codes::NOT_LEADER_OR_FOLLOWER,
+                leader: p.leader,
+                leader_epoch: p.leader_epoch,
+            },
+            None => NotServed {
+                code: codes::UNKNOWN_TOPIC_OR_PARTITION,
+                leader: -1,
+                leader_epoch: -1,
+            },
+        }
+    }
+
+    /// The partition, if this node leads it and the client's `current_leader_epoch` (-1: any)
+    /// is the current one; otherwise why not.
+    pub fn led_partition(
+        &self,
+        name: &str,
+        index: i32,
+        current_leader_epoch: i32,
+    ) -> Result<Arc<Partition>, NotServed> {
+        let Some(partition) = self.partition(name, index).filter(|p| p.is_leader()) else {
+            return Err(self.not_led_here(name, index));
+        };
+        let role = partition.role();
+        match codes::leader_epoch_check(current_leader_epoch, role.leader_epoch) {
+            codes::NONE => Ok(partition),
+            code => Err(NotServed {
+                code,
+                leader: role.leader,
+                leader_epoch: role.leader_epoch,
+            }),
         }
     }
 
     /// The name of the topic with id `id`.
     pub fn topic_name_by_id(&self, id: &TopicId) -> Option<String> {
-        self.metadata.image().topic_by_id(id).map(|t| t.name.clone())
+        self.image().topic_by_id(id).map(|t| t.name.clone())
     }
 
     /// Every hosted partition.
@@ -274,7 +489,7 @@ impl Broker {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .values()
-            .flat_map(|t| t.partitions.iter().cloned())
+            .flat_map(|t| t.partitions.values().cloned())
             .collect()
     }
 
@@ -288,29 +503,34 @@ impl Broker {
         self.data_version.subscribe()
     }
 
-    /// Hands out a fresh producer id, reserving blocks in the metadata log so ids are never
-    /// reused across restarts.
-    pub fn next_producer_id(&self) -> Result<i64, crate::metadata_store::CommitError> {
-        let mut ids = self.producer_ids.lock().unwrap_or_else(|p| p.into_inner());
+    /// Hands out a fresh producer id from blocks the controller reserves in the metadata log,
+    /// so ids are never reused across restarts or nodes.
+    pub async fn next_producer_id(&self) -> Result<i64, OpFailure> {
+        let mut ids = self.producer_ids.lock().await;
         if ids.0 >= ids.1 {
-            let first = self.metadata.commit(now_ms(), |image: &MetadataImage| {
-                let (first, record) = nurt_metadata::controller::allocate_producer_ids(image, PRODUCER_ID_BLOCK);
-                Ok((vec![record], first))
-            })?;
-            *ids = (first, first + PRODUCER_ID_BLOCK);
+            match self
+                .controller
+                .submit(ControllerOp::AllocateProducerIds {
+                    count: PRODUCER_ID_BLOCK,
+                })
+                .await?
+            {
+                OpAnswer::ProducerIds(first) => *ids = (first, first + PRODUCER_ID_BLOCK),
+                other => return Err(OpFailure::Storage(format!("unexpected answer {other:?}"))),
+            }
         }
         let id = ids.0;
         ids.0 += 1;
         Ok(id)
     }
 
-    /// Flushes every log and marks the shutdown clean.
-    pub fn shutdown(&self) -> Result<(), BrokerError> {
+    /// Flushes every log, stops the quorum and marks the shutdown clean.
+    pub async fn shutdown(&self) -> Result<(), BrokerError> {
         for p in self.all_partitions() {
             p.close()?;
         }
-        self.metadata.close()?;
         self.groups.close()?;
+        self.quorum.shutdown().await?;
         self.data_dir.mark_clean()?;
         Ok(())
     }

@@ -8,6 +8,25 @@ use crate::BrokerError;
 /// Broker keys Nurt reads itself (topic-config defaults are accepted too, by their broker key).
 const BROKER_KEYS: &[&str] = &[
     "node.id",
+    "process.roles",
+    "controller.quorum.voters",
+    "controller.listener.names",
+    "listeners",
+    "advertised.listeners",
+    "inter.broker.listener.name",
+    "broker.rack",
+    "broker.session.timeout.ms",
+    "broker.heartbeat.interval.ms",
+    "controller.quorum.election.timeout.ms",
+    "controlled.shutdown.enable",
+    "auto.leader.rebalance.enable",
+    "leader.imbalance.check.interval.seconds",
+    "offsets.topic.num.partitions",
+    "offsets.topic.replication.factor",
+    "replica.lag.time.max.ms",
+    "replica.fetch.max.bytes",
+    "replica.fetch.wait.max.ms",
+    "replica.selector.class",
     "auto.create.topics.enable",
     "num.partitions",
     "default.replication.factor",
@@ -35,6 +54,11 @@ const BROKER_KEYS: &[&str] = &[
     "log.cleaner.enable",
 ];
 
+/// The name of the client listener (Kafka's default listener name).
+pub const CLIENT_LISTENER: &str = "PLAINTEXT";
+/// The name of the internal listener: Raft, controller requests and replication.
+pub const INTERNAL_LISTENER: &str = "CONTROLLER";
+
 /// Everything `nurt serve` was told.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
@@ -43,8 +67,60 @@ pub struct BrokerConfig {
     pub listen: String,
     /// `HOST:PORT` clients are told to connect to.
     pub advertise: String,
+    /// The internal listener to bind (`--controller-listen`, or the `CONTROLLER://` entry of
+    /// `listeners`); a cluster node needs one, the embedded single node none.
+    pub controller_listen: Option<String>,
+    /// The metadata quorum's voters: node id → internal listener `HOST:PORT`
+    /// (`--voters`, `controller.quorum.voters`). Empty: the embedded single node.
+    pub voters: BTreeMap<u64, String>,
     /// Every `key=value` given, by Kafka name.
     pub values: BTreeMap<String, String>,
+}
+
+/// Parses `controller.quorum.voters` (`1@host:port,2@host:port`).
+pub fn parse_voters(text: &str) -> Result<BTreeMap<u64, String>, BrokerError> {
+    let mut out = BTreeMap::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (id, addr) = part.split_once('@').ok_or_else(|| {
+            BrokerError::Config(format!(
+                "voter '{part}': expected NODE_ID@HOST:PORT (e.g. 1@localhost:9093)"
+            ))
+        })?;
+        let id: u64 = id
+            .parse()
+            .map_err(|_| BrokerError::Config(format!("voter '{part}': node id '{id}' is not a number")))?;
+        if split_host_port(addr).is_none() {
+            return Err(BrokerError::Config(format!(
+                "voter '{part}': address '{addr}' is not HOST:PORT"
+            )));
+        }
+        if out.insert(id, addr.to_string()).is_some() {
+            return Err(BrokerError::Config(format!("voter {id} is named twice")));
+        }
+    }
+    Ok(out)
+}
+
+/// Parses Kafka's `listeners`: `NAME://HOST:PORT,...` into (name, `HOST:PORT`) pairs.
+fn parse_listeners(text: &str) -> Result<Vec<(String, String)>, BrokerError> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (name, addr) = p.split_once("://").ok_or_else(|| {
+                BrokerError::Config(format!(
+                    "listener '{p}': expected NAME://HOST:PORT (e.g. PLAINTEXT://localhost:9092)"
+                ))
+            })?;
+            // An empty host means every interface, as in Kafka.
+            let addr = if addr.starts_with(':') {
+                format!("0.0.0.0{addr}")
+            } else {
+                addr.to_string()
+            };
+            Ok((name.to_string(), addr))
+        })
+        .collect()
 }
 
 impl BrokerConfig {
@@ -54,8 +130,50 @@ impl BrokerConfig {
             data_dir,
             advertise: advertise.unwrap_or_else(|| listen.clone()),
             listen,
+            controller_listen: None,
+            voters: BTreeMap::new(),
             values: BTreeMap::new(),
         }
+    }
+
+    /// Whether this node is part of a cluster (as opposed to the embedded single node).
+    pub fn is_cluster(&self) -> bool {
+        !self.voters.is_empty()
+    }
+
+    /// Whether this node votes in the metadata quorum (and may be the active controller).
+    pub fn is_voter(&self) -> bool {
+        self.voters.contains_key(&(self.node_id() as u64))
+    }
+
+    /// Checks that the cluster settings fit together; call once everything is set.
+    pub fn check_cluster(&self) -> Result<(), BrokerError> {
+        let roles = self
+            .values
+            .get("process.roles")
+            .map(String::as_str)
+            .unwrap_or("broker,controller");
+        let controller_role = roles.split(',').any(|r| r.trim() == "controller");
+        if !self.is_cluster() {
+            if self.controller_listen.is_some() {
+                return Err(BrokerError::Config(
+                    "--controller-listen needs --voters (controller.quorum.voters): which nodes vote in the metadata quorum".into(),
+                ));
+            }
+            return Ok(());
+        }
+        if self.controller_listen.is_none() {
+            return Err(BrokerError::Config(
+                "a cluster node needs an internal listener: --controller-listen HOST:PORT (or CONTROLLER://HOST:PORT in listeners)".into(),
+            ));
+        }
+        if controller_role && !self.is_voter() && self.values.contains_key("process.roles") {
+            return Err(BrokerError::Config(format!(
+                "process.roles includes controller but node {} is not in controller.quorum.voters",
+                self.node_id()
+            )));
+        }
+        Ok(())
     }
 
     /// Sets `key` after checking it is a config Nurt knows and its value has the right type.
@@ -82,6 +200,33 @@ impl BrokerConfig {
         }
         if let Some(def) = topic_def {
             nurt_metadata::config::validate(def, value).map_err(|e| BrokerError::Config(e.to_string()))?;
+        }
+        match key {
+            "controller.quorum.voters" => self.voters = parse_voters(value)?,
+            "listeners" => {
+                for (name, addr) in parse_listeners(value)? {
+                    match name.as_str() {
+                        CLIENT_LISTENER => self.listen = addr,
+                        INTERNAL_LISTENER => self.controller_listen = Some(addr),
+                        other => {
+                            return Err(BrokerError::Config(format!(
+                                "listener {other}: Nurt has a {CLIENT_LISTENER} listener for clients and a {INTERNAL_LISTENER} listener between nodes"
+                            )))
+                        }
+                    }
+                }
+            }
+            "advertised.listeners" => {
+                for (name, addr) in parse_listeners(value)? {
+                    if name == CLIENT_LISTENER {
+                        self.advertise = addr;
+                    }
+                }
+            }
+            "node.id" if value.parse::<i32>().is_err() => {
+                return Err(BrokerError::Config(format!("node.id must be a number, got '{value}'")))
+            }
+            _ => {}
         }
         self.values.insert(key.to_string(), value.to_string());
         Ok(())
@@ -153,6 +298,34 @@ impl BrokerConfig {
     pub fn cleaner_enabled(&self) -> bool {
         self.parsed("log.cleaner.enable", true)
     }
+    /// `broker.rack`
+    pub fn rack(&self) -> Option<String> {
+        self.values.get("broker.rack").cloned()
+    }
+    /// `broker.session.timeout.ms` (Kafka: 9000)
+    pub fn broker_session_timeout_ms(&self) -> i64 {
+        self.parsed("broker.session.timeout.ms", 9_000)
+    }
+    /// `broker.heartbeat.interval.ms` (Kafka: 2000)
+    pub fn broker_heartbeat_interval_ms(&self) -> u64 {
+        self.parsed("broker.heartbeat.interval.ms", 2_000)
+    }
+    /// `controller.quorum.election.timeout.ms` (Kafka: 1000)
+    pub fn election_timeout_ms(&self) -> u64 {
+        self.parsed("controller.quorum.election.timeout.ms", 1_000)
+    }
+    /// `unclean.leader.election.enable` (Kafka: false)
+    pub fn unclean_leader_election(&self) -> bool {
+        self.parsed("unclean.leader.election.enable", false)
+    }
+    /// `offsets.topic.num.partitions` (Kafka: 50)
+    pub fn offsets_topic_partitions(&self) -> i32 {
+        self.parsed("offsets.topic.num.partitions", 50)
+    }
+    /// `offsets.topic.replication.factor` (Kafka: 3)
+    pub fn offsets_topic_replication_factor(&self) -> i32 {
+        self.parsed("offsets.topic.replication.factor", 3)
+    }
     pub fn flush_scheduler_interval_ms(&self) -> u64 {
         self.parsed("log.flush.scheduler.interval.ms", 1000)
     }
@@ -190,6 +363,17 @@ mod tests {
         c.set("log.dirs", "/var/lib/nurt").unwrap();
         assert_eq!(c.data_dir, std::path::PathBuf::from("/var/lib/nurt"));
         assert!(c.set("log.dirs", "/a,/b").is_err());
+        c.set("controller.quorum.voters", "1@localhost:9093, 2@127.0.0.1:9094")
+            .unwrap();
+        assert_eq!(c.voters.len(), 2);
+        assert!(c.set("controller.quorum.voters", "1@nowhere").is_err());
+        c.set("listeners", "PLAINTEXT://:9092,CONTROLLER://127.0.0.1:9093")
+            .unwrap();
+        assert_eq!(
+            (c.listen.as_str(), c.controller_listen.as_deref()),
+            ("0.0.0.0:9092", Some("127.0.0.1:9093"))
+        );
+        assert!(c.set("listeners", "SASL_SSL://:9094").is_err());
         assert!(
             c.set("queued.max.requests.per.second", "5").is_err(),
             "configs Nurt does not honour are refused"

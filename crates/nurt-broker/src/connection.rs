@@ -176,7 +176,14 @@ async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>) {
 }
 
 /// Serves one connection until the client leaves, misbehaves, idles out, or shutdown.
-pub async fn run(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr, mut shutdown: watch::Receiver<bool>) {
+/// `internal`: a connection of the internal listener, from another node.
+pub async fn run(
+    broker: Arc<Broker>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    mut shutdown: watch::Receiver<bool>,
+    internal: bool,
+) {
     let _ = stream.set_nodelay(true);
     let (mut rd, wr) = stream.into_split();
     let (tx, rx) = mpsc::channel::<Outgoing>(RESPONSES_QUEUED_MAX);
@@ -210,6 +217,30 @@ pub async fn run(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr, mut s
                 break;
             }
         };
+        if internal {
+            if let Some((api_key, _, correlation_id)) = nurt_protocol::header::peek(&frame) {
+                if api_key >= crate::rpc::RPC_KEY_MIN {
+                    let answer = match crate::rpc::request_body(&frame) {
+                        Some(body) => crate::internal::handle(&broker, api_key, body).await,
+                        None => Err(std::io::Error::other("truncated internal request")),
+                    };
+                    match answer {
+                        Ok(answer) => {
+                            let out = crate::rpc::response_frame(correlation_id, &answer);
+                            drop(charge);
+                            if tx.send(vec![Part::Bytes(out.freeze())]).await.is_err() {
+                                break;
+                            }
+                            continue;
+                        }
+                        Err(e) => {
+                            log_rejected(peer, &e);
+                            break;
+                        }
+                    }
+                }
+            }
+        }
         let request = match inspect(&frame) {
             Ok(r) => r,
             Err(ProtocolError::UnsupportedVersion { api_key: 18, .. }) => {

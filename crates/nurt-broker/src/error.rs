@@ -19,4 +19,6 @@ pub enum BrokerError {
     CorruptMetadata(String),
     #[error("data dir belongs to another node: {0}")]
     WrongNode(String),
+    #[error("metadata quorum: {0}")]
+    Quorum(String),
 }

@@ -10,12 +10,16 @@ pub mod budget;
 pub mod codes;
 pub mod config;
 pub mod connection;
+pub mod controller;
 pub mod error;
 pub mod group_service;
 pub mod handlers;
+pub mod internal;
 pub mod maintenance;
-pub mod metadata_store;
+pub mod migrate;
 pub mod partition;
+pub mod quorum;
+pub mod rpc;
 pub mod server;
 pub mod settings;
 

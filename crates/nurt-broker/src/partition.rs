@@ -72,13 +72,26 @@ pub(crate) struct Inner {
     pub(crate) settings: TopicSettings,
 }
 
-/// One partition replica (this node leads every partition it hosts in single-node mode).
+/// What the metadata image says of a partition, as this replica last applied it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ReplicaRole {
+    /// The leader's node id (-1: none).
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+}
+
+/// One partition replica on this node: its log, and its role from the metadata image.
 #[derive(Debug)]
 pub struct Partition {
     pub topic: Arc<str>,
     pub topic_id: TopicId,
     pub index: i32,
-    pub leader_epoch: i32,
+    /// This node's id.
+    node_id: i32,
+    role: std::sync::RwLock<ReplicaRole>,
     pub(crate) inner: Mutex<Inner>,
 }
 
@@ -88,13 +101,13 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Which partition, and in which leader epoch this node leads it.
+/// Which partition, on which node.
 #[derive(Debug, Clone)]
 pub struct PartitionId {
     pub topic: Arc<str>,
     pub topic_id: TopicId,
     pub index: i32,
-    pub leader_epoch: i32,
+    pub node_id: i32,
 }
 
 /// Bound on a produced batch's decompressed size when the broker must decode it.
@@ -117,7 +130,7 @@ impl Partition {
             topic,
             topic_id,
             index,
-            leader_epoch,
+            node_id,
         } = id;
         let log = Log::open(storage, dir, settings.log.clone(), clean, now_ms)?;
         let mut producers = ProducerStateTable::default();
@@ -126,13 +139,34 @@ impl Partition {
             topic,
             topic_id,
             index,
-            leader_epoch,
+            node_id,
+            role: std::sync::RwLock::new(ReplicaRole::default()),
             inner: Mutex::new(Inner {
                 log,
                 producers,
                 settings,
             }),
         })
+    }
+
+    /// The role the image gives this replica now.
+    pub fn role(&self) -> ReplicaRole {
+        self.role.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Takes the role the image gives this replica (leader or follower, epochs, ISR).
+    pub fn set_role(&self, role: ReplicaRole) {
+        *self.role.write().unwrap_or_else(|p| p.into_inner()) = role;
+    }
+
+    /// The current leader epoch.
+    pub fn leader_epoch(&self) -> i32 {
+        self.role.read().unwrap_or_else(|p| p.into_inner()).leader_epoch
+    }
+
+    /// Whether this replica leads the partition now.
+    pub fn is_leader(&self) -> bool {
+        self.role.read().unwrap_or_else(|p| p.into_inner()).leader == self.node_id
     }
 
     /// Replaces the topic settings after a config change.
@@ -214,7 +248,9 @@ impl Partition {
             SequenceCheck::OutOfOrder => return Err(AppendError::OutOfOrderSequence),
             SequenceCheck::Fenced => return Err(AppendError::ProducerFenced),
         }
-        let info = inner.log.append(records, self.leader_epoch, log_append_time, now_ms)?;
+        let info = inner
+            .log
+            .append(records, self.leader_epoch(), log_append_time, now_ms)?;
         inner.producers.on_append(&header, info.base_offset);
         Ok(Appended {
             base_offset: info.base_offset,
@@ -267,8 +303,8 @@ impl Partition {
         match inner.log.epochs().end_offset_for(epoch, leo) {
             Some(found) => Some(found),
             // An empty log has no epoch history yet; the current epoch ends at the log end.
-            None if epoch >= self.leader_epoch && inner.log.epochs().latest_epoch().is_none() => {
-                Some((self.leader_epoch, leo))
+            None if epoch >= self.leader_epoch() && inner.log.epochs().latest_epoch().is_none() => {
+                Some((self.leader_epoch(), leo))
             }
             None => None,
         }

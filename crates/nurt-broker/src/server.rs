@@ -68,12 +68,50 @@ pub async fn bind(listen: &str) -> Result<Vec<TcpListener>, BrokerError> {
     }
 }
 
-/// Runs the broker on `listeners` until `shutdown` completes, then flushes and closes.
+/// Runs the broker until `shutdown` completes. The `internal` listeners (Raft, controller
+/// requests, replication) open first, so the quorum can form while this node joins the
+/// cluster; the client `listeners` are served once it has joined, and `ready` is called then.
+/// On shutdown a cluster node hands its leaderships away (controlled shutdown); then the logs
+/// are flushed and closed. The internal listeners close last: peers still need this node's
+/// vote while it hands over.
 pub async fn serve(
     broker: Arc<Broker>,
     listeners: Vec<TcpListener>,
+    internal: Vec<TcpListener>,
     shutdown: impl Future<Output = ()>,
+    ready: impl FnOnce(&Broker),
 ) -> Result<(), BrokerError> {
+    let (quorum_stop_tx, quorum_stop_rx) = watch::channel(false);
+    let mut quorum_tasks = JoinSet::new();
+    for listener in internal {
+        quorum_tasks.spawn(accept_loop(
+            Arc::clone(&broker),
+            listener,
+            Arc::new(Mutex::new(ConnectionCounts::default())),
+            quorum_stop_rx.clone(),
+            true,
+        ));
+    }
+    quorum_tasks.spawn(controller_loop(Arc::clone(&broker), quorum_stop_rx.clone()));
+    let mut shutdown = std::pin::pin!(shutdown);
+    let joined = tokio::select! {
+        joined = broker.join() => Some(joined),
+        _ = &mut shutdown => None,
+    };
+    match joined {
+        Some(Ok(())) => {}
+        Some(Err(e)) => {
+            stop_tasks(&quorum_stop_tx, &mut quorum_tasks).await;
+            return Err(e);
+        }
+        None => {
+            tracing::info!("shutting down before this node joined the cluster");
+            stop_tasks(&quorum_stop_tx, &mut quorum_tasks).await;
+            return broker.shutdown().await;
+        }
+    }
+    quorum_tasks.spawn(heartbeat_loop(Arc::clone(&broker), quorum_stop_rx.clone()));
+    quorum_tasks.spawn(reconcile_loop(Arc::clone(&broker), quorum_stop_rx.clone()));
     let (stop_tx, stop_rx) = watch::channel(false);
     let counts = Arc::new(Mutex::new(ConnectionCounts::default()));
     let mut tasks = JoinSet::new();
@@ -83,22 +121,92 @@ pub async fn serve(
             listener,
             Arc::clone(&counts),
             stop_rx.clone(),
+            false,
         ));
     }
     tasks.spawn(upkeep_loop(Arc::clone(&broker), stop_rx.clone()));
     tasks.spawn(group_clock(Arc::clone(&broker), stop_rx.clone()));
     tasks.spawn(log_maintenance(Arc::clone(&broker), stop_rx.clone()));
+    ready(&broker);
     shutdown.await;
     tracing::info!("shutting down");
+    if broker.config.is_cluster() {
+        controlled_shutdown(&broker).await;
+    }
     let _ = stop_tx.send(true);
     // Connections finish the request in hand; give them a moment.
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
         while tasks.join_next().await.is_some() {}
     })
     .await;
-    broker.shutdown()?;
+    stop_tasks(&quorum_stop_tx, &mut quorum_tasks).await;
+    broker.shutdown().await?;
     tracing::info!("logs flushed; clean shutdown");
     Ok(())
+}
+
+async fn stop_tasks(stop: &watch::Sender<bool>, tasks: &mut JoinSet<()>) {
+    let _ = stop.send(true);
+    while tasks.join_next().await.is_some() {}
+}
+
+/// Asks the controller to move this node's leaderships away before it stops (Kafka's
+/// controlled shutdown), for at most `controlled.shutdown` time (10 s).
+async fn controlled_shutdown(broker: &Broker) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while tokio::time::Instant::now() < deadline {
+        match broker.heartbeat(true).await {
+            Ok(true) => {
+                tracing::info!("controlled shutdown: no partition is led here any more");
+                return;
+            }
+            Ok(false) => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(e) => {
+                tracing::warn!("controlled shutdown: {e}");
+                return;
+            }
+        }
+    }
+    tracing::warn!("controlled shutdown did not complete within 10 s; stopping anyway");
+}
+
+/// Heartbeats to the active controller every `broker.heartbeat.interval.ms`.
+async fn heartbeat_loop(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
+    let period = Duration::from_millis(broker.config.broker_heartbeat_interval_ms().clamp(10, 60_000));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(period) => {}
+            _ = stop.changed() => return,
+        }
+        if let Err(e) = broker.heartbeat(false).await {
+            tracing::warn!("heartbeat: {e}");
+        }
+    }
+}
+
+/// The active controller's clock: fences brokers whose session expired.
+async fn controller_loop(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+            _ = stop.changed() => return,
+        }
+        broker.controller.tick().await;
+    }
+}
+
+/// Brings hosted partitions in line with the image whenever it changes.
+async fn reconcile_loop(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
+    let mut applied = broker.quorum.shared().subscribe();
+    loop {
+        tokio::select! {
+            changed = applied.changed() => if changed.is_err() { return },
+            _ = stop.changed() => return,
+        }
+        if let Err(e) = broker.reconcile(false) {
+            tracing::error!("applying metadata changes to this node's partitions: {e}");
+        }
+    }
 }
 
 async fn accept_loop(
@@ -106,6 +214,7 @@ async fn accept_loop(
     listener: TcpListener,
     counts: Arc<Mutex<ConnectionCounts>>,
     mut stop: watch::Receiver<bool>,
+    internal: bool,
 ) {
     let max_total = broker.config.max_connections();
     let max_per_ip = broker.config.max_connections_per_ip();
@@ -150,7 +259,7 @@ async fn accept_loop(
         let stop = stop.clone();
         connections.spawn(async move {
             let _slot = slot;
-            connection::run(broker, stream, peer, stop).await;
+            connection::run(broker, stream, peer, stop, internal).await;
         });
     }
     drop(listener);

@@ -50,11 +50,19 @@ fn a_panicking_handler_closes_only_its_connection() {
     let (addr, stop, done) = rt.block_on(async {
         let listeners = server::bind("127.0.0.1:0").await.unwrap();
         let addr = listeners[0].local_addr().unwrap();
-        let broker = Broker::open(BrokerConfig::new(dir.path().to_path_buf(), addr.to_string(), None)).unwrap();
+        let broker = Broker::open(BrokerConfig::new(dir.path().to_path_buf(), addr.to_string(), None))
+            .await
+            .unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let done = tokio::spawn(server::serve(broker, listeners, async move {
-            let _ = stopped.await;
-        }));
+        let done = tokio::spawn(server::serve(
+            broker,
+            listeners,
+            vec![],
+            async move {
+                let _ = stopped.await;
+            },
+            |_| {},
+        ));
         (addr, stop, done)
     });
     assert!(!answer(addr, "well-behaved").unwrap().is_empty());

@@ -30,6 +30,9 @@ pub enum LogError {
     /// The data directory belongs to another node or lacks its identity.
     #[error("{0}")]
     Identity(String),
+    /// A replicated batch starts before the log end: the follower must truncate first.
+    #[error("batch at offset {offset} is below the log end {log_end_offset}")]
+    OffsetsGoBack { offset: i64, log_end_offset: i64 },
     /// A segment reached 4 GiB, the most its index positions can address.
     #[error("segment {0} is full")]
     SegmentFull(PathBuf),

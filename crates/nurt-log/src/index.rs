@@ -72,6 +72,15 @@ impl<const N: usize> SparseIndex<N> {
         self.entries.is_empty()
     }
 
+    /// Keeps the first `n` entries (after a truncation of the segment).
+    fn keep_first(&mut self, n: usize) -> Result<(), LogError> {
+        if n < self.entries.len() {
+            self.entries.truncate(n);
+            self.file.set_len((n * N) as u64).at(&self.path)?;
+        }
+        Ok(())
+    }
+
     /// Empties the index (before a rebuild or after truncation).
     pub fn clear(&mut self) -> Result<(), LogError> {
         self.entries.clear();
@@ -115,6 +124,12 @@ impl OffsetIndex {
         }
     }
 
+    /// Drops entries at or past `position` (the segment was cut there).
+    pub fn truncate_to_position(&mut self, position: u32) -> Result<(), LogError> {
+        let keep = self.entries.partition_point(|e| u32_at(e, 4) < position);
+        self.keep_first(keep)
+    }
+
     /// Checks entries are sorted and point inside a segment of `segment_bytes`.
     pub fn is_sane(&self, segment_bytes: u64) -> bool {
         self.entries
@@ -137,6 +152,13 @@ impl TimeIndex {
         e[..8].copy_from_slice(&timestamp_ms.to_be_bytes());
         e[8..].copy_from_slice(&relative_offset.to_be_bytes());
         self.push(e)
+    }
+
+    /// Drops entries for relative offsets at or past `relative_offset` (the segment was cut
+    /// there).
+    pub fn truncate_to_offset(&mut self, relative_offset: u32) -> Result<(), LogError> {
+        let keep = self.entries.partition_point(|e| u32_at(e, 8) < relative_offset);
+        self.keep_first(keep)
     }
 
     fn ts(e: &[u8; 12]) -> i64 {

@@ -187,6 +187,17 @@ impl Log {
         self.segments.last().expect("a log always has an active segment")
     }
 
+    fn check_not_torn(&self) -> Result<(), LogError> {
+        if self.torn {
+            return Err(LogError::TornTail {
+                path: self.dir.clone(),
+                write: std::io::Error::other("an earlier write left a torn tail"),
+                truncate: std::io::Error::other("reopen the log to recover it"),
+            });
+        }
+        Ok(())
+    }
+
     /// Appends one validated batch, assigning offsets from the log end and stamping
     /// `leader_epoch`; with `log_append_time_ms` the batch's timestamps become the broker's.
     /// Flushes when `flush.messages` / `flush.ms` say so.
@@ -197,13 +208,7 @@ impl Log {
         log_append_time_ms: Option<i64>,
         now_ms: i64,
     ) -> Result<AppendInfo, LogError> {
-        if self.torn {
-            return Err(LogError::TornTail {
-                path: self.dir.clone(),
-                write: std::io::Error::other("an earlier write left a torn tail"),
-                truncate: std::io::Error::other("reopen the log to recover it"),
-            });
-        }
+        self.check_not_torn()?;
         let header = BatchHeader::parse(batch)?;
         debug_assert_eq!(header.total_bytes(), batch.len());
         let base_offset = self.log_end_offset();
@@ -223,7 +228,49 @@ impl Log {
             }
             None => batch,
         };
-        self.maybe_roll(batch.len() as u64, header.last_offset_delta, now_ms)?;
+        let last_offset = base_offset + i64::from(header.last_offset_delta);
+        self.write(&patched, body, &header, leader_epoch, base_offset, last_offset, now_ms)
+    }
+
+    /// Appends one batch replicated from the leader, keeping the leader's offsets and leader
+    /// epoch. Its base offset must be at or past the log end (compaction may leave gaps).
+    pub fn append_as_follower(&mut self, batch: &[u8], now_ms: i64) -> Result<AppendInfo, LogError> {
+        self.check_not_torn()?;
+        let header = BatchHeader::parse(batch)?;
+        debug_assert_eq!(header.total_bytes(), batch.len());
+        if header.base_offset < self.log_end_offset() {
+            return Err(LogError::OffsetsGoBack {
+                offset: header.base_offset,
+                log_end_offset: self.log_end_offset(),
+            });
+        }
+        let mut patched = [0u8; BATCH_HEADER_BYTES];
+        patched.copy_from_slice(&batch[..BATCH_HEADER_BYTES]);
+        let epoch = header.partition_leader_epoch;
+        self.write(
+            &patched,
+            batch,
+            &header,
+            epoch,
+            header.base_offset,
+            header.last_offset(),
+            now_ms,
+        )
+    }
+
+    /// Writes a batch whose header (`patched`) already carries its offsets and epoch.
+    #[allow(clippy::too_many_arguments)]
+    fn write(
+        &mut self,
+        patched: &[u8; BATCH_HEADER_BYTES],
+        body: &[u8],
+        header: &BatchHeader,
+        leader_epoch: i32,
+        base_offset: i64,
+        last_offset: i64,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        self.maybe_roll(body.len() as u64, last_offset, now_ms)?;
         if self.epochs.assign(leader_epoch, base_offset) {
             self.epochs.persist(&*self.storage)?;
         }
@@ -232,36 +279,90 @@ impl Log {
             .segments
             .last_mut()
             .expect("a log always has an active segment")
-            .append(&patched, body, interval);
+            .append(patched, body, interval);
         if let Err(e @ LogError::TornTail { .. }) = appended {
             self.torn = true;
             return Err(e);
         }
         appended?;
-        let info = AppendInfo {
-            base_offset,
-            last_offset: base_offset + i64::from(header.last_offset_delta),
-        };
         self.unflushed_messages += i64::from(header.record_count.max(1));
         self.first_unflushed_ms.get_or_insert(now_ms);
         if self.unflushed_messages >= self.config.flush_messages {
             self.flush()?;
         }
-        Ok(info)
+        Ok(AppendInfo {
+            base_offset,
+            last_offset,
+        })
     }
 
-    fn maybe_roll(&mut self, incoming_bytes: u64, last_offset_delta: i32, now_ms: i64) -> Result<(), LogError> {
+    fn maybe_roll(&mut self, incoming_bytes: u64, last_offset: i64, now_ms: i64) -> Result<(), LogError> {
         let active = self.active();
         if active.size_bytes == 0 {
             return Ok(());
         }
         let full = active.size_bytes + incoming_bytes > u64::from(self.config.segment_bytes);
         let old = now_ms - active.created_ms >= self.config.segment_ms;
-        let offsets_overflow =
-            active.next_offset + i64::from(last_offset_delta) - active.base_offset >= i64::from(u32::MAX);
+        let offsets_overflow = last_offset - active.base_offset >= i64::from(u32::MAX);
         if full || old || offsets_overflow {
             self.roll(now_ms)?;
         }
+        Ok(())
+    }
+
+    /// Removes everything at or after `offset` (whole batches: a batch holding `offset` goes
+    /// too), as a follower does to drop what its leader never committed. The leader-epoch
+    /// history is cut to match; the cut is durable when this returns. Returns the new log end.
+    pub fn truncate_to(&mut self, offset: i64) -> Result<i64, LogError> {
+        if offset >= self.log_end_offset() {
+            return Ok(self.log_end_offset());
+        }
+        if offset <= self.log_start_offset {
+            self.truncate_fully_and_start_at(offset)?;
+            return Ok(self.log_end_offset());
+        }
+        let mut removed_segment = false;
+        while self.segments.len() > 1 && self.active().base_offset >= offset {
+            let seg = self.segments.pop().expect("more than one segment");
+            seg.delete(&*self.storage)?;
+            removed_segment = true;
+        }
+        let interval = self.config.index_interval_bytes;
+        self.segments
+            .last_mut()
+            .expect("a log always has an active segment")
+            .truncate_to(offset, interval)?;
+        if removed_segment {
+            self.storage.sync_dir(&self.dir).at(&self.dir)?;
+        }
+        let end = self.log_end_offset();
+        self.epochs.truncate_from(end);
+        self.epochs.persist(&*self.storage)?;
+        self.flushed_offset = self.flushed_offset.min(end);
+        if read_i64_file(&*self.storage, &self.dir.join(RECOVERY_POINT_FILE)).is_some_and(|rp| rp > end) {
+            self.set_recovery_point(self.active().base_offset)?;
+        }
+        Ok(end)
+    }
+
+    /// Deletes every segment and starts the log empty at `offset` (a follower whose leader's
+    /// log starts past its own end, or a Raft log replaced by a snapshot).
+    pub fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<(), LogError> {
+        let storage = Arc::clone(&self.storage);
+        let fs = &*storage;
+        for seg in std::mem::take(&mut self.segments) {
+            seg.delete(fs)?;
+        }
+        self.segments.push(Segment::create(fs, &self.dir, offset, 0)?);
+        fs.sync_dir(&self.dir).at(&self.dir)?;
+        self.log_start_offset = offset;
+        write_i64_file(fs, &self.dir.join(LOG_START_FILE), offset)?;
+        self.set_recovery_point(offset)?;
+        self.flushed_offset = offset;
+        self.unflushed_messages = 0;
+        self.first_unflushed_ms = None;
+        self.epochs.truncate_from(i64::MIN);
+        self.epochs.persist(fs)?;
         Ok(())
     }
 

@@ -290,3 +290,24 @@ fn a_power_cut_after_a_compaction_swap_never_pairs_old_indexes_with_new_bytes() 
         assert_eq!(header.base_offset, offset);
     }
 }
+
+#[test]
+fn a_truncation_is_durable_when_it_returns() {
+    // A follower cuts what its leader never committed, then takes the leader's records: a
+    // power cut must not bring the cut records back between them.
+    for mode in [CutMode::LoseAll, CutMode::Random(7), CutMode::Random(8)] {
+        let sim = SimStorage::new();
+        let storage: Arc<dyn Storage> = Arc::new(sim.clone());
+        DataDir::open(Arc::clone(&storage), Path::new(DATA), 1, new_cluster_id).unwrap();
+        let mut log = Log::open(&storage, Path::new(PLAIN), config(), false, 0).unwrap();
+        for i in 0..8 {
+            log.append(&record(&format!("k{i}"), "old"), 1, None, 0).unwrap();
+        }
+        log.flush().unwrap();
+        log.truncate_to(3).unwrap();
+        sim.power_cut(mode);
+        let log = Log::open(&storage, Path::new(PLAIN), config(), false, 0).unwrap();
+        assert_eq!(log.log_end_offset(), 3, "{mode:?}");
+        assert_eq!(read_all(&log).len(), 3);
+    }
+}

@@ -228,6 +228,35 @@ impl Segment {
         self.time_index.sync()
     }
 
+    /// Cuts the segment before the first batch whose base offset is at or past `offset`
+    /// (whole batches only; a batch holding `offset` is cut too). The cut is fsynced. Returns
+    /// the segment's new next offset.
+    pub fn truncate_to(&mut self, offset: i64, index_interval_bytes: u32) -> Result<i64, LogError> {
+        let mut pos = 0u64;
+        while let Some(header) = self.header_at(pos)? {
+            if header.last_offset() >= offset {
+                break;
+            }
+            pos += header.total_bytes() as u64;
+        }
+        if pos == self.size_bytes {
+            return Ok(self.next_offset);
+        }
+        self.file.set_len(pos).at(&self.path)?;
+        self.file.sync_data().at(&self.path)?;
+        self.size_bytes = pos;
+        let relative = (offset - self.base_offset).clamp(0, i64::from(u32::MAX)) as u32;
+        self.offset_index.truncate_to_position(pos as u32)?;
+        self.time_index.truncate_to_offset(relative)?;
+        self.offset_index.sync()?;
+        self.time_index.sync()?;
+        // Recompute the next offset and the largest timestamp from what is left.
+        self.next_offset = self.base_offset;
+        self.max_timestamp_ms = -1;
+        self.scan(false, index_interval_bytes)?;
+        Ok(self.next_offset)
+    }
+
     /// Empties both indexes durably: done before the segment's bytes are swapped for a
     /// cleaned copy, so a power cut can never pair the new bytes with the old positions.
     pub fn invalidate_indexes(&mut self) -> Result<(), LogError> {

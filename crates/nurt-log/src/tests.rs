@@ -350,3 +350,81 @@ fn leftovers_of_interrupted_cleaning_and_deletion_are_tidied() {
     });
     assert_eq!(leftovers.count(), 0);
 }
+
+/// A batch as a leader's log holds it: offsets and leader epoch stamped.
+fn replicated(base_offset: i64, epoch: i32, n: usize) -> Vec<u8> {
+    let mut b = batch(n, 20, 1_000);
+    nurt_records::batch::set_base_offset(&mut b, base_offset);
+    nurt_records::batch::set_partition_leader_epoch(&mut b, epoch);
+    b
+}
+
+#[test]
+fn follower_appends_keep_the_leaders_offsets_and_epochs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(&os(), dir.path(), small_config(), true, 0).unwrap();
+    log.append_as_follower(&replicated(0, 3, 2), 0).unwrap();
+    // Compaction on the leader may leave gaps: a later base offset is fine.
+    log.append_as_follower(&replicated(5, 4, 1), 0).unwrap();
+    assert_eq!(log.log_end_offset(), 6);
+    assert!(matches!(
+        log.append_as_follower(&replicated(4, 4, 1), 0),
+        Err(LogError::OffsetsGoBack { .. })
+    ));
+    assert_eq!(log.epochs().end_offset_for(3, 6), Some((3, 5)));
+    assert_eq!(log.epochs().end_offset_for(4, 6), Some((4, 6)));
+    let bytes = log.read(0, 1 << 20).unwrap().unwrap().read_to_vec().unwrap();
+    let ranges: Vec<(i64, i64)> = Batches::new(&bytes)
+        .map(|b| {
+            let (h, raw) = b.unwrap();
+            batch::validate(raw).unwrap();
+            (h.base_offset, h.last_offset())
+        })
+        .collect();
+    assert_eq!(ranges, vec![(0, 1), (5, 5)]);
+    // A read from inside the gap starts at the next batch.
+    let slice = log.read(3, 1 << 20).unwrap().unwrap();
+    assert_eq!(
+        batch::BatchHeader::parse(&slice.read_to_vec().unwrap())
+            .unwrap()
+            .base_offset,
+        5
+    );
+}
+
+#[test]
+fn truncation_drops_whole_batches_epochs_and_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(&os(), dir.path(), small_config(), true, 0).unwrap();
+    let mut offset = 0;
+    for epoch in 0..4 {
+        for _ in 0..10 {
+            log.append_as_follower(&replicated(offset, epoch, 2), 0).unwrap();
+            offset += 2;
+        }
+    }
+    assert!(log.size_bytes() > 4096, "several segments");
+    // Cut inside a batch (offset 51 is in the batch 50..51): the whole batch goes.
+    assert_eq!(log.truncate_to(51).unwrap(), 50);
+    assert_eq!(log.log_end_offset(), 50);
+    assert_eq!(log.epochs().latest_epoch(), Some(2));
+    assert_eq!(log.epochs().end_offset_for(2, 50), Some((2, 50)));
+    assert_eq!(read_all(&log, 0).last().unwrap().1, 49);
+    // Appends continue from the cut, and everything survives an unclean reopen.
+    log.append_as_follower(&replicated(50, 5, 1), 0).unwrap();
+    drop(log);
+    let mut log = Log::open(&os(), dir.path(), small_config(), false, 0).unwrap();
+    assert_eq!(log.log_end_offset(), 51);
+    assert_eq!(log.epochs().latest_epoch(), Some(5));
+    assert_eq!(read_all(&log, 0).len(), 26);
+    // Below the log start, the log starts over at the offset.
+    log.delete_records_before(20).unwrap();
+    log.truncate_to(10).unwrap();
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (10, 10));
+    log.truncate_fully_and_start_at(1_000).unwrap();
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (1_000, 1_000));
+    assert_eq!(log.append(&batch(1, 1, 0), 6, None, 0).unwrap().base_offset, 1_000);
+    drop(log);
+    let log = Log::open(&os(), dir.path(), small_config(), false, 0).unwrap();
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (1_000, 1_001));
+}

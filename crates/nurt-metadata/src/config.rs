@@ -21,8 +21,11 @@ pub enum ConfigType {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigSource {
     DynamicTopic = 1,
+    DynamicBroker = 2,
+    DynamicDefaultBroker = 3,
     StaticBroker = 4,
     Default = 5,
+    DynamicGroup = 8,
 }
 
 /// One topic-level config.
@@ -247,18 +250,38 @@ pub fn validate_topic_config(key: &str, value: &str) -> Result<(), MetadataError
     validate(def, value)
 }
 
-/// A topic's effective configs: its overrides over the broker's static values.
+/// A topic's effective configs, in Kafka's order of precedence: its overrides, this broker's
+/// dynamic configs, the cluster-wide dynamic defaults, the broker's static values, Kafka's
+/// defaults. Broker-level layers are keyed by the broker config names (`log.retention.ms`).
 #[derive(Debug, Clone)]
 pub struct TopicConfigs<'a> {
     pub overrides: &'a BTreeMap<String, String>,
     pub broker: &'a BTreeMap<String, String>,
+    pub dynamic_broker: Option<&'a BTreeMap<String, String>>,
+    pub dynamic_default: Option<&'a BTreeMap<String, String>>,
 }
 
-impl TopicConfigs<'_> {
+impl<'a> TopicConfigs<'a> {
+    /// Overrides over the broker's static values only.
+    pub fn new(overrides: &'a BTreeMap<String, String>, broker: &'a BTreeMap<String, String>) -> Self {
+        Self {
+            overrides,
+            broker,
+            dynamic_broker: None,
+            dynamic_default: None,
+        }
+    }
+
     /// The effective value of `name` and where it came from.
     pub fn get(&self, def: &TopicConfigDef) -> (String, ConfigSource) {
         if let Some(v) = self.overrides.get(def.name) {
             return (v.clone(), ConfigSource::DynamicTopic);
+        }
+        if let Some(v) = self.dynamic_broker.and_then(|m| broker_value(m, def)) {
+            return (v, ConfigSource::DynamicBroker);
+        }
+        if let Some(v) = self.dynamic_default.and_then(|m| broker_value(m, def)) {
+            return (v, ConfigSource::DynamicDefaultBroker);
         }
         if let Some(v) = broker_value(self.broker, def) {
             return (v, ConfigSource::StaticBroker);
@@ -319,9 +342,11 @@ mod tests {
         broker.insert("log.segment.bytes".to_string(), "1000".to_string());
         let mut overrides = BTreeMap::new();
         overrides.insert("segment.bytes".to_string(), "5000".to_string());
+        let mut dynamic = BTreeMap::new();
+        dynamic.insert("log.flush.interval.ms".to_string(), "250".to_string());
         let c = TopicConfigs {
-            overrides: &overrides,
-            broker: &broker,
+            dynamic_default: Some(&dynamic),
+            ..TopicConfigs::new(&overrides, &broker)
         };
         assert_eq!(c.long("retention.ms"), 7_200_000);
         assert_eq!(c.long("segment.bytes"), 5000);
@@ -329,6 +354,80 @@ mod tests {
             c.get(topic_config("segment.bytes").unwrap()).1,
             ConfigSource::DynamicTopic
         );
-        assert_eq!(c.get(topic_config("flush.ms").unwrap()).1, ConfigSource::Default);
+        assert_eq!(
+            c.get(topic_config("flush.ms").unwrap()),
+            ("250".to_string(), ConfigSource::DynamicDefaultBroker)
+        );
+        assert_eq!(c.get(topic_config("flush.messages").unwrap()).1, ConfigSource::Default);
     }
+}
+
+/// A group config (KIP-848's per-group settings, Kafka's `GroupConfig`): its default and the
+/// broker configs that bound it.
+#[derive(Debug)]
+pub struct GroupConfigDef {
+    pub name: &'static str,
+    pub default: i64,
+    /// (broker config, its default) bounding the value from below and above.
+    pub min: (&'static str, i64),
+    pub max: (&'static str, i64),
+}
+
+/// Every group config Nurt serves.
+pub static GROUP_CONFIGS: &[GroupConfigDef] = &[
+    GroupConfigDef {
+        name: "consumer.heartbeat.interval.ms",
+        default: 5_000,
+        min: ("group.consumer.min.heartbeat.interval.ms", 5_000),
+        max: ("group.consumer.max.heartbeat.interval.ms", 15_000),
+    },
+    GroupConfigDef {
+        name: "consumer.session.timeout.ms",
+        default: 45_000,
+        min: ("group.consumer.min.session.timeout.ms", 45_000),
+        max: ("group.consumer.max.session.timeout.ms", 60_000),
+    },
+];
+
+/// The definition of group config `name`.
+pub fn group_config(name: &str) -> Option<&'static GroupConfigDef> {
+    GROUP_CONFIGS.iter().find(|d| d.name == name)
+}
+
+/// Checks a group config value against its bounds.
+pub fn validate_group_config(key: &str, value: &str) -> Result<(), MetadataError> {
+    let def = group_config(key).ok_or_else(|| invalid(key, value, "unknown group config"))?;
+    let n: i64 = value
+        .trim()
+        .parse()
+        .map_err(|_| invalid(key, value, "expected a whole number"))?;
+    if n < def.min.1 || n > def.max.1 {
+        return Err(invalid(
+            key,
+            value,
+            format!(
+                "must be between {} ({}) and {} ({})",
+                def.min.1, def.min.0, def.max.1, def.max.0
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The topic config whose default the broker config `key` is, when `key` may be changed at
+/// run time (every topic config's broker default, `unclean.leader.election.enable` among them).
+pub fn dynamic_broker_config(key: &str) -> Option<&'static TopicConfigDef> {
+    TOPIC_CONFIGS.iter().find(|d| d.broker_key == key)
+}
+
+/// Checks a dynamic broker config and its value.
+pub fn validate_dynamic_broker_config(key: &str, value: &str) -> Result<(), MetadataError> {
+    let def = dynamic_broker_config(key).ok_or_else(|| {
+        invalid(
+            key,
+            value,
+            "not a dynamic broker config (Nurt changes topic-config defaults such as log.retention.ms at run time)",
+        )
+    })?;
+    validate(def, value)
 }

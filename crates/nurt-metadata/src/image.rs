@@ -1,15 +1,21 @@
 //! The metadata image: the state obtained by replaying every metadata record in order.
+//!
+//! Replay never fails on a well-formed log: a record that does not fit the image (a partition
+//! of an unknown topic, say) is corrupt data, and `apply` says so.
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::record::{BrokerRegistration, ConfigResourceType, Endpoint, PartitionRecord};
 use crate::{MetadataError, MetadataRecord, TopicId};
 
-/// A partition's placement.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PartitionInfo {
-    pub replicas: Vec<i32>,
-    pub leader: i32,
-    pub leader_epoch: i32,
+/// A partition's placement, leadership and in-sync replicas: its latest record.
+pub type PartitionInfo = PartitionRecord;
+
+impl PartitionRecord {
+    /// Whether a reassignment is under way.
+    pub fn is_reassigning(&self) -> bool {
+        !self.adding_replicas.is_empty() || !self.removing_replicas.is_empty()
+    }
 }
 
 /// A topic with its partitions and config overrides.
@@ -21,14 +27,37 @@ pub struct TopicInfo {
     pub configs: BTreeMap<String, String>,
 }
 
-/// Everything the cluster knows about topics and producer ids.
+/// A registered broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerInfo {
+    pub registration: BrokerRegistration,
+}
+
+impl BrokerInfo {
+    /// Whether the broker may lead and serve partitions.
+    pub fn fenced(&self) -> bool {
+        self.registration.fenced
+    }
+
+    /// The endpoint of listener `name`.
+    pub fn endpoint(&self, name: &str) -> Option<&Endpoint> {
+        self.registration.endpoints.iter().find(|e| e.name == name)
+    }
+}
+
+/// Everything the cluster knows: topics, brokers, configs and producer ids.
 #[derive(Debug, Clone, Default)]
 pub struct MetadataImage {
     topics: BTreeMap<String, TopicInfo>,
     names_by_id: HashMap<TopicId, String>,
     /// Topic names by their metric name (`.` read as `_`): two topics may not share one.
     names_by_metric_name: HashMap<String, String>,
+    brokers: BTreeMap<i32, BrokerInfo>,
+    /// Broker and group configs: (resource type, resource name) → key → value.
+    configs: BTreeMap<(ConfigResourceType, String), BTreeMap<String, String>>,
     next_producer_id: i64,
+    /// The highest broker epoch handed out so far.
+    last_broker_epoch: i64,
 }
 
 impl MetadataImage {
@@ -49,22 +78,9 @@ impl MetadataImage {
                     },
                 );
             }
-            MetadataRecord::Partition {
-                topic_id,
-                partition,
-                replicas,
-                leader,
-                leader_epoch,
-            } => {
-                let topic = self.topic_by_id_mut(topic_id)?;
-                topic.partitions.insert(
-                    *partition,
-                    PartitionInfo {
-                        replicas: replicas.clone(),
-                        leader: *leader,
-                        leader_epoch: *leader_epoch,
-                    },
-                );
+            MetadataRecord::Partition(p) => {
+                let topic = self.topic_by_id_mut(&p.topic_id)?;
+                topic.partitions.insert(p.partition, p.clone());
             }
             MetadataRecord::TopicConfig { topic_id, key, value } => {
                 let topic = self.topic_by_id_mut(topic_id)?;
@@ -83,6 +99,53 @@ impl MetadataImage {
             }
             MetadataRecord::ProducerIds { next_producer_id } => {
                 self.next_producer_id = self.next_producer_id.max(*next_producer_id);
+            }
+            MetadataRecord::RegisterBroker(registration) => {
+                self.last_broker_epoch = self.last_broker_epoch.max(registration.broker_epoch);
+                self.brokers.insert(
+                    registration.broker_id,
+                    BrokerInfo {
+                        registration: registration.clone(),
+                    },
+                );
+            }
+            MetadataRecord::BrokerFencing {
+                broker_id,
+                broker_epoch,
+                fenced,
+            } => {
+                let broker = self
+                    .brokers
+                    .get_mut(broker_id)
+                    .ok_or(MetadataError::CorruptRecord("fencing of an unknown broker"))?;
+                // A record for an older registration changes nothing.
+                if broker.registration.broker_epoch == *broker_epoch {
+                    broker.registration.fenced = *fenced;
+                }
+            }
+            MetadataRecord::UnregisterBroker { broker_id } => {
+                self.brokers.remove(broker_id);
+            }
+            MetadataRecord::Config {
+                resource_type,
+                resource_name,
+                key,
+                value,
+            } => {
+                let resource = (*resource_type, resource_name.clone());
+                match value {
+                    Some(v) => {
+                        self.configs.entry(resource).or_default().insert(key.clone(), v.clone());
+                    }
+                    None => {
+                        if let Some(configs) = self.configs.get_mut(&resource) {
+                            configs.remove(key);
+                            if configs.is_empty() {
+                                self.configs.remove(&resource);
+                            }
+                        }
+                    }
+                }
             }
         }
         Ok(())
@@ -122,9 +185,90 @@ impl MetadataImage {
         self.topics.values()
     }
 
+    /// The partition `index` of `topic`.
+    pub fn partition(&self, topic: &str, index: i32) -> Option<&PartitionInfo> {
+        self.topics.get(topic)?.partitions.get(&index)
+    }
+
     /// The first producer id not yet handed out.
     pub fn next_producer_id(&self) -> i64 {
         self.next_producer_id
+    }
+
+    /// Every registered broker, by id.
+    pub fn brokers(&self) -> impl Iterator<Item = &BrokerInfo> {
+        self.brokers.values()
+    }
+
+    /// The broker `id`, if registered.
+    pub fn broker(&self, id: i32) -> Option<&BrokerInfo> {
+        self.brokers.get(&id)
+    }
+
+    /// Registered brokers that are not fenced, by id.
+    pub fn live_brokers(&self) -> impl Iterator<Item = &BrokerInfo> {
+        self.brokers.values().filter(|b| !b.fenced())
+    }
+
+    /// Whether broker `id` is registered and unfenced.
+    pub fn is_live(&self, id: i32) -> bool {
+        self.brokers.get(&id).is_some_and(|b| !b.fenced())
+    }
+
+    /// The highest broker epoch handed out so far.
+    pub fn last_broker_epoch(&self) -> i64 {
+        self.last_broker_epoch
+    }
+
+    /// The configs set on a broker or group resource.
+    pub fn configs(&self, resource_type: ConfigResourceType, name: &str) -> Option<&BTreeMap<String, String>> {
+        self.configs.get(&(resource_type, name.to_string()))
+    }
+
+    /// Every resource that has configs, with them.
+    pub fn all_configs(&self) -> impl Iterator<Item = (&(ConfigResourceType, String), &BTreeMap<String, String>)> {
+        self.configs.iter()
+    }
+
+    /// The records that recreate this image from nothing (a snapshot), in an order `apply`
+    /// accepts: brokers, topics with their partitions and configs, configs, producer ids.
+    pub fn to_records(&self) -> Vec<MetadataRecord> {
+        let mut out = Vec::new();
+        for b in self.brokers.values() {
+            out.push(MetadataRecord::RegisterBroker(b.registration.clone()));
+        }
+        for t in self.topics.values() {
+            out.push(MetadataRecord::Topic {
+                name: t.name.clone(),
+                topic_id: t.topic_id,
+            });
+            for p in t.partitions.values() {
+                out.push(MetadataRecord::Partition(p.clone()));
+            }
+            for (k, v) in &t.configs {
+                out.push(MetadataRecord::TopicConfig {
+                    topic_id: t.topic_id,
+                    key: k.clone(),
+                    value: Some(v.clone()),
+                });
+            }
+        }
+        for ((resource_type, resource_name), configs) in &self.configs {
+            for (k, v) in configs {
+                out.push(MetadataRecord::Config {
+                    resource_type: *resource_type,
+                    resource_name: resource_name.clone(),
+                    key: k.clone(),
+                    value: Some(v.clone()),
+                });
+            }
+        }
+        if self.next_producer_id > 0 {
+            out.push(MetadataRecord::ProducerIds {
+                next_producer_id: self.next_producer_id,
+            });
+        }
+        out
     }
 }
 

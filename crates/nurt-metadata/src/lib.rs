@@ -15,5 +15,5 @@ mod wire;
 
 pub use config::{ConfigSource, TopicConfigs};
 pub use error::MetadataError;
-pub use image::{MetadataImage, PartitionInfo, TopicInfo};
-pub use record::{MetadataRecord, TopicId};
+pub use image::{BrokerInfo, MetadataImage, PartitionInfo, TopicInfo};
+pub use record::{BrokerRegistration, ConfigResourceType, Endpoint, MetadataRecord, PartitionRecord, TopicId};

@@ -90,10 +90,23 @@ impl<'a> Reader<'a> {
         self.opt_str()?.ok_or(MetadataError::CorruptRecord("null string"))
     }
     pub fn i32s(&mut self) -> Result<Vec<i32>, MetadataError> {
+        let n = self.count(4)?;
+        (0..n).map(|_| self.i32()).collect()
+    }
+    pub fn bool(&mut self) -> Result<bool, MetadataError> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(MetadataError::CorruptRecord("bool is neither 0 nor 1")),
+        }
+    }
+    /// A count of elements each at least `min_bytes` long, checked against the bytes left
+    /// before anything is allocated for them.
+    pub fn count(&mut self, min_bytes: usize) -> Result<usize, MetadataError> {
         let n = self.i32()?;
-        if n < 0 || n as usize > self.0.len() / 4 {
+        if n < 0 || n as usize > self.0.len() / min_bytes.max(1) {
             return Err(SHORT);
         }
-        (0..n).map(|_| self.i32()).collect()
+        Ok(n as usize)
     }
 }

@@ -215,9 +215,26 @@ impl<'a> Cursor<'a> {
 /// holds. Errors when the schema is unknown to the guard (the API is not served), the body
 /// lies about a length, or it breaks one of Kafka's limits.
 pub fn check(api_key: i16, version: i16, flexible: bool, body: &[u8]) -> Result<usize, ProtocolError> {
+    walk(api_key, version, flexible, body).map(|w| w.elements)
+}
+
+/// What a walk found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Walked {
+    /// Collection elements in the body.
+    pub elements: usize,
+    /// Bytes the schema covers (any after them are ignored, as by the decoder).
+    pub consumed_bytes: usize,
+}
+
+/// [`check`], also saying how many bytes the schema covered.
+pub fn walk(api_key: i16, version: i16, flexible: bool, body: &[u8]) -> Result<Walked, ProtocolError> {
     let s = schema::request(api_key).ok_or(ProtocolError::UnsupportedVersion { api_key, version })?;
     let mut cur = Cursor::new(body);
     cur.structure(s, version, flexible)
         .map_err(|Short(what)| ProtocolError::Malformed(format!("api key {api_key} v{version}: {what}")))?;
-    Ok(cur.elements)
+    Ok(Walked {
+        elements: cur.elements,
+        consumed_bytes: cur.pos,
+    })
 }

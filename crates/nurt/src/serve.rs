@@ -23,6 +23,18 @@ pub struct ServeArgs {
     /// A file of key=value lines (Kafka's server.properties format); --set wins over it.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// This node's id in a cluster (node.id; default 1).
+    #[arg(long)]
+    node_id: Option<i32>,
+    /// The internal listener (Raft, controller requests, replication) of a cluster node, e.g.
+    /// localhost:9093 (the CONTROLLER listener of `listeners`).
+    #[arg(long)]
+    controller_listen: Option<String>,
+    /// The metadata quorum's voters, e.g. 1@localhost:9093,2@localhost:9193,3@localhost:9293
+    /// (controller.quorum.voters). A node in the list is controller and broker; one not in it
+    /// is a broker only and joins through them. Without it, `nurt serve` is one complete node.
+    #[arg(long)]
+    voters: Option<String>,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -45,6 +57,17 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             .with_context(|| format!("--set expects KEY=VALUE, got '{kv}'"))?;
         config.set(k, v)?;
     }
+    // The flags win over the same settings given by Kafka name.
+    if let Some(id) = args.node_id {
+        config.set("node.id", &id.to_string())?;
+    }
+    if let Some(voters) = &args.voters {
+        config.set("controller.quorum.voters", voters)?;
+    }
+    if let Some(listen) = &args.controller_listen {
+        config.controller_listen = Some(listen.clone());
+    }
+    config.check_cluster()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("nurt")
@@ -54,23 +77,26 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         // Signal handlers first: a SIGTERM right after the port opens must still stop cleanly.
         let shutdown = shutdown_signal()?;
         let listeners = nurt_broker::server::bind(&config.listen).await?;
-        let broker = Broker::open(config)?;
-        let addrs: Vec<String> = listeners
-            .iter()
-            .filter_map(|l| l.local_addr().ok())
-            .map(|a| a.to_string())
-            .collect();
-        tracing::info!(
-            "nurt {} ready in {} ms: listening on {} (advertised as {}), cluster {}, node {}, data in {}",
-            env!("CARGO_PKG_VERSION"),
-            started.elapsed().as_millis(),
-            addrs.join(", "),
-            broker.config.advertise,
-            broker.cluster_id,
-            broker.node_id,
-            broker.data_dir().display()
-        );
-        nurt_broker::serve(broker, listeners, shutdown).await?;
+        let listeners_addrs: Vec<std::net::SocketAddr> = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
+        let internal = match &config.controller_listen {
+            Some(addr) => nurt_broker::server::bind(addr).await?,
+            None => vec![],
+        };
+        let broker = Broker::open(config).await?;
+        let ready = |broker: &Broker| {
+            let addrs: Vec<String> = listeners_addrs.iter().map(|a| a.to_string()).collect();
+            tracing::info!(
+                "nurt {} ready in {} ms: listening on {} (advertised as {}), cluster {}, node {}, data in {}",
+                env!("CARGO_PKG_VERSION"),
+                started.elapsed().as_millis(),
+                addrs.join(", "),
+                broker.config.advertise,
+                broker.cluster_id,
+                broker.node_id,
+                broker.data_dir().display()
+            );
+        };
+        nurt_broker::serve(broker, listeners, internal, shutdown, ready).await?;
         Ok(())
     })
 }

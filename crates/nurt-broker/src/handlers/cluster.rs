@@ -7,16 +7,22 @@ use super::acl::{authorized_operations, Resource};
 use super::sb;
 use crate::Broker;
 
-/// Endpoint type 1 is brokers; 2 (controllers) is answered with the same node, which is both.
+/// Every live broker, and the active controller (combined nodes are both).
 pub fn describe_cluster(broker: &Broker, request: DescribeClusterRequest) -> DescribeClusterResponse {
-    let (host, port) = broker.config.advertised_host_port();
+    let brokers = super::metadata::live_brokers(&broker.image())
+        .into_iter()
+        .map(|b| {
+            DescribeClusterBroker::default()
+                .with_broker_id(b.node_id)
+                .with_host(b.host)
+                .with_port(b.port)
+                .with_rack(b.rack)
+        })
+        .collect();
     DescribeClusterResponse::default()
         .with_cluster_id(sb(broker.cluster_id.clone()))
-        .with_controller_id(BrokerId(broker.node_id))
-        .with_brokers(vec![DescribeClusterBroker::default()
-            .with_broker_id(BrokerId(broker.node_id))
-            .with_host(sb(host))
-            .with_port(port)])
+        .with_controller_id(BrokerId(broker.controller_id()))
+        .with_brokers(brokers)
         .with_cluster_authorized_operations(authorized_operations(
             Resource::Cluster,
             request.include_cluster_authorized_operations,

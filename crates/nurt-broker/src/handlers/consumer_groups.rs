@@ -18,7 +18,6 @@ use crate::{now_ms, Broker};
 /// Every topic's id and partition count, as assignors need them.
 fn topic_view(broker: &Broker) -> BTreeMap<String, (TopicId, i32)> {
     broker
-        .metadata
         .image()
         .topics()
         .map(|t| (t.name.clone(), (t.topic_id, t.partitions.len() as i32)))
@@ -85,12 +84,7 @@ pub fn consumer_group_heartbeat(
 }
 
 pub fn consumer_group_describe(broker: &Broker, r: ConsumerGroupDescribeRequest) -> ConsumerGroupDescribeResponse {
-    let names: BTreeMap<TopicId, String> = broker
-        .metadata
-        .image()
-        .topics()
-        .map(|t| (t.topic_id, t.name.clone()))
-        .collect();
+    let names: BTreeMap<TopicId, String> = broker.image().topics().map(|t| (t.topic_id, t.name.clone())).collect();
     let to_assignment = |parts: Vec<(TopicId, Vec<i32>)>| {
         describe::Assignment::default().with_topic_partitions(
             parts

@@ -20,8 +20,9 @@ pub fn delete_records(broker: &Broker, request: DeleteRecordsRequest) -> DeleteR
                     let result = DeleteRecordsPartitionResult::default()
                         .with_partition_index(p.partition_index)
                         .with_low_watermark(-1);
-                    let Some(partition) = broker.partition(&t.name.0, p.partition_index) else {
-                        return result.with_error_code(codes::UNKNOWN_TOPIC_OR_PARTITION);
+                    let partition = match broker.led_partition(&t.name.0, p.partition_index, -1) {
+                        Ok(partition) => partition,
+                        Err(not) => return result.with_error_code(not.code),
                     };
                     match partition.delete_records_before(p.offset) {
                         Ok(low) => result.with_low_watermark(low),

@@ -37,7 +37,7 @@ fn read_partition(
     budget: usize,
     first: bool,
 ) -> FetchPartition<ReadSlice> {
-    let epoch_code = codes::leader_epoch_check(request.current_leader_epoch, partition.leader_epoch);
+    let epoch_code = codes::leader_epoch_check(request.current_leader_epoch, partition.leader_epoch());
     if epoch_code != codes::NONE {
         return partition_error(request.partition, epoch_code);
     }
@@ -92,11 +92,15 @@ fn read_once(
         };
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for p in &topic.partitions {
-            let data = match name.as_deref().and_then(|n| broker.partition(n, p.partition)) {
+            let led = name.as_deref().map(|n| match broker.partition(n, p.partition) {
+                Some(partition) if partition.is_leader() => Ok(partition),
+                _ => Err(broker.not_led_here(n, p.partition).code),
+            });
+            let data = match led {
                 _ if refuse_code != codes::NONE => partition_error(p.partition, refuse_code),
-                None if name.is_none() => partition_error(p.partition, codes::UNKNOWN_TOPIC_ID),
-                None => partition_error(p.partition, codes::UNKNOWN_TOPIC_OR_PARTITION),
-                Some(partition) => {
+                None => partition_error(p.partition, codes::UNKNOWN_TOPIC_ID),
+                Some(Err(code)) => partition_error(p.partition, code),
+                Some(Ok(partition)) => {
                     let budget = max_bytes
                         .saturating_sub(total)
                         .min(p.partition_max_bytes.max(0) as usize);

@@ -76,13 +76,13 @@ pub fn handle(broker: &Broker, request: ListOffsetsRequest, version: i16) -> Lis
                     let partition = match broker.led_partition(&topic.name.0, p.partition_index, p.current_leader_epoch)
                     {
                         Ok(partition) => partition,
-                        Err(code) => return resp.with_error_code(code),
+                        Err(not) => return resp.with_error_code(not.code),
                     };
                     match lookup(&partition, p.timestamp) {
                         Ok((timestamp, offset)) => {
                             let resp = resp.with_timestamp(timestamp).with_offset(offset);
                             if version >= 4 {
-                                resp.with_leader_epoch(partition.leader_epoch)
+                                resp.with_leader_epoch(partition.leader_epoch())
                             } else {
                                 resp
                             }
@@ -114,7 +114,7 @@ pub fn offset_for_leader_epoch(broker: &Broker, request: OffsetForLeaderEpochReq
                         .with_end_offset(-1);
                     let partition = match broker.led_partition(&topic.topic.0, p.partition, p.current_leader_epoch) {
                         Ok(partition) => partition,
-                        Err(code) => return resp.with_error_code(code),
+                        Err(not) => return resp.with_error_code(not.code),
                     };
                     match partition.end_offset_for_epoch(p.leader_epoch) {
                         Some((epoch, end)) => resp.with_leader_epoch(epoch).with_end_offset(end),

@@ -27,6 +27,7 @@ use nurt_protocol::DecodedRequest;
 use crate::Broker;
 
 pub use api_versions::unsupported_version_response;
+pub(crate) use configs::topic_configs;
 
 /// What a handler answers.
 #[derive(Debug)]
@@ -67,7 +68,7 @@ pub async fn handle(broker: &Arc<Broker>, peer: std::net::SocketAddr, request: D
     }
     Reply::Message(Box::new(match request.body {
         RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions::handle()),
-        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(broker, r, v)),
+        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(broker, r, v).await),
         RequestKind::Produce(r) => match produce::handle(broker, r, v) {
             Some(response) => ResponseKind::Produce(response),
             None => return Reply::None,
@@ -77,12 +78,12 @@ pub async fn handle(broker: &Arc<Broker>, peer: std::net::SocketAddr, request: D
         RequestKind::OffsetForLeaderEpoch(r) => {
             ResponseKind::OffsetForLeaderEpoch(list_offsets::offset_for_leader_epoch(broker, r))
         }
-        RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(topics::create_topics(broker, r, v)),
-        RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(topics::delete_topics(broker, r, v)),
-        RequestKind::CreatePartitions(r) => ResponseKind::CreatePartitions(topics::create_partitions(broker, r)),
-        RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(configs::alter_configs(broker, r)),
+        RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(topics::create_topics(broker, r, v).await),
+        RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(topics::delete_topics(broker, r, v).await),
+        RequestKind::CreatePartitions(r) => ResponseKind::CreatePartitions(topics::create_partitions(broker, r).await),
+        RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(configs::alter_configs(broker, r).await),
         RequestKind::IncrementalAlterConfigs(r) => {
-            ResponseKind::IncrementalAlterConfigs(configs::incremental_alter_configs(broker, r))
+            ResponseKind::IncrementalAlterConfigs(configs::incremental_alter_configs(broker, r).await)
         }
         RequestKind::DeleteRecords(r) => ResponseKind::DeleteRecords(delete_records::delete_records(broker, r)),
         RequestKind::DescribeLogDirs(r) => ResponseKind::DescribeLogDirs(log_dirs::describe_log_dirs(broker, r)),
@@ -105,7 +106,7 @@ pub async fn handle(broker: &Arc<Broker>, peer: std::net::SocketAddr, request: D
         RequestKind::ConsumerGroupDescribe(r) => {
             ResponseKind::ConsumerGroupDescribe(consumer_groups::consumer_group_describe(broker, r))
         }
-        RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(producer_id::init_producer_id(broker, r)),
+        RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(producer_id::init_producer_id(broker, r).await),
         // The version gate lets through only the APIs above.
         _ => return Reply::None,
     }))

@@ -21,7 +21,7 @@ pub fn offset_commit(broker: &Broker, r: OffsetCommitRequest) -> OffsetCommitRes
     // Kafka answers UNKNOWN_TOPIC_OR_PARTITION for partitions that do not exist, and stores
     // nothing for them.
     let known: Vec<Vec<bool>> = {
-        let image = broker.metadata.image();
+        let image = broker.image();
         r.topics
             .iter()
             .map(|t| {

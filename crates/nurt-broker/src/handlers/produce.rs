@@ -49,20 +49,15 @@ pub fn handle(broker: &Broker, request: ProduceRequest, version: i16) -> Option<
         };
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for p in topic.partition_data {
-            let partition = name.as_deref().and_then(|n| broker.partition(n, p.index));
+            let partition = match name.as_deref() {
+                None => Err(codes::UNKNOWN_TOPIC_ID),
+                Some(n) => broker.led_partition(n, p.index, -1).map_err(|not| not.code),
+            };
             let response = match (partition, p.records) {
                 _ if !valid_acks => failed(p.index, codes::INVALID_REQUIRED_ACKS, None),
-                (None, _) => failed(
-                    p.index,
-                    if version >= 13 && name.is_none() {
-                        codes::UNKNOWN_TOPIC_ID
-                    } else {
-                        codes::UNKNOWN_TOPIC_OR_PARTITION
-                    },
-                    None,
-                ),
-                (Some(_), None) => failed(p.index, codes::CORRUPT_MESSAGE, Some("no records".into())),
-                (Some(partition), Some(records)) => match partition.append(&records, now) {
+                (Err(code), _) => failed(p.index, code, None),
+                (Ok(_), None) => failed(p.index, codes::CORRUPT_MESSAGE, Some("no records".into())),
+                (Ok(partition), Some(records)) => match partition.append(&records, now) {
                     Ok(a) => {
                         appended_any = true;
                         PartitionProduceResponse::default()

@@ -7,18 +7,18 @@ use crate::{codes, Broker};
 /// A new producer id with epoch 0. As in Kafka, an idempotent (non-transactional) producer
 /// always gets a fresh id, even when it names its old one (KIP-360 bumps only apply to
 /// transactional ids, which need the transaction coordinator: not yet).
-pub fn init_producer_id(broker: &Broker, request: InitProducerIdRequest) -> InitProducerIdResponse {
+pub async fn init_producer_id(broker: &Broker, request: InitProducerIdRequest) -> InitProducerIdResponse {
     let response = InitProducerIdResponse::default()
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
     if request.transactional_id.is_some() {
         return response.with_error_code(codes::TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
     }
-    match broker.next_producer_id() {
+    match broker.next_producer_id().await {
         Ok(id) => response.with_producer_id(ProducerId(id)).with_producer_epoch(0),
         Err(e) => {
-            tracing::error!("producer id allocation failed: {e}");
-            response.with_error_code(codes::KAFKA_STORAGE_ERROR)
+            tracing::warn!("producer id allocation failed: {e}");
+            response.with_error_code(codes::COORDINATOR_NOT_AVAILABLE)
         }
     }
 }

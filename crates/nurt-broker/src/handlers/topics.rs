@@ -1,28 +1,50 @@
 //! CreateTopics, DeleteTopics, CreatePartitions: controller operations committed to the
-//! metadata log, then reconciled into hosted partitions.
+//! metadata log (by the active controller, wherever the request arrived), then reconciled
+//! into hosted partitions.
 
 use std::collections::HashSet;
 
 use nurt_metadata::config::TOPIC_CONFIGS;
-use nurt_metadata::controller::{self, NewTopic};
-use nurt_metadata::{MetadataError, TopicConfigs};
 use nurt_protocol::kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use nurt_protocol::kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
 use nurt_protocol::kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use nurt_protocol::kafka_protocol::messages::*;
 
+use super::configs::topic_configs;
 use super::sb;
-use crate::metadata_store::CommitError;
-use crate::{codes, now_ms, Broker};
+use crate::controller::{ControllerOp, CreateTopic, CreatedTopic, NewPartitions, OpAnswer, OpError};
+use crate::{codes, Broker};
 
-fn reconcile(broker: &Broker) -> Result<(), (i16, String)> {
-    broker.reconcile(false).map_err(|e| {
-        tracing::error!("applying metadata: {e}");
-        (codes::KAFKA_STORAGE_ERROR, e.to_string())
-    })
+/// Internal topics are created by the broker itself, and the metadata log's name is reserved.
+pub(crate) fn reserved_topic(name: &str) -> Option<&'static str> {
+    match name {
+        "__cluster_metadata" => Some("__cluster_metadata is the metadata log's name and cannot be a topic"),
+        "__consumer_offsets" | "__transaction_state" => Some("internal topics are created by the broker"),
+        _ => None,
+    }
 }
 
-pub fn create_topics(broker: &Broker, request: CreateTopicsRequest, version: i16) -> CreateTopicsResponse {
+fn reconcile(broker: &Broker) {
+    if let Err(e) = broker.reconcile(false) {
+        tracing::error!("applying metadata: {e}");
+    }
+}
+
+/// What a controller op answered per item, or the op's failure for every item.
+fn items<T>(
+    answer: Result<OpAnswer, crate::controller::OpFailure>,
+    n: usize,
+    pick: impl Fn(OpAnswer) -> Option<Vec<Result<T, OpError>>>,
+) -> Vec<Result<T, OpError>> {
+    match answer {
+        Ok(a) => pick(a).unwrap_or_default(),
+        Err(e) => (0..n)
+            .map(|_| Err(OpError::new(codes::REQUEST_TIMED_OUT, e.to_string())))
+            .collect(),
+    }
+}
+
+pub async fn create_topics(broker: &Broker, request: CreateTopicsRequest, version: i16) -> CreateTopicsResponse {
     let mut seen = HashSet::new();
     let duplicates: HashSet<String> = request
         .topics
@@ -30,24 +52,27 @@ pub fn create_topics(broker: &Broker, request: CreateTopicsRequest, version: i16
         .filter(|t| !seen.insert(t.name.0.to_string()))
         .map(|t| t.name.0.to_string())
         .collect();
-    let mut results = Vec::with_capacity(request.topics.len());
-    for t in request.topics {
+    // Resolve defaults here (this node's configs), refuse what needs no controller.
+    let mut to_create = Vec::new();
+    let mut early: Vec<Option<OpError>> = Vec::new();
+    for t in &request.topics {
         let name = t.name.0.to_string();
-        let result = CreatableTopicResult::default()
-            .with_name(t.name.clone())
-            .with_num_partitions(-1)
-            .with_replication_factor(-1);
-        if duplicates.contains(&name) {
-            results.push(
-                result
-                    .with_error_code(codes::INVALID_REQUEST)
-                    .with_error_message(Some(sb("topic named more than once in one request"))),
-            );
+        let refusal = if duplicates.contains(&name) {
+            Some(OpError::new(
+                codes::INVALID_REQUEST,
+                "topic named more than once in one request",
+            ))
+        } else {
+            reserved_topic(&name).map(|why| OpError::new(codes::INVALID_REQUEST, why))
+        };
+        if let Some(r) = refusal {
+            early.push(Some(r));
             continue;
         }
+        early.push(None);
         let manual = !t.assignments.is_empty();
-        let new_topic = NewTopic {
-            name: name.clone(),
+        to_create.push(CreateTopic {
+            name,
             num_partitions: if manual {
                 t.assignments.len() as i32
             } else if t.num_partitions == -1 {
@@ -55,76 +80,97 @@ pub fn create_topics(broker: &Broker, request: CreateTopicsRequest, version: i16
             } else {
                 t.num_partitions
             },
-            replication_factor: if manual {
-                t.assignments.first().map_or(0, |a| a.broker_ids.len() as i32)
-            } else if t.replication_factor == -1 {
+            replication_factor: if t.replication_factor == -1 {
                 broker.config.default_replication_factor()
             } else {
                 i32::from(t.replication_factor)
             },
+            assignments: manual.then(|| {
+                let mut a: Vec<_> = t.assignments.iter().collect();
+                a.sort_by_key(|a| a.partition_index);
+                a.iter().map(|a| a.broker_ids.iter().map(|b| b.0).collect()).collect()
+            }),
             configs: t
                 .configs
                 .iter()
                 .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
                 .collect(),
-        };
-        let brokers = broker.broker_ids();
-        let bad_assignment = manual
-            && t.assignments
-                .iter()
-                .any(|a| a.broker_ids.is_empty() || a.broker_ids.iter().any(|b| !brokers.contains(&b.0)));
-        let id = *uuid::Uuid::new_v4().as_bytes();
-        let outcome = broker.metadata.commit(now_ms(), |image| {
-            if bad_assignment {
-                return Err(MetadataError::InvalidReplicaAssignment);
-            }
-            let records = controller::create_topic(image, &new_topic, &brokers, id)?;
-            Ok((if request.validate_only { vec![] } else { records }, ()))
-        });
-        let outcome = outcome.map_err(|e: CommitError| codes::for_commit(&e)).and_then(|()| {
-            if request.validate_only {
-                Ok(())
-            } else {
-                reconcile(broker)
-            }
-        });
-        results.push(match outcome {
-            Err((code, message)) => result.with_error_code(code).with_error_message(Some(sb(message))),
-            Ok(()) => {
-                let mut ok = result
-                    .with_num_partitions(new_topic.num_partitions)
-                    .with_replication_factor(new_topic.replication_factor as i16);
-                if version >= 7 && !request.validate_only {
-                    ok = ok.with_topic_id(uuid::Uuid::from_bytes(id));
-                }
-                if version >= 5 {
-                    let overrides = new_topic.configs.iter().cloned().collect();
-                    let configs = TopicConfigs {
-                        overrides: &overrides,
-                        broker: &broker.config.values,
-                    };
-                    ok = ok.with_configs(Some(
-                        TOPIC_CONFIGS
-                            .iter()
-                            .map(|def| {
-                                let (value, source) = configs.get(def);
-                                CreatableTopicConfigs::default()
-                                    .with_name(sb(def.name))
-                                    .with_value(Some(sb(value)))
-                                    .with_config_source(source as i8)
-                            })
-                            .collect(),
-                    ));
-                }
-                tracing::info!("created topic {name} with {} partition(s)", new_topic.num_partitions);
-                ok
-            }
         });
     }
+    let n = to_create.len();
+    let answer = broker
+        .controller
+        .submit(ControllerOp::CreateTopics {
+            topics: to_create,
+            validate_only: request.validate_only,
+        })
+        .await;
+    let mut created = items(answer, n, |a| match a {
+        OpAnswer::Topics(t) => Some(t),
+        _ => None,
+    })
+    .into_iter();
+    if !request.validate_only {
+        reconcile(broker);
+    }
+    let results = request
+        .topics
+        .into_iter()
+        .zip(early)
+        .map(|(t, early)| {
+            let result = CreatableTopicResult::default()
+                .with_name(t.name.clone())
+                .with_num_partitions(-1)
+                .with_replication_factor(-1);
+            let outcome = match early {
+                Some(e) => Err(e),
+                None => created
+                    .next()
+                    .unwrap_or_else(|| Err(OpError::new(codes::UNKNOWN_SERVER_ERROR, "no answer"))),
+            };
+            match outcome {
+                Err(e) => result.with_error_code(e.code).with_error_message(Some(sb(e.message))),
+                Ok(CreatedTopic {
+                    topic_id,
+                    num_partitions: partitions,
+                    replication_factor: rf,
+                }) => {
+                    let mut ok = result
+                        .with_num_partitions(partitions)
+                        .with_replication_factor(rf as i16);
+                    if version >= 7 && !request.validate_only {
+                        ok = ok.with_topic_id(uuid::Uuid::from_bytes(topic_id));
+                    }
+                    if version >= 5 {
+                        let overrides = t
+                            .configs
+                            .iter()
+                            .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
+                            .collect();
+                        let image = broker.image();
+                        let configs = topic_configs(broker, &image, &overrides);
+                        ok = ok.with_configs(Some(
+                            TOPIC_CONFIGS
+                                .iter()
+                                .map(|def| {
+                                    let (value, source) = configs.get(def);
+                                    CreatableTopicConfigs::default()
+                                        .with_name(sb(def.name))
+                                        .with_value(Some(sb(value)))
+                                        .with_config_source(source as i8)
+                                })
+                                .collect(),
+                        ));
+                    }
+                    ok
+                }
+            }
+        })
+        .collect();
     CreateTopicsResponse::default().with_topics(results)
 }
 
-pub fn delete_topics(broker: &Broker, request: DeleteTopicsRequest, version: i16) -> DeleteTopicsResponse {
+pub async fn delete_topics(broker: &Broker, request: DeleteTopicsRequest, version: i16) -> DeleteTopicsResponse {
     // v6+ names topics by name or id; older versions by name only.
     let wanted: Vec<(Option<String>, uuid::Uuid)> = if version >= 6 {
         request
@@ -148,14 +194,29 @@ pub fn delete_topics(broker: &Broker, request: DeleteTopicsRequest, version: i16
             continue;
         };
         let result = result.with_name(Some(TopicName(sb(name.clone()))));
-        let outcome = broker
-            .metadata
-            .commit(now_ms(), |image| Ok((controller::delete_topic(image, &name)?, ())))
-            .map_err(|e| codes::for_commit(&e))
-            .and_then(|()| reconcile(broker));
+        let outcome = if reserved_topic(&name).is_some() && name != "__cluster_metadata" {
+            Err(OpError::new(
+                codes::INVALID_REQUEST,
+                "internal topics cannot be deleted",
+            ))
+        } else {
+            let answer = broker
+                .controller
+                .submit(ControllerOp::DeleteTopics {
+                    names: vec![name.clone()],
+                })
+                .await;
+            items(answer, 1, |a| match a {
+                OpAnswer::Items(i) => Some(i),
+                _ => None,
+            })
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| Err(OpError::new(codes::UNKNOWN_SERVER_ERROR, "no answer")))
+        };
         results.push(match outcome {
             Ok(()) => {
-                tracing::info!("deleted topic {name}");
+                reconcile(broker);
                 match broker.groups.forget_deleted_topics(|t| t == name) {
                     Ok(0) => {}
                     Ok(n) => tracing::info!("deleted {n} committed offset(s) of topic {name}"),
@@ -164,35 +225,56 @@ pub fn delete_topics(broker: &Broker, request: DeleteTopicsRequest, version: i16
                 }
                 result
             }
-            Err((code, message)) => {
+            Err(e) => {
                 result
-                    .with_error_code(code)
-                    .with_error_message(if version >= 5 { Some(sb(message)) } else { None })
+                    .with_error_code(e.code)
+                    .with_error_message(if version >= 5 { Some(sb(e.message)) } else { None })
             }
         });
     }
     DeleteTopicsResponse::default().with_responses(results)
 }
 
-pub fn create_partitions(broker: &Broker, request: CreatePartitionsRequest) -> CreatePartitionsResponse {
-    let results = request
+pub async fn create_partitions(broker: &Broker, request: CreatePartitionsRequest) -> CreatePartitionsResponse {
+    let topics: Vec<NewPartitions> = request
         .topics
         .iter()
         .map(|t| {
-            let name = t.name.0.to_string();
+            let manual = t
+                .assignments
+                .as_ref()
+                .map(|a| a.iter().map(|a| a.broker_ids.iter().map(|b| b.0).collect()).collect());
+            NewPartitions {
+                topic: t.name.0.to_string(),
+                total: t.count,
+                assignments: manual,
+            }
+        })
+        .collect();
+    let n = topics.len();
+    let answer = broker
+        .controller
+        .submit(ControllerOp::CreatePartitions {
+            topics,
+            validate_only: request.validate_only,
+        })
+        .await;
+    let outcomes = items(answer, n, |a| match a {
+        OpAnswer::Items(i) => Some(i),
+        _ => None,
+    });
+    if !request.validate_only {
+        reconcile(broker);
+    }
+    let results = request
+        .topics
+        .iter()
+        .zip(outcomes)
+        .map(|(t, outcome)| {
             let result = CreatePartitionsTopicResult::default().with_name(t.name.clone());
-            let brokers = broker.broker_ids();
-            let outcome = broker
-                .metadata
-                .commit(now_ms(), |image| {
-                    let records = controller::create_partitions(image, &name, t.count, &brokers)?;
-                    Ok((if request.validate_only { vec![] } else { records }, ()))
-                })
-                .map_err(|e| codes::for_commit(&e))
-                .and_then(|()| reconcile(broker));
             match outcome {
                 Ok(()) => result,
-                Err((code, message)) => result.with_error_code(code).with_error_message(Some(sb(message))),
+                Err(e) => result.with_error_code(e.code).with_error_message(Some(sb(e.message))),
             }
         })
         .collect();
