@@ -51,7 +51,6 @@ pub struct NotServed {
 pub struct Broker {
     pub config: BrokerConfig,
     pub node_id: i32,
-    pub cluster_id: String,
     /// The memory requests in flight may take (`queued.max.request.bytes`).
     pub request_budget: RequestBudget,
     storage: Arc<dyn Storage>,
@@ -119,7 +118,9 @@ impl Broker {
         config.check_cluster()?;
         let storage = OsStorage::shared();
         let node_id = config.node_id();
-        let data_dir = DataDir::open(Arc::clone(&storage), &config.data_dir, node_id, new_cluster_id)?;
+        // A cluster node learns its cluster id when it joins; the embedded node names its own.
+        let named_here = (!config.is_cluster()).then(new_cluster_id);
+        let data_dir = DataDir::open(Arc::clone(&storage), &config.data_dir, node_id, || named_here)?;
         let clean = data_dir.was_clean();
         let path = data_dir.path().to_path_buf();
         let metadata_dir = path.join(METADATA_DIR);
@@ -155,7 +156,6 @@ impl Broker {
             request_budget: RequestBudget::new(config.queued_max_request_bytes()),
             config,
             node_id,
-            cluster_id: data_dir.cluster_id().to_string(),
             storage,
             data_dir,
             quorum,
@@ -212,12 +212,25 @@ impl Broker {
             incarnation_id: self.incarnation_id,
             endpoints,
             rack: self.config.rack(),
+            cluster_id: self.data_dir.cluster_id().unwrap_or_else(new_cluster_id),
+            adopt_cluster_id: self.data_dir.cluster_id().is_none(),
         };
         match self.controller.submit(op).await {
-            Ok(OpAnswer::Registered(epoch)) => {
+            Ok(OpAnswer::Registered(epoch, cluster_id)) => {
+                if self.data_dir.cluster_id().is_none() {
+                    tracing::info!("joined cluster {cluster_id}");
+                }
+                self.data_dir.adopt_cluster_id(&cluster_id)?;
                 self.broker_epoch.store(epoch, Ordering::SeqCst);
                 tracing::info!("registered as broker {} (broker epoch {epoch})", self.node_id);
                 Ok(())
+            }
+            Ok(OpAnswer::Items(refused)) if refused.iter().any(Result::is_err) => {
+                let why: Vec<String> = refused.into_iter().filter_map(Result::err).map(|e| e.message).collect();
+                Err(BrokerError::Config(format!(
+                    "the controller refused this broker's registration: {}",
+                    why.join("; ")
+                )))
             }
             Ok(other) => Err(BrokerError::Quorum(format!("unexpected registration answer {other:?}"))),
             Err(e) => Err(BrokerError::Quorum(format!("registering with the controller: {e}"))),
@@ -274,6 +287,11 @@ impl Broker {
     /// The metadata image as this node has applied it.
     pub fn image(&self) -> std::sync::RwLockReadGuard<'_, MetadataImage> {
         self.quorum.image()
+    }
+
+    /// The cluster's id (empty until this node has joined its cluster).
+    pub fn cluster_id(&self) -> String {
+        self.data_dir.cluster_id().unwrap_or_default()
     }
 
     /// The data directory.

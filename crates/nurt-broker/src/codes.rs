@@ -39,6 +39,7 @@ pub const INVALID_RECORD: i16 = 87;
 pub const PRODUCER_FENCED: i16 = 90;
 pub const UNKNOWN_TOPIC_ID: i16 = 100;
 pub const INELIGIBLE_REPLICA: i16 = 107;
+pub const INCONSISTENT_CLUSTER_ID: i16 = 104;
 pub const INVALID_UPDATE_VERSION: i16 = 108;
 pub const UNKNOWN_SERVER_ERROR: i16 = -1;
 
@@ -57,6 +58,14 @@ pub fn for_metadata(e: &MetadataError) -> (i16, String) {
         MetadataError::InvalidRequest(_) => INVALID_REQUEST,
         MetadataError::NoReassignmentInProgress => NO_REASSIGNMENT_IN_PROGRESS,
         MetadataError::TooManyPartitions { .. } => POLICY_VIOLATION,
+        MetadataError::UnknownPartition => UNKNOWN_TOPIC_OR_PARTITION,
+        MetadataError::FencedLeaderEpoch => FENCED_LEADER_EPOCH,
+        MetadataError::InvalidUpdateVersion => INVALID_UPDATE_VERSION,
+        MetadataError::IneligibleReplica => INELIGIBLE_REPLICA,
+        MetadataError::ElectionNotNeeded => ELECTION_NOT_NEEDED,
+        MetadataError::PreferredLeaderNotAvailable => PREFERRED_LEADER_NOT_AVAILABLE,
+        MetadataError::EligibleLeadersNotAvailable => ELIGIBLE_LEADERS_NOT_AVAILABLE,
+        MetadataError::InconsistentClusterId { .. } => INCONSISTENT_CLUSTER_ID,
         MetadataError::CorruptRecord(_) | MetadataError::NewerRecord { .. } => UNKNOWN_SERVER_ERROR,
     };
     (code, e.to_string())

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nurt_metadata::controller::brokers::{self, Heartbeat, RegisterRequest, Sessions};
-use nurt_metadata::controller::partitions::{self, AlterIsr, AlterIsrError, ElectionError, ElectionType};
+use nurt_metadata::controller::partitions::{self, AlterIsr, ElectionType};
 use nurt_metadata::controller::{self as ops, Assignment, Candidate, NewTopic, Seeds};
 use nurt_metadata::{ConfigResourceType, Endpoint, MetadataError, MetadataImage, MetadataRecord, TopicId};
 use serde::{Deserialize, Serialize};
@@ -115,6 +115,9 @@ pub enum ControllerOp {
         /// (listener name, host, port)
         endpoints: Vec<(String, String, i32)>,
         rack: Option<String>,
+        /// The broker's cluster id, or the one it proposes when `adopt_cluster_id`.
+        cluster_id: String,
+        adopt_cluster_id: bool,
     },
     BrokerHeartbeat {
         broker_id: i32,
@@ -147,8 +150,8 @@ pub enum OpAnswer {
     Topics(Vec<Result<CreatedTopic, OpError>>),
     /// The first producer id of a block.
     ProducerIds(i64),
-    /// A registration's broker epoch.
-    Registered(i64),
+    /// A registration's broker epoch and the cluster's id.
+    Registered(i64, String),
     /// A heartbeat's answer: (stale epoch, fenced, should shut down).
     Heartbeat(bool, bool, bool),
 }
@@ -457,6 +460,8 @@ impl Controller {
                 incarnation_id,
                 endpoints,
                 rack,
+                cluster_id,
+                adopt_cluster_id,
             } => {
                 let endpoints: Vec<Endpoint> = endpoints
                     .iter()
@@ -480,16 +485,22 @@ impl Controller {
                     incarnation_id: *incarnation_id,
                     endpoints,
                     rack: rack.clone(),
+                    cluster_id: cluster_id.clone(),
+                    adopt_cluster_id: *adopt_cluster_id,
                 };
-                let (records, registered) = {
+                let registration = {
                     let image = self.quorum.image();
                     brokers::register(&image, &req, &self.unclean_for(&image))
+                };
+                let (records, registered) = match registration {
+                    Ok(r) => r,
+                    Err(e) => return Ok(Ok(OpAnswer::Items(vec![Err(OpError::from(&e))]))),
                 };
                 write!(records);
                 state.sessions.registered(*broker_id, registered.broker_epoch, now);
                 let catch_up = self.quorum.shared().applied_offset() as i64;
                 state.catch_up.insert(*broker_id, catch_up);
-                Ok(Ok(OpAnswer::Registered(registered.broker_epoch)))
+                Ok(Ok(OpAnswer::Registered(registered.broker_epoch, registered.cluster_id)))
             }
             ControllerOp::BrokerHeartbeat {
                 broker_id,
@@ -536,7 +547,7 @@ impl Controller {
                     )
                     .collect();
                 self.write_each(requests, applied, false, |image, req| {
-                    partitions::alter_isr(image, &req, &|b| image.is_live(b)).map_err(|e| alter_isr_error(&e))
+                    partitions::alter_isr(image, &req, &|b| image.is_live(b)).map_err(|e| OpError::from(&e))
                 })
                 .await
             }
@@ -551,7 +562,7 @@ impl Controller {
                 };
                 self.write_each(wanted, applied, false, |image, (topic, partition)| {
                     partitions::elect(image, topic, *partition, kind, &|b| image.is_live(b))
-                        .map_err(|e| election_error(&e))
+                        .map_err(|e| OpError::from(&e))
                 })
                 .await
             }
@@ -639,25 +650,4 @@ fn random_seeds() -> Seeds {
         start_index: (r & 0xffff) as usize,
         replica_shift: ((r >> 16) & 0xffff) as usize,
     }
-}
-
-fn alter_isr_error(e: &AlterIsrError) -> OpError {
-    let code = match e {
-        AlterIsrError::UnknownPartition => codes::UNKNOWN_TOPIC_OR_PARTITION,
-        AlterIsrError::FencedLeaderEpoch => codes::FENCED_LEADER_EPOCH,
-        AlterIsrError::InvalidUpdateVersion => codes::INVALID_UPDATE_VERSION,
-        AlterIsrError::IneligibleReplica => codes::INELIGIBLE_REPLICA,
-        AlterIsrError::InvalidRequest => codes::INVALID_REQUEST,
-    };
-    OpError::new(code, e.to_string())
-}
-
-fn election_error(e: &ElectionError) -> OpError {
-    let code = match e {
-        ElectionError::UnknownPartition => codes::UNKNOWN_TOPIC_OR_PARTITION,
-        ElectionError::NotNeeded => codes::ELECTION_NOT_NEEDED,
-        ElectionError::PreferredNotAvailable => codes::PREFERRED_LEADER_NOT_AVAILABLE,
-        ElectionError::NoEligibleLeader => codes::ELIGIBLE_LEADERS_NOT_AVAILABLE,
-    };
-    OpError::new(code, e.to_string())
 }

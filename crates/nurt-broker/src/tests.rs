@@ -97,7 +97,7 @@ fn a_failed_persist_releases_no_answers_and_undoes_the_change() {
         std::sync::Arc::clone(&storage),
         std::path::Path::new("/data"),
         1,
-        || "c".into(),
+        || Some("c".into()),
     )
     .unwrap();
     let cfg = GroupConfig {

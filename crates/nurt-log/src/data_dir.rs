@@ -27,7 +27,9 @@ pub const PARTITION_METADATA: &str = "partition.metadata";
 pub struct DataDir {
     storage: Arc<dyn Storage>,
     path: PathBuf,
-    cluster_id: String,
+    node_id: i32,
+    /// None until a node of a cluster has joined it (see [`DataDir::adopt_cluster_id`]).
+    cluster_id: std::sync::Mutex<Option<String>>,
     /// Whether the previous run stopped cleanly (its marker was found, and is now removed).
     clean: bool,
 }
@@ -39,15 +41,24 @@ fn property<'a>(text: &'a str, key: &str) -> Option<&'a str> {
         .map(str::trim)
 }
 
+fn write_meta(fs: &dyn Storage, meta: &Path, cluster_id: Option<&str>, node_id: i32) -> Result<(), LogError> {
+    let text = format!(
+        "#Written by nurt\nversion=1\ncluster.id={}\nnode.id={node_id}\n",
+        cluster_id.unwrap_or_default()
+    );
+    write_atomic(fs, meta, text.as_bytes()).at(meta)
+}
+
 impl DataDir {
     /// Opens (creating) the data directory of node `node_id`. A new directory gets
-    /// `meta.properties` with `new_cluster_id()`; an existing one must belong to `node_id`.
+    /// `meta.properties` with `new_cluster_id()` (None: the node learns it when it joins its
+    /// cluster); an existing one must belong to `node_id`.
     /// The clean-shutdown marker is consumed: [`DataDir::was_clean`] says whether it was there.
     pub fn open(
         storage: Arc<dyn Storage>,
         path: &Path,
         node_id: i32,
-        new_cluster_id: impl FnOnce() -> String,
+        new_cluster_id: impl FnOnce() -> Option<String>,
     ) -> Result<Self, LogError> {
         let fs = &*storage;
         create_dir_durable(fs, path).at(path)?;
@@ -63,14 +74,12 @@ impl DataDir {
                     )));
                 }
                 property(&text, "cluster.id")
+                    .filter(|c| !c.is_empty())
                     .map(str::to_string)
-                    .ok_or_else(|| LogError::Identity(format!("{} has no cluster.id", meta.display())))?
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let cluster_id = new_cluster_id();
-                let text =
-                    format!("#Written by nurt on first start\nversion=1\ncluster.id={cluster_id}\nnode.id={node_id}\n");
-                write_atomic(fs, &meta, text.as_bytes()).at(&meta)?;
+                write_meta(fs, &meta, cluster_id.as_deref(), node_id)?;
                 cluster_id
             }
             Err(e) => return Err(e).at(&meta),
@@ -85,7 +94,8 @@ impl DataDir {
         Ok(Self {
             storage,
             path: path.to_path_buf(),
-            cluster_id,
+            node_id,
+            cluster_id: std::sync::Mutex::new(cluster_id),
             clean,
         })
     }
@@ -100,9 +110,28 @@ impl DataDir {
         &self.storage
     }
 
-    /// The cluster id from `meta.properties`.
-    pub fn cluster_id(&self) -> &str {
-        &self.cluster_id
+    /// The cluster id from `meta.properties`, if the node has one yet.
+    pub fn cluster_id(&self) -> Option<String> {
+        self.cluster_id.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Records, durably, that this directory belongs to cluster `cluster_id`. A directory
+    /// that already belongs to another cluster is refused.
+    pub fn adopt_cluster_id(&self, cluster_id: &str) -> Result<(), LogError> {
+        let mut current = self.cluster_id.lock().unwrap_or_else(|p| p.into_inner());
+        match current.as_deref() {
+            Some(c) if c == cluster_id => Ok(()),
+            Some(c) => Err(LogError::Identity(format!(
+                "{} belongs to cluster {c}, not to cluster {cluster_id}",
+                self.path.display()
+            ))),
+            None => {
+                let meta = self.path.join(META_PROPERTIES);
+                write_meta(&*self.storage, &meta, Some(cluster_id), self.node_id)?;
+                *current = Some(cluster_id.to_string());
+                Ok(())
+            }
+        }
     }
 
     /// Whether the previous run shut down cleanly (logs may trust their indexes).

@@ -60,8 +60,8 @@ impl Acked {
     }
 }
 
-fn new_cluster_id() -> String {
-    "sim-cluster".to_string()
+fn new_cluster_id() -> Option<String> {
+    Some("sim-cluster".to_string())
 }
 
 fn compact(log: &mut Log) -> Result<(), LogError> {
@@ -310,4 +310,20 @@ fn a_truncation_is_durable_when_it_returns() {
         assert_eq!(log.log_end_offset(), 3, "{mode:?}");
         assert_eq!(read_all(&log).len(), 3);
     }
+}
+
+/// A node of a cluster starts without a cluster id and adopts its cluster's: durably, once,
+/// and never a second, different one.
+#[test]
+fn a_joining_data_dir_adopts_its_cluster_id_durably_and_once() {
+    let sim = SimStorage::new();
+    let storage: Arc<dyn Storage> = Arc::new(sim.clone());
+    let dir = DataDir::open(Arc::clone(&storage), Path::new(DATA), 7, || None).unwrap();
+    assert_eq!(dir.cluster_id(), None);
+    dir.adopt_cluster_id("the-cluster").unwrap();
+    dir.adopt_cluster_id("the-cluster").unwrap();
+    assert!(dir.adopt_cluster_id("another").is_err());
+    sim.power_cut(CutMode::LoseAll);
+    let again = DataDir::open(Arc::clone(&storage), Path::new(DATA), 7, || Some("fresh".into())).unwrap();
+    assert_eq!(again.cluster_id().as_deref(), Some("the-cluster"));
 }

@@ -23,6 +23,23 @@ pub enum MetadataError {
     NoReassignmentInProgress,
     #[error("unable to perform excessively large batch operation: {requested} partitions, at most {max} per request")]
     TooManyPartitions { requested: usize, max: usize },
+    #[error("unknown topic or partition")]
+    UnknownPartition,
+    #[error("the requester is not the leader, or its leader epoch is stale")]
+    FencedLeaderEpoch,
+    #[error("the partition epoch is stale")]
+    InvalidUpdateVersion,
+    #[error("a proposed in-sync replica is not a live replica")]
+    IneligibleReplica,
+    #[error("the leader is already the preferred one")]
+    ElectionNotNeeded,
+    #[error("the preferred leader is not in sync or not available")]
+    PreferredLeaderNotAvailable,
+    #[error("no live replica can lead")]
+    EligibleLeadersNotAvailable,
+    /// A broker's data directory belongs to another cluster.
+    #[error("the broker's data directory belongs to cluster {broker}, this cluster is {cluster}")]
+    InconsistentClusterId { broker: String, cluster: String },
     #[error("corrupt metadata record: {0}")]
     CorruptRecord(&'static str),
     /// A record of a type or version this binary does not know: written by a newer Nurt.

@@ -58,6 +58,7 @@ pub struct MetadataImage {
     next_producer_id: i64,
     /// The highest broker epoch handed out so far.
     last_broker_epoch: i64,
+    cluster_id: Option<String>,
 }
 
 impl MetadataImage {
@@ -126,6 +127,12 @@ impl MetadataImage {
             MetadataRecord::UnregisterBroker { broker_id } => {
                 self.brokers.remove(broker_id);
             }
+            MetadataRecord::Cluster { cluster_id } => {
+                if self.cluster_id.as_ref().is_some_and(|c| c != cluster_id) {
+                    return Err(MetadataError::CorruptRecord("a second, different cluster id"));
+                }
+                self.cluster_id = Some(cluster_id.clone());
+            }
             MetadataRecord::Config {
                 resource_type,
                 resource_name,
@@ -190,6 +197,11 @@ impl MetadataImage {
         self.topics.get(topic)?.partitions.get(&index)
     }
 
+    /// The cluster's id, once the first controller has written it.
+    pub fn cluster_id(&self) -> Option<&str> {
+        self.cluster_id.as_deref()
+    }
+
     /// The first producer id not yet handed out.
     pub fn next_producer_id(&self) -> i64 {
         self.next_producer_id
@@ -234,6 +246,11 @@ impl MetadataImage {
     /// accepts: brokers, topics with their partitions and configs, configs, producer ids.
     pub fn to_records(&self) -> Vec<MetadataRecord> {
         let mut out = Vec::new();
+        if let Some(cluster_id) = &self.cluster_id {
+            out.push(MetadataRecord::Cluster {
+                cluster_id: cluster_id.clone(),
+            });
+        }
         for b in self.brokers.values() {
             out.push(MetadataRecord::RegisterBroker(b.registration.clone()));
         }

@@ -115,6 +115,9 @@ pub enum MetadataRecord {
     },
     /// A broker leaves the cluster for good.
     UnregisterBroker { broker_id: i32 },
+    /// The cluster's id, written once by the first controller (Kafka formats it into every
+    /// node's `meta.properties`; here a node adopts it when it first joins).
+    Cluster { cluster_id: String },
     /// A broker or group config is set (`Some`) or removed (`None`).
     Config {
         resource_type: ConfigResourceType,
@@ -133,6 +136,7 @@ const REGISTER_BROKER: u8 = 6;
 const BROKER_FENCING: u8 = 7;
 const UNREGISTER_BROKER: u8 = 8;
 const CONFIG: u8 = 9;
+const CLUSTER: u8 = 10;
 
 /// The version this binary writes, per record type: a newer one is refused on reading.
 fn current_version(record_type: u8) -> u8 {
@@ -155,6 +159,7 @@ impl MetadataRecord {
             Self::BrokerFencing { .. } => BROKER_FENCING,
             Self::UnregisterBroker { .. } => UNREGISTER_BROKER,
             Self::Config { .. } => CONFIG,
+            Self::Cluster { .. } => CLUSTER,
         }
     }
 
@@ -193,6 +198,7 @@ impl MetadataRecord {
                 fenced,
             } => w.i32(*broker_id).i64(*broker_epoch).u8(u8::from(*fenced)),
             Self::UnregisterBroker { broker_id } => w.i32(*broker_id),
+            Self::Cluster { cluster_id } => w.str(cluster_id),
             Self::Config {
                 resource_type,
                 resource_name,
@@ -223,6 +229,7 @@ impl MetadataRecord {
                 | BROKER_FENCING
                 | UNREGISTER_BROKER
                 | CONFIG
+                | CLUSTER
         );
         if !known {
             return Err(MetadataError::NewerRecord {
@@ -299,6 +306,7 @@ impl MetadataRecord {
                 fenced: r.bool()?,
             },
             UNREGISTER_BROKER => Self::UnregisterBroker { broker_id: r.i32()? },
+            CLUSTER => Self::Cluster { cluster_id: r.str()? },
             CONFIG => Self::Config {
                 resource_type: ConfigResourceType::from_code(r.u8()? as i8)
                     .ok_or(MetadataError::CorruptRecord("unknown config resource type"))?,
@@ -442,6 +450,7 @@ mod tests {
                 }
             }),
             any::<i32>().prop_map(|broker_id| MetadataRecord::UnregisterBroker { broker_id }),
+            "[a-zA-Z0-9_-]{0,22}".prop_map(|cluster_id| MetadataRecord::Cluster { cluster_id }),
             (
                 any::<bool>(),
                 "[0-9a-z]{0,5}",

@@ -727,7 +727,8 @@ proptest! {
             let (_, _, body) = crate::header::parse(&raw).unwrap();
             let mut rest = body.clone();
             let flexible = inspected.api_key.request_header_version(version) >= 2;
-            let walked = guard::walk(*key as i16, version, flexible, &body).unwrap();
+            // The damaged byte may be in the header's API key: walk what the frame now says.
+            let walked = guard::walk(inspected.api_key as i16, version, flexible, &body).unwrap();
             if RequestKind::decode(inspected.api_key, &mut rest, version).is_ok() {
                 prop_assert_eq!(body.len() - rest.len(), walked.consumed_bytes, "the decoder read a different layout");
             }

@@ -41,7 +41,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("NURT_LOG").unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("NURT_LOG").unwrap_or_else(|_| "info,openraft=error".into()),
+        )
         .init();
     let mut config = BrokerConfig::new(args.data_dir, args.listen, args.advertise);
     if let Some(path) = &args.config {
@@ -91,7 +93,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 started.elapsed().as_millis(),
                 addrs.join(", "),
                 broker.config.advertise,
-                broker.cluster_id,
+                broker.cluster_id(),
                 broker.node_id,
                 broker.data_dir().display()
             );

@@ -20,7 +20,7 @@ pub fn describe_cluster(broker: &Broker, request: DescribeClusterRequest) -> Des
         })
         .collect();
     DescribeClusterResponse::default()
-        .with_cluster_id(sb(broker.cluster_id.clone()))
+        .with_cluster_id(sb(broker.cluster_id()))
         .with_controller_id(BrokerId(broker.controller_id()))
         .with_brokers(brokers)
         .with_cluster_authorized_operations(authorized_operations(

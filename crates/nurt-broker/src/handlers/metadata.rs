@@ -211,7 +211,7 @@ pub async fn handle(broker: &Broker, request: MetadataRequest, version: i16) -> 
     }
     let response = MetadataResponse::default()
         .with_brokers(live_brokers(&broker.image()))
-        .with_cluster_id(Some(sb(broker.cluster_id.clone())))
+        .with_cluster_id(Some(sb(broker.cluster_id())))
         .with_controller_id(BrokerId(broker.controller_id()))
         .with_topics(topics);
     if (8..=10).contains(&version) {

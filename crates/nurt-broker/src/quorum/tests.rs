@@ -21,7 +21,7 @@ fn timing() -> QuorumTiming {
 }
 
 async fn start(storage: &Arc<dyn Storage>, clean: bool) -> Quorum {
-    nurt_log::DataDir::open(Arc::clone(storage), Path::new("/data"), 1, || "c".into()).unwrap();
+    nurt_log::DataDir::open(Arc::clone(storage), Path::new("/data"), 1, || Some("c".into())).unwrap();
     let voters = BTreeMap::from([(1, "embedded".to_string())]);
     let dir = Path::new("/data/__cluster_metadata-0");
     let quorum = Quorum::start(storage, dir, 1, &voters, clean, timing()).await.unwrap();
@@ -126,7 +126,7 @@ async fn openraft_storage_suite() -> Result<(), openraft::StorageError<super::ty
     impl StoreBuilder<C, LogStore, StateMachine, ()> for Builder {
         async fn build(&self) -> Result<((), LogStore, StateMachine), openraft::StorageError<C>> {
             let storage: Arc<dyn Storage> = Arc::new(SimStorage::new());
-            nurt_log::DataDir::open(Arc::clone(&storage), Path::new("/data"), 1, || "c".into()).unwrap();
+            nurt_log::DataDir::open(Arc::clone(&storage), Path::new("/data"), 1, || Some("c".into())).unwrap();
             let dir = Path::new("/data/__cluster_metadata-0");
             let log = LogStore::open(&storage, dir, true, 0).unwrap();
             let sm = StateMachine::open(&storage, dir).unwrap();

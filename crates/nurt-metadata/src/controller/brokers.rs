@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use super::partitions::{lead_again, move_away_from};
 use crate::image::MetadataImage;
 use crate::record::{BrokerRegistration, Endpoint, MetadataRecord};
-use crate::TopicId;
+use crate::{MetadataError, TopicId};
 
 /// A broker's registration request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,12 +23,19 @@ pub struct RegisterRequest {
     pub incarnation_id: [u8; 16],
     pub endpoints: Vec<Endpoint>,
     pub rack: Option<String>,
+    /// The cluster id in the broker's `meta.properties`, or (when `adopt_cluster_id`) a fresh
+    /// one it proposes, used if the cluster has none yet.
+    pub cluster_id: String,
+    /// The broker's data directory has no cluster id yet: it takes the cluster's.
+    pub adopt_cluster_id: bool,
 }
 
-/// What the controller answers a registration: the epoch to heartbeat with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What the controller answers a registration: the epoch to heartbeat with, and the cluster
+/// id the broker must record.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Registered {
     pub broker_epoch: i64,
+    pub cluster_id: String,
 }
 
 /// The records that register a broker. A registration with the incarnation already on record
@@ -38,16 +45,32 @@ pub fn register(
     image: &MetadataImage,
     req: &RegisterRequest,
     unclean: &dyn Fn(&TopicId) -> bool,
-) -> (Vec<MetadataRecord>, Registered) {
+) -> Result<(Vec<MetadataRecord>, Registered), MetadataError> {
+    let mut records = vec![];
+    let cluster_id = match image.cluster_id() {
+        Some(c) if c != req.cluster_id && !req.adopt_cluster_id => {
+            return Err(MetadataError::InconsistentClusterId {
+                broker: req.cluster_id.clone(),
+                cluster: c.to_string(),
+            })
+        }
+        Some(c) => c.to_string(),
+        None => {
+            // The first broker to register names the cluster.
+            records.push(MetadataRecord::Cluster {
+                cluster_id: req.cluster_id.clone(),
+            });
+            req.cluster_id.clone()
+        }
+    };
     if let Some(existing) = image.broker(req.broker_id) {
         let r = &existing.registration;
         if r.incarnation_id == req.incarnation_id {
-            return (
-                vec![],
-                Registered {
-                    broker_epoch: r.broker_epoch,
-                },
-            );
+            let registered = Registered {
+                broker_epoch: r.broker_epoch,
+                cluster_id,
+            };
+            return Ok((records, registered));
         }
     }
     let broker_epoch = image.last_broker_epoch() + 1;
@@ -62,9 +85,15 @@ pub fn register(
     // The old incarnation is gone: nothing it led may stay led by it.
     let id = req.broker_id;
     let may_lead = |b: i32| b != id && image.is_live(b);
-    let mut records = move_away_from(image, id, &may_lead, unclean);
+    records.extend(move_away_from(image, id, &may_lead, unclean));
     records.push(MetadataRecord::RegisterBroker(registration));
-    (records, Registered { broker_epoch })
+    Ok((
+        records,
+        Registered {
+            broker_epoch,
+            cluster_id,
+        },
+    ))
 }
 
 /// The records that fence `broker_id` and move its leaderships away.

@@ -112,21 +112,6 @@ pub struct AlterIsr {
     pub new_isr: Vec<i32>,
 }
 
-/// Why an AlterPartition was refused (Kafka's codes in brackets).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AlterIsrError {
-    #[error("unknown topic or partition")]
-    UnknownPartition,
-    #[error("the requester is not the leader, or its leader epoch is stale (FENCED_LEADER_EPOCH)")]
-    FencedLeaderEpoch,
-    #[error("the partition epoch is stale (INVALID_UPDATE_VERSION)")]
-    InvalidUpdateVersion,
-    #[error("a proposed in-sync replica is not a live replica (INELIGIBLE_REPLICA)")]
-    IneligibleReplica,
-    #[error("the proposed ISR must contain the leader (INVALID_REQUEST)")]
-    InvalidRequest,
-}
-
 /// Validates an ISR change and returns the partition record it makes (plus the completion of
 /// a reassignment whose new replicas are now all in sync). `may_join` says whether a broker
 /// may be in an ISR (registered and unfenced).
@@ -134,29 +119,31 @@ pub fn alter_isr(
     image: &MetadataImage,
     req: &AlterIsr,
     may_join: &dyn Fn(i32) -> bool,
-) -> Result<Vec<MetadataRecord>, AlterIsrError> {
+) -> Result<Vec<MetadataRecord>, MetadataError> {
     let topic = image
         .topic_by_id(&req.topic_id)
-        .ok_or(AlterIsrError::UnknownPartition)?;
+        .ok_or(MetadataError::UnknownPartition)?;
     let p = topic
         .partitions
         .get(&req.partition)
-        .ok_or(AlterIsrError::UnknownPartition)?;
+        .ok_or(MetadataError::UnknownPartition)?;
     if p.leader != req.leader || p.leader_epoch != req.leader_epoch {
-        return Err(AlterIsrError::FencedLeaderEpoch);
+        return Err(MetadataError::FencedLeaderEpoch);
     }
     if p.partition_epoch != req.partition_epoch {
-        return Err(AlterIsrError::InvalidUpdateVersion);
+        return Err(MetadataError::InvalidUpdateVersion);
     }
     if !req.new_isr.contains(&req.leader) {
-        return Err(AlterIsrError::InvalidRequest);
+        return Err(MetadataError::InvalidRequest(
+            "the proposed ISR must contain the leader".into(),
+        ));
     }
     let joining_ok = req
         .new_isr
         .iter()
         .all(|&r| p.replicas.contains(&r) && (p.isr.contains(&r) || may_join(r)));
     if !joining_ok {
-        return Err(AlterIsrError::IneligibleReplica);
+        return Err(MetadataError::IneligibleReplica);
     }
     let mut isr = req.new_isr.clone();
     isr.sort_by_key(|r| p.replicas.iter().position(|x| x == r));
@@ -200,19 +187,6 @@ pub enum ElectionType {
     Unclean,
 }
 
-/// Why an election was not made (Kafka's codes in brackets).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ElectionError {
-    #[error("unknown topic or partition")]
-    UnknownPartition,
-    #[error("the leader is already the preferred one (ELECTION_NOT_NEEDED)")]
-    NotNeeded,
-    #[error("the preferred leader is not in sync or not available (PREFERRED_LEADER_NOT_AVAILABLE)")]
-    PreferredNotAvailable,
-    #[error("no live replica can lead (ELIGIBLE_LEADERS_NOT_AVAILABLE)")]
-    NoEligibleLeader,
-}
-
 /// ElectLeaders for one partition.
 pub fn elect(
     image: &MetadataImage,
@@ -220,17 +194,17 @@ pub fn elect(
     partition: i32,
     kind: ElectionType,
     may_lead: &dyn Fn(i32) -> bool,
-) -> Result<Vec<MetadataRecord>, ElectionError> {
-    let t = image.topic(topic).ok_or(ElectionError::UnknownPartition)?;
-    let p = t.partitions.get(&partition).ok_or(ElectionError::UnknownPartition)?;
+) -> Result<Vec<MetadataRecord>, MetadataError> {
+    let t = image.topic(topic).ok_or(MetadataError::UnknownPartition)?;
+    let p = t.partitions.get(&partition).ok_or(MetadataError::UnknownPartition)?;
     match kind {
         ElectionType::Preferred => {
-            let preferred = *p.replicas.first().ok_or(ElectionError::PreferredNotAvailable)?;
+            let preferred = *p.replicas.first().ok_or(MetadataError::PreferredLeaderNotAvailable)?;
             if p.leader == preferred {
-                return Err(ElectionError::NotNeeded);
+                return Err(MetadataError::ElectionNotNeeded);
             }
             if !p.isr.contains(&preferred) || !may_lead(preferred) {
-                return Err(ElectionError::PreferredNotAvailable);
+                return Err(MetadataError::PreferredLeaderNotAvailable);
             }
             Ok(change(p, p.isr.clone(), preferred)
                 .map(MetadataRecord::Partition)
@@ -239,11 +213,11 @@ pub fn elect(
         }
         ElectionType::Unclean => {
             if p.leader != NO_LEADER && may_lead(p.leader) {
-                return Err(ElectionError::NotNeeded);
+                return Err(MetadataError::ElectionNotNeeded);
             }
             let leader = choose_leader(&p.replicas, &p.isr, may_lead, true);
             if leader == NO_LEADER {
-                return Err(ElectionError::NoEligibleLeader);
+                return Err(MetadataError::EligibleLeadersNotAvailable);
             }
             // An unclean leader's log is the truth from now on: the ISR is the leader alone.
             let isr = if p.isr.contains(&leader) {

@@ -3,7 +3,7 @@
 //! the ISR only, ISR changes, preferred elections and reassignment.
 
 use super::brokers::{self, Heartbeat, RegisterRequest, Sessions};
-use super::partitions::{self, AlterIsr, AlterIsrError, ElectionError, ElectionType, NO_LEADER};
+use super::partitions::{self, AlterIsr, ElectionType, NO_LEADER};
 use super::*;
 use crate::record::{Endpoint, PartitionRecord};
 
@@ -46,8 +46,10 @@ fn register(image: &mut MetadataImage, id: i32) -> i64 {
             port: 9090 + id,
         }],
         rack: None,
+        cluster_id: "c".into(),
+        adopt_cluster_id: false,
     };
-    let (records, registered) = brokers::register(image, &req, NO_UNCLEAN);
+    let (records, registered) = brokers::register(image, &req, NO_UNCLEAN).unwrap();
     applied(image, records);
     registered.broker_epoch
 }
@@ -209,8 +211,10 @@ fn registration_starts_fenced_and_a_new_incarnation_replaces_the_old() {
         incarnation_id: [1; 16],
         endpoints: vec![],
         rack: None,
+        cluster_id: "c".into(),
+        adopt_cluster_id: false,
     };
-    let (records, again) = brokers::register(&image, &req, NO_UNCLEAN);
+    let (records, again) = brokers::register(&image, &req, NO_UNCLEAN).unwrap();
     assert_eq!((records, again.broker_epoch), (vec![], 1));
     // Unfenced, it leads a topic; then it restarts (new incarnation): its leadership moves
     // away before the new registration, fenced, with a new epoch.
@@ -225,7 +229,7 @@ fn registration_starts_fenced_and_a_new_incarnation_replaces_the_old() {
         incarnation_id: [9; 16],
         ..req
     };
-    let (records, registered) = brokers::register(&image, &restarted, NO_UNCLEAN);
+    let (records, registered) = brokers::register(&image, &restarted, NO_UNCLEAN).unwrap();
     assert_eq!(registered.broker_epoch, 3);
     let MetadataRecord::Partition(moved) = &records[0] else {
         panic!("{records:?}")
@@ -377,7 +381,7 @@ fn isr_changes_are_fenced_by_epochs_and_checked() {
     // The same request again: its partition epoch is stale now.
     assert_eq!(
         partitions::alter_isr(&image, &shrink, &live),
-        Err(AlterIsrError::InvalidUpdateVersion)
+        Err(MetadataError::InvalidUpdateVersion)
     );
     let not_leader = AlterIsr {
         leader: 2,
@@ -386,7 +390,7 @@ fn isr_changes_are_fenced_by_epochs_and_checked() {
     };
     assert_eq!(
         partitions::alter_isr(&image, &not_leader, &live),
-        Err(AlterIsrError::FencedLeaderEpoch)
+        Err(MetadataError::FencedLeaderEpoch)
     );
     let expand_fenced = AlterIsr {
         partition_epoch: 1,
@@ -395,7 +399,7 @@ fn isr_changes_are_fenced_by_epochs_and_checked() {
     };
     assert_eq!(
         partitions::alter_isr(&image, &expand_fenced, &live),
-        Err(AlterIsrError::IneligibleReplica)
+        Err(MetadataError::IneligibleReplica)
     );
     let without_leader = AlterIsr {
         partition_epoch: 1,
@@ -404,7 +408,9 @@ fn isr_changes_are_fenced_by_epochs_and_checked() {
     };
     assert_eq!(
         partitions::alter_isr(&image, &without_leader, &live),
-        Err(AlterIsrError::InvalidRequest)
+        Err(MetadataError::InvalidRequest(
+            "the proposed ISR must contain the leader".into()
+        ))
     );
 }
 
@@ -416,7 +422,7 @@ fn preferred_and_unclean_elections() {
     let all = |_: i32| true;
     assert_eq!(
         partitions::elect(&image, "t", 0, ElectionType::Preferred, &all),
-        Err(ElectionError::NotNeeded)
+        Err(MetadataError::ElectionNotNeeded)
     );
     // Broker 1 fenced: 2 leads. Back: the preferred election returns leadership to 1.
     let records = brokers::fence(&image, 1, NO_UNCLEAN);
@@ -424,7 +430,7 @@ fn preferred_and_unclean_elections() {
     assert_eq!(partition(&image, "t", 0).leader, 2);
     assert_eq!(
         partitions::elect(&image, "t", 0, ElectionType::Preferred, &|b| image.is_live(b)),
-        Err(ElectionError::PreferredNotAvailable),
+        Err(MetadataError::PreferredLeaderNotAvailable),
         "1 is fenced and out of the ISR"
     );
     let records = brokers::unfence(&image, 1);
@@ -519,5 +525,40 @@ fn reassignment_adds_first_then_removes_once_in_sync() {
     assert_eq!(
         partitions::reassign(&image, "t", 0, None, &live),
         Err(MetadataError::NoReassignmentInProgress)
+    );
+}
+
+#[test]
+fn the_first_broker_names_the_cluster_and_others_must_match_or_adopt() {
+    let mut image = MetadataImage::default();
+    let req = |id: i32, cluster_id: &str, adopt: bool| RegisterRequest {
+        broker_id: id,
+        incarnation_id: [id as u8; 16],
+        endpoints: vec![],
+        rack: None,
+        cluster_id: cluster_id.into(),
+        adopt_cluster_id: adopt,
+    };
+    let (records, first) = brokers::register(&image, &req(1, "first", false), NO_UNCLEAN).unwrap();
+    assert_eq!(
+        records[0],
+        MetadataRecord::Cluster {
+            cluster_id: "first".into()
+        }
+    );
+    assert_eq!(first.cluster_id, "first");
+    applied(&mut image, records);
+    assert_eq!(image.cluster_id(), Some("first"));
+    // A new data dir takes the cluster's id; no second Cluster record is written.
+    let (records, second) = brokers::register(&image, &req(2, "proposal", true), NO_UNCLEAN).unwrap();
+    assert_eq!(second.cluster_id, "first");
+    assert!(!records.iter().any(|r| matches!(r, MetadataRecord::Cluster { .. })));
+    // A data dir of another cluster is refused, with nothing written.
+    assert_eq!(
+        brokers::register(&image, &req(3, "other", false), NO_UNCLEAN),
+        Err(MetadataError::InconsistentClusterId {
+            broker: "other".into(),
+            cluster: "first".into()
+        })
     );
 }
