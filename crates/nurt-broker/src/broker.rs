@@ -67,6 +67,10 @@ pub struct Broker {
     fenced: AtomicBool,
     /// Metadata records of the single-node format still to be written into the quorum.
     legacy_metadata: std::sync::Mutex<Option<Vec<nurt_metadata::MetadataRecord>>>,
+    /// The checkpointed high watermarks, for partitions not opened yet.
+    checkpointed_high_watermarks: std::sync::Mutex<crate::hw_checkpoint::HighWatermarks>,
+    /// The follower fetch loops, one per leader this node follows.
+    pub(crate) fetchers: crate::replica_fetcher::Fetchers,
 }
 
 /// Kafka-style cluster id: a random UUID in unpadded URL-safe base64 (22 chars).
@@ -152,6 +156,7 @@ impl Broker {
             group_config(&config),
             clean,
         )?;
+        let high_watermarks = crate::hw_checkpoint::read(&*storage, &path);
         Ok(Arc::new(Self {
             request_budget: RequestBudget::new(config.queued_max_request_bytes()),
             config,
@@ -168,6 +173,8 @@ impl Broker {
             broker_epoch: AtomicI64::new(-1),
             fenced: AtomicBool::new(true),
             legacy_metadata: std::sync::Mutex::new(legacy_metadata),
+            checkpointed_high_watermarks: std::sync::Mutex::new(high_watermarks),
+            fetchers: crate::replica_fetcher::Fetchers::default(),
         }))
     }
 
@@ -289,6 +296,11 @@ impl Broker {
         self.quorum.image()
     }
 
+    /// This node's broker epoch (-1 before it registers).
+    pub fn broker_epoch(&self) -> i64 {
+        self.broker_epoch.load(Ordering::SeqCst)
+    }
+
     /// The cluster's id (empty until this node has joined its cluster).
     pub fn cluster_id(&self) -> String {
         self.data_dir.cluster_id().unwrap_or_default()
@@ -370,25 +382,41 @@ impl Broker {
                             index,
                             node_id: me,
                         };
+                        let hw = self
+                            .checkpointed_high_watermarks
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .remove(&(info.name.clone(), index))
+                            .unwrap_or(0);
                         let p = Arc::new(Partition::open(
                             &self.storage,
                             &dir,
                             id,
                             settings.clone(),
                             clean,
+                            hw,
                             now_ms(),
                         )?);
                         partitions.insert(index, Arc::clone(&p));
                         p
                     }
                 };
-                partition.set_role(ReplicaRole {
+                let role = ReplicaRole {
+                    ineligible: placement
+                        .replicas
+                        .iter()
+                        .copied()
+                        .filter(|&r| !image.is_live(r))
+                        .collect(),
                     leader: placement.leader,
                     leader_epoch: placement.leader_epoch,
                     partition_epoch: placement.partition_epoch,
                     replicas: placement.replicas.clone(),
                     isr: placement.isr.clone(),
-                });
+                };
+                if partition.role() != role {
+                    partition.set_role(role, self.config.replica_lag_time_max_ms(), now_ms());
+                }
             }
             if partitions.is_empty() {
                 topics.remove(&name);
@@ -542,11 +570,24 @@ impl Broker {
         Ok(id)
     }
 
+    /// Writes every hosted partition's high watermark to the checkpoint.
+    pub fn checkpoint_high_watermarks(&self) -> Result<(), BrokerError> {
+        let entries: Vec<(String, i32, i64)> = self
+            .all_partitions()
+            .iter()
+            .map(|p| (p.topic.to_string(), p.index, p.high_watermark()))
+            .collect();
+        crate::hw_checkpoint::write(&*self.storage, self.data_dir(), &entries)
+            .map_err(|e| BrokerError::Io(self.data_dir().join(crate::hw_checkpoint::FILE), e))
+    }
+
     /// Flushes every log, stops the quorum and marks the shutdown clean.
     pub async fn shutdown(&self) -> Result<(), BrokerError> {
+        self.fetchers.stop_all();
         for p in self.all_partitions() {
             p.close()?;
         }
+        self.checkpoint_high_watermarks()?;
         self.groups.close()?;
         self.quorum.shutdown().await?;
         self.data_dir.mark_clean()?;

@@ -26,6 +26,9 @@ const BROKER_KEYS: &[&str] = &[
     "replica.lag.time.max.ms",
     "replica.fetch.max.bytes",
     "replica.fetch.wait.max.ms",
+    "replica.fetch.response.max.bytes",
+    "replica.fetch.backoff.ms",
+    "replica.high.watermark.checkpoint.interval.ms",
     "replica.selector.class",
     "auto.create.topics.enable",
     "num.partitions",
@@ -325,6 +328,31 @@ impl BrokerConfig {
     /// `offsets.topic.replication.factor` (Kafka: 3)
     pub fn offsets_topic_replication_factor(&self) -> i32 {
         self.parsed("offsets.topic.replication.factor", 3)
+    }
+    /// `replica.lag.time.max.ms` (Kafka: 30000): a follower that has not caught up for this
+    /// long leaves the ISR.
+    pub fn replica_lag_time_max_ms(&self) -> i64 {
+        self.parsed("replica.lag.time.max.ms", 30_000)
+    }
+    /// `replica.fetch.wait.max.ms` (Kafka: 500): how long a follower's fetch waits for data.
+    pub fn replica_fetch_wait_max_ms(&self) -> i32 {
+        self.parsed("replica.fetch.wait.max.ms", 500)
+    }
+    /// `replica.fetch.max.bytes` (Kafka: 1 MiB): bytes per partition per follower fetch.
+    pub fn replica_fetch_max_bytes(&self) -> i32 {
+        self.parsed("replica.fetch.max.bytes", 1 << 20)
+    }
+    /// `replica.fetch.response.max.bytes` (Kafka: 10 MiB): bytes per follower fetch.
+    pub fn replica_fetch_response_max_bytes(&self) -> i32 {
+        self.parsed("replica.fetch.response.max.bytes", 10 << 20)
+    }
+    /// `replica.fetch.backoff.ms` (Kafka: 1000): pause after a failed follower fetch.
+    pub fn replica_fetch_backoff_ms(&self) -> u64 {
+        self.parsed("replica.fetch.backoff.ms", 1_000)
+    }
+    /// `replica.high.watermark.checkpoint.interval.ms` (Kafka: 5000).
+    pub fn high_watermark_checkpoint_interval_ms(&self) -> u64 {
+        self.parsed("replica.high.watermark.checkpoint.interval.ms", 5_000)
     }
     pub fn flush_scheduler_interval_ms(&self) -> u64 {
         self.parsed("log.flush.scheduler.interval.ms", 1000)

@@ -277,7 +277,7 @@ pub async fn run(
             request.header.api_version,
             request.header.correlation_id,
         );
-        let out = match handlers::handle(&broker, peer, request).await {
+        let out = match handlers::handle(&broker, peer, internal, request).await {
             Reply::None => continue,
             Reply::Fetch(parts) => encode_fetch_response(version, correlation_id, parts),
             Reply::Message(response) => {

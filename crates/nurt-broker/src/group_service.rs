@@ -68,10 +68,11 @@ impl GroupService {
         clean: bool,
     ) -> Result<Self, BrokerError> {
         let now = now_ms();
-        let log = Log::open(storage, dir, log_config, clean, now)?;
+        let mut log = Log::open(storage, dir, log_config, clean, now)?;
+        log.set_high_watermark(log.log_end_offset());
         let mut coordinator = GroupCoordinator::new(cfg);
         let mut offset = log.log_start_offset();
-        while let Some(slice) = log.read(offset, 1 << 20)? {
+        while let Some(slice) = log.read_for_follower(offset, 1 << 20)? {
             let bytes = slice.read_to_vec().map_err(|e| BrokerError::Io(dir.to_path_buf(), e))?;
             for b in Batches::new(&bytes) {
                 let (_, raw) = b.map_err(|e| BrokerError::CorruptMetadata(format!("offsets log: {e}")))?;
@@ -121,7 +122,12 @@ impl GroupService {
         let batch = builder
             .build()
             .map_err(|e| BrokerError::CorruptMetadata(e.to_string()))?;
-        lock(&self.log).append(&batch, 0, None, now)?;
+        let mut log = lock(&self.log);
+        log.append(&batch, 0, None, now)?;
+        // A local log with no replicas: everything written counts as committed.
+        let end = log.log_end_offset();
+        log.set_high_watermark(end);
+        drop(log);
         Ok(())
     }
 

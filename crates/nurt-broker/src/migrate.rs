@@ -72,7 +72,7 @@ pub fn take_legacy(
     let corrupt = |e: &dyn std::fmt::Display| BrokerError::CorruptMetadata(format!("{}: {e}", legacy.display()));
     let mut records = Vec::new();
     let mut offset = log.log_start_offset();
-    while let Some(slice) = log.read(offset, 1 << 20)? {
+    while let Some(slice) = log.read_for_follower(offset, 1 << 20)? {
         let bytes = slice.read_to_vec().map_err(|e| BrokerError::Io(legacy.clone(), e))?;
         for b in Batches::new(&bytes) {
             let (_, raw) = b.map_err(|e| corrupt(&e))?;

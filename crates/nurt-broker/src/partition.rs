@@ -1,5 +1,7 @@
 //! A partition replica on this broker: its log, idempotent producer state and topic settings,
 //! behind one mutex that is held only for the in-memory bookkeeping and the page-cache write.
+//! Its replication state (leader bookkeeping, `replica.rs`) sits behind a second mutex, so
+//! followers' fetches do not contend with appends; lock order: replication, then the log.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -53,6 +55,8 @@ fn records_message(errors: &[(i32, String)]) -> String {
 #[derive(Debug, Clone, Copy)]
 pub struct Appended {
     pub base_offset: i64,
+    /// The batch's last offset: acks=all waits for the high watermark to pass it.
+    pub last_offset: i64,
     pub log_append_time_ms: i64,
     pub log_start_offset: i64,
 }
@@ -81,6 +85,8 @@ pub struct ReplicaRole {
     pub partition_epoch: i32,
     pub replicas: Vec<i32>,
     pub isr: Vec<i32>,
+    /// Replicas that may not join the ISR now (fenced or unregistered brokers).
+    pub ineligible: std::collections::BTreeSet<i32>,
 }
 
 /// One partition replica on this node: its log, and its role from the metadata image.
@@ -90,9 +96,13 @@ pub struct Partition {
     pub topic_id: TopicId,
     pub index: i32,
     /// This node's id.
-    node_id: i32,
-    role: std::sync::RwLock<ReplicaRole>,
+    pub(crate) node_id: i32,
+    pub(crate) role: std::sync::RwLock<ReplicaRole>,
     pub(crate) inner: Mutex<Inner>,
+    /// Leader bookkeeping while this replica leads (see `replica.rs`).
+    pub(crate) replication: Mutex<Option<nurt_replication::Leader>>,
+    /// The high watermark, watched by acks=all produces waiting for it (the purgatory).
+    pub(crate) high_watermark: tokio::sync::watch::Sender<i64>,
 }
 
 /// Locks, ignoring poisoning: a panic in one request must not take the partition down for
@@ -118,12 +128,14 @@ const PRODUCER_STATE_SEGMENTS: usize = 2;
 
 impl Partition {
     /// Opens (or creates) the log of partition `id` in `dir`.
+    /// `high_watermark` is the last checkpointed one (clamped to the log).
     pub fn open(
         storage: &Arc<dyn Storage>,
         dir: &Path,
         id: PartitionId,
         settings: TopicSettings,
         clean: bool,
+        high_watermark: i64,
         now_ms: i64,
     ) -> Result<Self, LogError> {
         let PartitionId {
@@ -132,31 +144,28 @@ impl Partition {
             index,
             node_id,
         } = id;
-        let log = Log::open(storage, dir, settings.log.clone(), clean, now_ms)?;
-        let mut producers = ProducerStateTable::default();
-        log.scan_headers(PRODUCER_STATE_SEGMENTS, |h| producers.on_append(h, h.base_offset))?;
+        let mut log = Log::open(storage, dir, settings.log.clone(), clean, now_ms)?;
+        log.set_high_watermark(high_watermark);
+        let producers = producer_state(&log)?;
         Ok(Self {
             topic,
             topic_id,
             index,
             node_id,
             role: std::sync::RwLock::new(ReplicaRole::default()),
+            high_watermark: tokio::sync::watch::channel(log.high_watermark()).0,
             inner: Mutex::new(Inner {
                 log,
                 producers,
                 settings,
             }),
+            replication: Mutex::new(None),
         })
     }
 
     /// The role the image gives this replica now.
     pub fn role(&self) -> ReplicaRole {
         self.role.read().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    /// Takes the role the image gives this replica (leader or follower, epochs, ISR).
-    pub fn set_role(&self, role: ReplicaRole) {
-        *self.role.write().unwrap_or_else(|p| p.into_inner()) = role;
     }
 
     /// The current leader epoch.
@@ -241,6 +250,9 @@ impl Partition {
             SequenceCheck::Duplicate { base_offset } => {
                 return Ok(Appended {
                     base_offset,
+                    // A duplicate counts as written once what it duplicates is: its batch
+                    // ends no later than the log end now.
+                    last_offset: inner.log.log_end_offset() - 1,
                     log_append_time_ms: log_append_time.unwrap_or(-1),
                     log_start_offset: inner.log.log_start_offset(),
                 });
@@ -252,11 +264,15 @@ impl Partition {
             .log
             .append(records, self.leader_epoch(), log_append_time, now_ms)?;
         inner.producers.on_append(&header, info.base_offset);
-        Ok(Appended {
+        let appended = Appended {
             base_offset: info.base_offset,
+            last_offset: info.last_offset,
             log_append_time_ms: log_append_time.unwrap_or(-1),
             log_start_offset: inner.log.log_start_offset(),
-        })
+        };
+        drop(inner);
+        self.after_leader_append(now_ms);
+        Ok(appended)
     }
 
     /// Bytes of all the log's segments.
@@ -274,10 +290,25 @@ impl Partition {
         }
     }
 
-    /// Locates the bytes for a fetch at `offset` (read them without the lock).
+    /// Locates the bytes for a consumer's fetch at `offset`, below the high watermark (read
+    /// them without the lock).
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<(Option<ReadSlice>, Offsets), LogError> {
+        self.read_with(offset, max_bytes, false)
+    }
+
+    /// A read below the high watermark, or up to the log end for a follower.
+    pub(crate) fn read_with(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        for_follower: bool,
+    ) -> Result<(Option<ReadSlice>, Offsets), LogError> {
         let inner = lock(&self.inner);
-        let slice = inner.log.read(offset, max_bytes)?;
+        let slice = if for_follower {
+            inner.log.read_for_follower(offset, max_bytes)?
+        } else {
+            inner.log.read(offset, max_bytes)?
+        };
         let offsets = Offsets {
             log_start_offset: inner.log.log_start_offset(),
             high_watermark: inner.log.high_watermark(),
@@ -321,6 +352,13 @@ impl Partition {
     pub fn close(&self) -> Result<(), LogError> {
         lock(&self.inner).log.close()
     }
+}
+
+/// Idempotent producer state rebuilt from the last segments of `log`.
+pub(crate) fn producer_state(log: &Log) -> Result<ProducerStateTable, LogError> {
+    let mut producers = ProducerStateTable::default();
+    log.scan_headers(PRODUCER_STATE_SEGMENTS, |h| producers.on_append(h, h.base_offset))?;
+    Ok(producers)
 }
 
 /// Checks a produced record set the way Kafka does, in Kafka's order: a whole batch v2 whose

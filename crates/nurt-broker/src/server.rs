@@ -112,6 +112,8 @@ pub async fn serve(
     }
     quorum_tasks.spawn(heartbeat_loop(Arc::clone(&broker), quorum_stop_rx.clone()));
     quorum_tasks.spawn(reconcile_loop(Arc::clone(&broker), quorum_stop_rx.clone()));
+    quorum_tasks.spawn(crate::isr::shrink_loop(Arc::clone(&broker), quorum_stop_rx.clone()));
+    crate::replica_fetcher::Fetchers::ensure(&broker);
     let (stop_tx, stop_rx) = watch::channel(false);
     let counts = Arc::new(Mutex::new(ConnectionCounts::default()));
     let mut tasks = JoinSet::new();
@@ -206,6 +208,7 @@ async fn reconcile_loop(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
         if let Err(e) = broker.reconcile(false) {
             tracing::error!("applying metadata changes to this node's partitions: {e}");
         }
+        crate::replica_fetcher::Fetchers::ensure(&broker);
     }
 }
 
@@ -266,9 +269,12 @@ async fn accept_loop(
     while connections.join_next().await.is_some() {}
 }
 
-/// Time-driven log upkeep: `flush.ms` and `segment.ms`.
+/// Time-driven log upkeep: `flush.ms`, and the high-watermark checkpoint every
+/// `replica.high.watermark.checkpoint.interval.ms`.
 async fn upkeep_loop(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
     let period = Duration::from_millis(broker.config.flush_scheduler_interval_ms().clamp(10, 60_000));
+    let checkpoint_every = Duration::from_millis(broker.config.high_watermark_checkpoint_interval_ms().max(100));
+    let mut last_checkpoint = tokio::time::Instant::now();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(period) => {}
@@ -282,6 +288,12 @@ async fn upkeep_loop(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
         }
         if let Err(e) = broker.groups.maybe_flush(now) {
             tracing::error!("flushing the offsets log: {e}");
+        }
+        if last_checkpoint.elapsed() >= checkpoint_every {
+            last_checkpoint = tokio::time::Instant::now();
+            if let Err(e) = broker.checkpoint_high_watermarks() {
+                tracing::error!("{e}");
+            }
         }
     }
 }

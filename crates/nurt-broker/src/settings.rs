@@ -24,6 +24,8 @@ pub struct TopicSettings {
     pub min_cleanable_dirty_ratio: f64,
     /// `compression.type`: `None` keeps what producers send.
     pub compression: Option<Compression>,
+    /// `min.insync.replicas`: an acks=all produce needs this many in-sync replicas.
+    pub min_insync_replicas: usize,
     pub log: LogConfig,
 }
 
@@ -57,6 +59,7 @@ impl TopicSettings {
             max_compaction_lag_ms: c.long("max.compaction.lag.ms"),
             min_cleanable_dirty_ratio: c.string("min.cleanable.dirty.ratio").trim().parse().unwrap_or(0.5),
             compression: codec(c.string("compression.type").trim()),
+            min_insync_replicas: c.long("min.insync.replicas").clamp(1, i64::from(i32::MAX)) as usize,
             log: LogConfig {
                 segment_bytes: clamp_u32(c.long("segment.bytes")),
                 segment_ms: c.long("segment.ms"),

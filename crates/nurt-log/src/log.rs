@@ -1,8 +1,9 @@
 //! A partition's log: an ordered list of segments, the last one active.
 //!
 //! Offsets: `log_start_offset <= high_watermark <= log_end_offset`, and `flushed_offset` (the
-//! recovery point) is how far the log is known to be on disk. With one replica the high watermark
-//! follows the log end; replication will move it separately.
+//! recovery point) is how far the log is known to be on disk. The high watermark is set by the
+//! owner (the replication layer: the smallest log end over the in-sync replicas); consumers read
+//! below it, followers up to the log end. Retention and compaction only touch records below it.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -72,6 +73,7 @@ pub struct Log {
     segments: Vec<Segment>,
     log_start_offset: i64,
     flushed_offset: i64,
+    high_watermark: i64,
     unflushed_messages: i64,
     first_unflushed_ms: Option<i64>,
     epochs: LeaderEpochCache,
@@ -136,6 +138,8 @@ impl Log {
             segments,
             log_start_offset,
             flushed_offset: log_end,
+            // Nothing is known committed until the owner says so (from its checkpoint).
+            high_watermark: log_start_offset,
             unflushed_messages: 0,
             first_unflushed_ms: None,
             epochs,
@@ -163,9 +167,15 @@ impl Log {
         self.log_start_offset
     }
 
-    /// With one replica every appended record is committed.
+    /// Every offset below this is committed (on every in-sync replica).
     pub fn high_watermark(&self) -> i64 {
-        self.log_end_offset()
+        self.high_watermark
+    }
+
+    /// Sets the high watermark (clamped to the log's start and end). It may move back only
+    /// when a follower learns a lower one from a new leader.
+    pub fn set_high_watermark(&mut self, offset: i64) {
+        self.high_watermark = offset.clamp(self.log_start_offset, self.log_end_offset());
     }
 
     /// How far the log is known to be fsynced.
@@ -336,6 +346,7 @@ impl Log {
             self.storage.sync_dir(&self.dir).at(&self.dir)?;
         }
         let end = self.log_end_offset();
+        self.high_watermark = self.high_watermark.min(end);
         self.epochs.truncate_from(end);
         self.epochs.persist(&*self.storage)?;
         self.flushed_offset = self.flushed_offset.min(end);
@@ -356,6 +367,7 @@ impl Log {
         self.segments.push(Segment::create(fs, &self.dir, offset, 0)?);
         fs.sync_dir(&self.dir).at(&self.dir)?;
         self.log_start_offset = offset;
+        self.high_watermark = offset;
         write_i64_file(fs, &self.dir.join(LOG_START_FILE), offset)?;
         self.set_recovery_point(offset)?;
         self.flushed_offset = offset;
@@ -400,17 +412,29 @@ impl Log {
         }
     }
 
-    /// The bytes to serve a fetch at `offset`: whole batches from the one holding `offset`, up to
-    /// `max_bytes` (but always the first batch whole, KIP-74), never past the high watermark.
-    /// None when `offset` is the log end. Errors with OffsetOutOfRange outside the log.
+    /// The bytes to serve a consumer's fetch at `offset`: whole batches from the one holding
+    /// `offset`, up to `max_bytes` (but always the first batch whole, KIP-74), never past the
+    /// high watermark. None when `offset` is the high watermark. Errors with OffsetOutOfRange
+    /// outside `[log start, high watermark]`.
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<Option<ReadSlice>, LogError> {
-        let end = self.high_watermark();
+        self.read_below(offset, max_bytes, self.high_watermark())
+    }
+
+    /// Like [`Log::read`] up to the log end: what a follower replicates.
+    pub fn read_for_follower(&self, offset: i64, max_bytes: usize) -> Result<Option<ReadSlice>, LogError> {
+        self.read_below(offset, max_bytes, self.log_end_offset())
+    }
+
+    fn read_below(&self, offset: i64, max_bytes: usize, end: i64) -> Result<Option<ReadSlice>, LogError> {
         if offset < self.log_start_offset || offset > end {
             return Err(LogError::OffsetOutOfRange {
                 offset,
                 log_start_offset: self.log_start_offset,
                 log_end_offset: end,
             });
+        }
+        if offset == end {
+            return Ok(None);
         }
         let first = self
             .segments
@@ -424,13 +448,20 @@ impl Log {
             Some(hit) => Some(hit),
             None => self.locate(first, offset, |_| true)?,
         };
-        Ok(found.map(|(seg, position, header)| {
-            let available = (seg.size_bytes - position) as usize;
-            ReadSlice {
-                file: seg.file(),
-                position,
-                len: available.min(max_bytes.max(header.total_bytes())),
-            }
+        let Some((seg, position, header)) = found.filter(|(_, _, h)| h.base_offset < end) else {
+            return Ok(None);
+        };
+        // Batches at or past `end` are not served: cut the range at the batch holding it.
+        let limit = if end < seg.next_offset {
+            seg.find_batch(end)?.map_or(seg.size_bytes, |(pos, _)| pos)
+        } else {
+            seg.size_bytes
+        };
+        let available = limit.saturating_sub(position) as usize;
+        Ok(Some(ReadSlice {
+            file: seg.file(),
+            position,
+            len: available.min(max_bytes.max(header.total_bytes())),
         }))
     }
 
@@ -545,6 +576,7 @@ impl Log {
         let next_base = self.segments[1].base_offset;
         if self.log_start_offset < next_base {
             self.log_start_offset = next_base;
+            self.high_watermark = self.high_watermark.max(next_base);
             write_i64_file(&*self.storage, &self.dir.join(LOG_START_FILE), next_base)?;
         }
         let seg = self.segments.remove(0);
@@ -568,7 +600,8 @@ impl Log {
             self.roll(now_ms)?;
         }
         let mut deleted = 0;
-        while self.segments.len() > 1 {
+        // Only segments wholly below the high watermark go (Kafka's `deletableSegments`).
+        while self.segments.len() > 1 && self.segments[1].base_offset <= self.high_watermark {
             let oldest = &self.segments[0];
             let over_size =
                 retention_bytes >= 0 && self.size_bytes().saturating_sub(oldest.size_bytes) >= retention_bytes as u64;
@@ -585,7 +618,12 @@ impl Log {
     /// what the cleaner may rewrite.
     pub fn cleanable_segments(&self, now_ms: i64, min_compaction_lag_ms: i64) -> Vec<CleanableSegment> {
         let horizon = now_ms.saturating_sub(min_compaction_lag_ms);
-        self.segments[..self.segments.len() - 1]
+        // Only segments wholly below the high watermark (Kafka's first uncleanable offset).
+        let below_hw = self.segments[1..]
+            .iter()
+            .take_while(|s| s.base_offset <= self.high_watermark)
+            .count();
+        self.segments[..below_hw]
             .iter()
             .take_while(|s| s.max_timestamp_ms <= horizon)
             .map(|s| CleanableSegment {

@@ -65,6 +65,7 @@ fn new_cluster_id() -> Option<String> {
 }
 
 fn compact(log: &mut Log) -> Result<(), LogError> {
+    log.set_high_watermark(log.log_end_offset());
     if let Some(segments) = log.plan_compaction(10_000, 0, 0.0, true) {
         let opts = CleanOptions {
             now_ms: 10_000,
@@ -104,6 +105,7 @@ fn workload(storage: &Arc<dyn Storage>, acked: &mut Acked) -> Result<(), LogErro
     acked.compacted_synced(); // a roll fsyncs the segment it closes
     compact(&mut compacted)?;
     // Retention: DeleteRecords past the first segments, then by size.
+    plain.set_high_watermark(plain.log_end_offset());
     acked.plain_start = plain.delete_records_before(4)?;
     plain.enforce_retention(10_000, -1, 600)?;
     acked.plain_start = plain.log_start_offset();
@@ -137,7 +139,7 @@ fn workload(storage: &Arc<dyn Storage>, acked: &mut Acked) -> Result<(), LogErro
 fn read_all(log: &Log) -> Vec<(i64, String, String)> {
     let mut out = Vec::new();
     let mut offset = log.log_start_offset();
-    while let Some(slice) = log.read(offset, 1 << 20).expect("readable") {
+    while let Some(slice) = log.read_for_follower(offset, 1 << 20).expect("readable") {
         let bytes = slice.read_to_vec().expect("bytes");
         let before = offset;
         for b in Batches::new(&bytes) {
@@ -277,6 +279,7 @@ fn a_power_cut_after_a_compaction_swap_never_pairs_old_indexes_with_new_bytes() 
     }
     log.flush().unwrap();
     log.roll(5_000).unwrap();
+    log.set_high_watermark(log.log_end_offset());
     compact(&mut log).unwrap();
     // Power goes right after the swap: the rebuilt indexes were never synced.
     sim.power_cut(CutMode::LoseAll);
@@ -285,7 +288,7 @@ fn a_power_cut_after_a_compaction_swap_never_pairs_old_indexes_with_new_bytes() 
     assert_eq!(found, ["c", "d", "e", "f", "g", "h", "a", "b"]);
     // Every offset still reads from the batch holding it.
     for offset in 2..10 {
-        let slice = log.read(offset, 1).unwrap().unwrap();
+        let slice = log.read_for_follower(offset, 1).unwrap().unwrap();
         let header = nurt_records::BatchHeader::parse(&slice.read_to_vec().unwrap()).unwrap();
         assert_eq!(header.base_offset, offset);
     }

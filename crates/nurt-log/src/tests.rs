@@ -36,7 +36,7 @@ fn small_config() -> LogConfig {
 /// Reads every batch from `offset` to the end, checking CRCs and offset continuity.
 fn read_all(log: &Log, mut offset: i64) -> Vec<(i64, i64)> {
     let mut out = Vec::new();
-    while let Some(slice) = log.read(offset, 1 << 20).unwrap() {
+    while let Some(slice) = log.read_for_follower(offset, 1 << 20).unwrap() {
         let bytes = slice.read_to_vec().unwrap();
         for b in Batches::new(&bytes) {
             let (h, raw) = b.unwrap();
@@ -65,11 +65,14 @@ fn append_assigns_contiguous_offsets_and_reads_back() {
     let batches = read_all(&log, 0);
     assert_eq!(batches.len(), 100);
     // A read from the middle of a batch starts at that batch (clients skip earlier records).
-    let slice = log.read(151, 100).unwrap().unwrap();
+    let slice = log.read_for_follower(151, 100).unwrap().unwrap();
     let h = batch::BatchHeader::parse(&slice.read_to_vec().unwrap()).unwrap();
     assert_eq!(h.base_offset, 150);
-    assert!(log.read(300, 100).unwrap().is_none());
-    assert!(matches!(log.read(301, 100), Err(LogError::OffsetOutOfRange { .. })));
+    assert!(log.read_for_follower(300, 100).unwrap().is_none());
+    assert!(matches!(
+        log.read_for_follower(301, 100),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
 }
 
 #[test]
@@ -231,16 +234,22 @@ fn retention_by_time_and_size_moves_log_start() {
         .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "log"))
         .count();
     // Everything older than t=3000 expires: whole segments only.
+    log.set_high_watermark(log.log_end_offset());
     let deleted = log.enforce_retention(5_000, 2_000, -1).unwrap();
     assert!(deleted > 0);
     let start = log.log_start_offset();
     assert!(start > 0 && start <= 30, "log start {start}");
-    assert!(matches!(log.read(0, 100), Err(LogError::OffsetOutOfRange { .. })));
+    assert!(matches!(
+        log.read_for_follower(0, 100),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
     assert_eq!(read_all(&log, start).last().unwrap().1, 59);
     // Size: keep at most ~1 KiB beyond the oldest segment.
+    log.set_high_watermark(log.log_end_offset());
     log.enforce_retention(5_000, -1, 1024).unwrap();
     assert!(log.size_bytes() < 1024 + 4096);
     // All expired: the active segment is rolled and everything goes.
+    log.set_high_watermark(log.log_end_offset());
     log.enforce_retention(1_000_000, 1, -1).unwrap();
     assert_eq!(log.log_start_offset(), 60);
     assert_eq!(log.log_end_offset(), 60);
@@ -261,14 +270,17 @@ fn delete_records_moves_start_and_survives_restart() {
     for i in 0..50 {
         log.append(&batch(2, 100, i), 0, None, 0).unwrap();
     }
+    log.set_high_watermark(log.log_end_offset());
     assert!(matches!(
         log.delete_records_before(101),
         Err(LogError::OffsetOutOfRange { .. })
     ));
+    log.set_high_watermark(log.log_end_offset());
     assert_eq!(log.delete_records_before(37).unwrap(), 37);
+    log.set_high_watermark(log.log_end_offset());
     assert_eq!(log.delete_records_before(10).unwrap(), 37, "never moves backwards");
-    assert!(log.read(36, 100).is_err());
-    assert!(log.read(37, 100).unwrap().is_some());
+    assert!(log.read_for_follower(36, 100).is_err());
+    assert!(log.read_for_follower(37, 100).unwrap().is_some());
     drop(log);
     let log = Log::open(&os(), dir.path(), small_config(), false, 0).unwrap();
     assert_eq!(log.log_start_offset(), 37);
@@ -287,6 +299,7 @@ fn compaction_keeps_latest_per_key_and_drops_old_tombstones() {
         log.append(&keyed(&format!("k{k}"), None, 2_000), 0, None, 0).unwrap();
     }
     log.roll(3_000).unwrap();
+    log.set_high_watermark(log.log_end_offset());
     let segments = log.cleanable_segments(10_000, 0);
     assert!(segments.len() > 1);
     let (cleaned, stats) = crate::cleaner::clean_segments(
@@ -305,7 +318,7 @@ fn compaction_keeps_latest_per_key_and_drops_old_tombstones() {
     }
     let mut values = std::collections::BTreeMap::new();
     let mut offset = log.log_start_offset();
-    while let Some(slice) = log.read(offset, 1 << 20).unwrap() {
+    while let Some(slice) = log.read_for_follower(offset, 1 << 20).unwrap() {
         let bytes = slice.read_to_vec().unwrap();
         for b in Batches::new(&bytes) {
             let (h, raw) = b.unwrap();
@@ -373,7 +386,12 @@ fn follower_appends_keep_the_leaders_offsets_and_epochs() {
     ));
     assert_eq!(log.epochs().end_offset_for(3, 6), Some((3, 5)));
     assert_eq!(log.epochs().end_offset_for(4, 6), Some((4, 6)));
-    let bytes = log.read(0, 1 << 20).unwrap().unwrap().read_to_vec().unwrap();
+    let bytes = log
+        .read_for_follower(0, 1 << 20)
+        .unwrap()
+        .unwrap()
+        .read_to_vec()
+        .unwrap();
     let ranges: Vec<(i64, i64)> = Batches::new(&bytes)
         .map(|b| {
             let (h, raw) = b.unwrap();
@@ -383,7 +401,7 @@ fn follower_appends_keep_the_leaders_offsets_and_epochs() {
         .collect();
     assert_eq!(ranges, vec![(0, 1), (5, 5)]);
     // A read from inside the gap starts at the next batch.
-    let slice = log.read(3, 1 << 20).unwrap().unwrap();
+    let slice = log.read_for_follower(3, 1 << 20).unwrap().unwrap();
     assert_eq!(
         batch::BatchHeader::parse(&slice.read_to_vec().unwrap())
             .unwrap()
@@ -418,6 +436,7 @@ fn truncation_drops_whole_batches_epochs_and_survives_reopen() {
     assert_eq!(log.epochs().latest_epoch(), Some(5));
     assert_eq!(read_all(&log, 0).len(), 26);
     // Below the log start, the log starts over at the offset.
+    log.set_high_watermark(log.log_end_offset());
     log.delete_records_before(20).unwrap();
     log.truncate_to(10).unwrap();
     assert_eq!((log.log_start_offset(), log.log_end_offset()), (10, 10));
@@ -427,4 +446,49 @@ fn truncation_drops_whole_batches_epochs_and_survives_reopen() {
     drop(log);
     let log = Log::open(&os(), dir.path(), small_config(), false, 0).unwrap();
     assert_eq!((log.log_start_offset(), log.log_end_offset()), (1_000, 1_001));
+}
+
+/// Consumers read below the high watermark, followers to the log end; retention and the
+/// cleaner never touch a segment that reaches past the high watermark.
+#[test]
+fn reads_retention_and_cleaning_stop_at_the_high_watermark() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(&os(), dir.path(), small_config(), true, 0).unwrap();
+    assert_eq!(log.high_watermark(), 0, "nothing is committed until the owner says so");
+    for i in 0..60 {
+        log.append(&batch(1, 200, i * 100), 0, None, i * 100).unwrap();
+    }
+    assert!(
+        log.read(0, 1 << 20).unwrap().is_none(),
+        "nothing below the high watermark yet"
+    );
+    log.set_high_watermark(25);
+    let mut consumer = Vec::new();
+    let mut offset = 0;
+    while let Some(slice) = log.read(offset, 1 << 20).unwrap() {
+        for b in Batches::new(&slice.read_to_vec().unwrap()) {
+            let (h, _) = b.unwrap();
+            consumer.push(h.base_offset);
+            offset = h.last_offset() + 1;
+        }
+    }
+    assert_eq!(
+        consumer,
+        (0..25).collect::<Vec<_>>(),
+        "a consumer sees exactly the committed records"
+    );
+    assert!(matches!(log.read(26, 100), Err(LogError::OffsetOutOfRange { .. })));
+    assert_eq!(
+        read_all(&log, 0).last().unwrap().1,
+        59,
+        "a follower reads to the log end"
+    );
+    // Everything is expired and everything would be cleanable, but only below offset 25.
+    log.enforce_retention(100_000, 1, -1).unwrap();
+    assert!(log.log_start_offset() <= 25);
+    assert!(log.cleanable_segments(100_000, 0).iter().all(|s| s.base_offset < 25));
+    assert_eq!(read_all(&log, log.log_start_offset()).last().unwrap().1, 59);
+    // The high watermark never passes the log end, nor falls below the log start.
+    log.set_high_watermark(1_000);
+    assert_eq!(log.high_watermark(), 60);
 }

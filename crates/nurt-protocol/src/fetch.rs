@@ -24,6 +24,12 @@ pub struct FetchPartition<R> {
     pub log_start_offset: i64,
     /// The records and their length; `None` encodes an empty record set.
     pub records: Option<(R, usize)>,
+    /// To a follower whose log diverges (v12+, tagged field 0): the largest epoch ≤ its last
+    /// fetched epoch and where that epoch ends on the leader, as (epoch, end offset).
+    pub diverging_epoch: Option<(i32, i64)>,
+    /// With NOT_LEADER_OR_FOLLOWER / FENCED_LEADER_EPOCH (v12+, tagged field 1, KIP-951): the
+    /// leader this broker knows, as (leader id, leader epoch).
+    pub current_leader: Option<(i32, i32)>,
 }
 
 /// One topic of a Fetch response: by name up to v12, by id from v13.
@@ -82,6 +88,31 @@ impl<R> Out<R> {
     }
 }
 
+/// A partition's tagged fields, in tag order (only in flexible versions).
+fn partition_tags<R>(o: &mut Out<R>, diverging_epoch: Option<(i32, i64)>, current_leader: Option<(i32, i32)>) {
+    if !o.flexible {
+        return;
+    }
+    let count = u32::from(diverging_epoch.is_some()) + u32::from(current_leader.is_some());
+    put_uvarint(&mut o.buf, count);
+    if let Some((epoch, end_offset)) = diverging_epoch {
+        // tag 0, 13 bytes: epoch, end offset, no tagged fields of its own
+        put_uvarint(&mut o.buf, 0);
+        put_uvarint(&mut o.buf, 13);
+        o.buf.put_i32(epoch);
+        o.buf.put_i64(end_offset);
+        o.buf.put_u8(0);
+    }
+    if let Some((leader_id, leader_epoch)) = current_leader {
+        // tag 1, 9 bytes: leader id, leader epoch, no tagged fields of its own
+        put_uvarint(&mut o.buf, 1);
+        put_uvarint(&mut o.buf, 9);
+        o.buf.put_i32(leader_id);
+        o.buf.put_i32(leader_epoch);
+        o.buf.put_u8(0);
+    }
+}
+
 fn put_uvarint(buf: &mut BytesMut, mut v: u32) {
     while v >= 0x80 {
         buf.put_u8((v as u8) | 0x80);
@@ -132,7 +163,7 @@ pub fn encode_fetch_response<R>(version: i16, correlation_id: i32, response: Fet
                 o.buf.put_i32(-1); // preferred_read_replica
             }
             o.records(p.records);
-            o.no_tags();
+            partition_tags(&mut o, p.diverging_epoch, p.current_leader);
         }
         o.no_tags();
     }
@@ -159,8 +190,10 @@ pub fn encode_fetch_response<R>(version: i16, correlation_id: i32, response: Fet
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-    use kafka_protocol::messages::{ApiKey, FetchResponse, ResponseKind, TopicName};
+    use kafka_protocol::messages::fetch_response::{
+        EpochEndOffset, FetchableTopicResponse, LeaderIdAndEpoch, PartitionData,
+    };
+    use kafka_protocol::messages::{ApiKey, BrokerId, FetchResponse, ResponseKind, TopicName};
     use kafka_protocol::protocol::StrBytes;
 
     fn sample(records: &[&'static [u8]]) -> (FetchResponseParts<Bytes>, FetchResponse) {
@@ -174,6 +207,8 @@ mod tests {
                 last_stable_offset: 90,
                 log_start_offset: 7,
                 records: (!r.is_empty()).then(|| (Bytes::from_static(r), r.len())),
+                diverging_epoch: (i == 0).then_some((4, 1234)),
+                current_leader: (i != 2).then_some((3, 9)),
             })
             .collect();
         let crate_parts: Vec<PartitionData> = parts
@@ -187,6 +222,14 @@ mod tests {
                     .with_log_start_offset(p.log_start_offset)
                     .with_aborted_transactions(None)
                     .with_records(Some(p.records.as_ref().map_or_else(Bytes::new, |r| r.0.clone())))
+                    .with_diverging_epoch(p.diverging_epoch.map_or_else(Default::default, |(epoch, end_offset)| {
+                        EpochEndOffset::default().with_epoch(epoch).with_end_offset(end_offset)
+                    }))
+                    .with_current_leader(p.current_leader.map_or_else(Default::default, |(id, epoch)| {
+                        LeaderIdAndEpoch::default()
+                            .with_leader_id(BrokerId(id))
+                            .with_leader_epoch(epoch)
+                    }))
             })
             .collect();
         let id = [9u8; 16];

@@ -27,23 +27,71 @@ fn partition_error(index: i32, code: i16) -> FetchPartition<ReadSlice> {
         last_stable_offset: -1,
         log_start_offset: -1,
         records: None,
+        diverging_epoch: None,
+        current_leader: None,
     }
+}
+
+/// Who is fetching: a consumer, or a follower replica (and whether this read is the first of
+/// its request, which records the follower's progress).
+#[derive(Debug, Clone, Copy)]
+enum Fetcher {
+    Consumer,
+    Follower { replica: i32, first_read: bool },
 }
 
 /// Locates one partition's records (a file range, not yet read) within `budget` bytes.
 fn read_partition(
-    partition: &Partition,
+    broker: &Arc<Broker>,
+    partition: &Arc<Partition>,
     request: &RequestPartition,
+    version: i16,
+    fetcher: Fetcher,
     budget: usize,
     first: bool,
 ) -> FetchPartition<ReadSlice> {
-    let epoch_code = codes::leader_epoch_check(request.current_leader_epoch, partition.leader_epoch());
+    let role = partition.role();
+    let epoch_code = codes::leader_epoch_check(request.current_leader_epoch, role.leader_epoch);
     if epoch_code != codes::NONE {
-        return partition_error(request.partition, epoch_code);
+        return FetchPartition {
+            current_leader: (version >= 12).then_some((role.leader, role.leader_epoch)),
+            ..partition_error(request.partition, epoch_code)
+        };
     }
+    let read = match fetcher {
+        Fetcher::Consumer => partition.read(request.fetch_offset, budget),
+        Fetcher::Follower { replica, first_read } => {
+            if !role.replicas.contains(&replica) {
+                return partition_error(request.partition, codes::NOT_LEADER_OR_FOLLOWER);
+            }
+            if version >= 12 && request.last_fetched_epoch >= 0 {
+                if let Some(diverging) = partition.diverging_epoch(request.last_fetched_epoch, request.fetch_offset) {
+                    let offsets = partition.offsets();
+                    return FetchPartition {
+                        error_code: codes::NONE,
+                        high_watermark: offsets.high_watermark,
+                        last_stable_offset: offsets.high_watermark,
+                        log_start_offset: offsets.log_start_offset,
+                        diverging_epoch: Some(diverging),
+                        ..partition_error(request.partition, codes::NONE)
+                    };
+                }
+            }
+            if first_read {
+                let (moved, expand) = partition.on_follower_fetch(replica, request.fetch_offset, crate::now_ms());
+                if moved {
+                    broker.notify_data();
+                }
+                if let Some(proposal) = expand {
+                    broker.submit_isr_change(Arc::clone(partition), proposal);
+                }
+            }
+            partition.read_for_follower(request.fetch_offset, budget)
+        }
+    };
     // KIP-74: the first partition with data may exceed the budget by one batch.
     let may_read = budget > 0 || first;
-    match partition.read(request.fetch_offset, budget) {
+    match read {
         Ok((slice, offsets)) => FetchPartition {
             partition_index: request.partition,
             error_code: codes::NONE,
@@ -54,6 +102,8 @@ fn read_partition(
                 let len = s.len;
                 (s, len)
             }),
+            diverging_epoch: None,
+            current_leader: None,
         },
         Err(LogError::OffsetOutOfRange {
             log_start_offset,
@@ -75,10 +125,11 @@ fn read_partition(
 /// Reads every requested partition once; returns the topics, the record bytes found, and
 /// whether any partition answered with an error (which ends a long poll).
 fn read_once(
-    broker: &Broker,
+    broker: &Arc<Broker>,
     topics: &[FetchTopic],
     version: i16,
     max_bytes: usize,
+    fetcher: Fetcher,
     refuse_code: i16,
 ) -> (Vec<TopicOut<ReadSlice>>, usize, bool) {
     let mut total = 0usize;
@@ -94,21 +145,24 @@ fn read_once(
         for p in &topic.partitions {
             let led = name.as_deref().map(|n| match broker.partition(n, p.partition) {
                 Some(partition) if partition.is_leader() => Ok(partition),
-                _ => Err(broker.not_led_here(n, p.partition).code),
+                _ => Err(broker.not_led_here(n, p.partition)),
             });
             let data = match led {
                 _ if refuse_code != codes::NONE => partition_error(p.partition, refuse_code),
                 None => partition_error(p.partition, codes::UNKNOWN_TOPIC_ID),
-                Some(Err(code)) => partition_error(p.partition, code),
+                Some(Err(not)) => FetchPartition {
+                    current_leader: (version >= 12 && not.leader >= 0).then_some((not.leader, not.leader_epoch)),
+                    ..partition_error(p.partition, not.code)
+                },
                 Some(Ok(partition)) => {
                     let budget = max_bytes
                         .saturating_sub(total)
                         .min(p.partition_max_bytes.max(0) as usize);
-                    read_partition(&partition, p, budget, total == 0)
+                    read_partition(broker, &partition, p, version, fetcher, budget, total == 0)
                 }
             };
             total += data.records.as_ref().map_or(0, |r| r.1);
-            had_error |= data.error_code != codes::NONE;
+            had_error |= data.error_code != codes::NONE || data.diverging_epoch.is_some();
             partitions.push(data);
         }
         out.push(TopicOut {
@@ -128,13 +182,36 @@ fn reply(topics: Vec<TopicOut<ReadSlice>>) -> FetchReply {
     }
 }
 
-pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -> FetchReply {
-    // Only brokers replicate, and a client cannot prove it is one (CVE-2018-1288).
-    let claims_replica = request.replica_id.0 >= 0 || request.replica_state.replica_id.0 >= 0;
-    let refuse_code = if claims_replica {
-        codes::CLUSTER_AUTHORIZATION_FAILED
+/// Who a fetch claiming to come from replica `replica_id` is: a follower only on the internal
+/// listener (a client cannot prove it is a broker, CVE-2018-1288) and from a registered
+/// broker in its current registration.
+fn fetcher_of(broker: &Broker, request: &FetchRequest, version: i16, internal: bool) -> Result<Fetcher, i16> {
+    let (replica, epoch) = if version >= 15 {
+        (request.replica_state.replica_id.0, request.replica_state.replica_epoch)
     } else {
-        codes::NONE
+        (request.replica_id.0, -1)
+    };
+    if replica < 0 && request.replica_id.0 < 0 {
+        return Ok(Fetcher::Consumer);
+    }
+    let registered = broker
+        .image()
+        .broker(replica)
+        .is_some_and(|b| epoch < 0 || b.registration.broker_epoch == epoch);
+    if internal && registered {
+        Ok(Fetcher::Follower {
+            replica,
+            first_read: true,
+        })
+    } else {
+        Err(codes::CLUSTER_AUTHORIZATION_FAILED)
+    }
+}
+
+pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16, internal: bool) -> FetchReply {
+    let (mut fetcher, refuse_code) = match fetcher_of(broker, &request, version, internal) {
+        Ok(f) => (f, codes::NONE),
+        Err(code) => (Fetcher::Consumer, code),
     };
     if request.session_id > 0 {
         return FetchResponseParts {
@@ -150,14 +227,20 @@ pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -
     let mut data = broker.subscribe_data();
     loop {
         data.borrow_and_update();
-        let (topics, bytes, had_error) = read_once(broker, &request.topics, version, max_bytes, refuse_code);
+        let (topics, bytes, had_error) = read_once(broker, &request.topics, version, max_bytes, fetcher, refuse_code);
+        if let Fetcher::Follower { replica, .. } = fetcher {
+            fetcher = Fetcher::Follower {
+                replica,
+                first_read: false,
+            };
+        }
         let expired = tokio::time::Instant::now() >= deadline;
         if bytes >= min_bytes || had_error || expired {
             return reply(topics);
         }
         if !matches!(tokio::time::timeout_at(deadline, data.changed()).await, Ok(Ok(()))) {
             // Timed out: one last read picks up anything that raced the deadline.
-            let (topics, _, _) = read_once(broker, &request.topics, version, max_bytes, refuse_code);
+            let (topics, _, _) = read_once(broker, &request.topics, version, max_bytes, fetcher, refuse_code);
             return reply(topics);
         }
     }

@@ -45,6 +45,8 @@ pub enum Reply {
 pub struct Context {
     pub peer: std::net::SocketAddr,
     pub client_id: String,
+    /// The request came on the internal listener, from another node.
+    pub internal: bool,
 }
 
 impl Context {
@@ -55,11 +57,17 @@ impl Context {
 }
 
 /// Handles one request.
-pub async fn handle(broker: &Arc<Broker>, peer: std::net::SocketAddr, request: DecodedRequest) -> Reply {
+pub async fn handle(
+    broker: &Arc<Broker>,
+    peer: std::net::SocketAddr,
+    internal: bool,
+    request: DecodedRequest,
+) -> Reply {
     let v = request.header.api_version;
     let ctx = Context {
         peer,
         client_id: request.header.client_id.clone().unwrap_or_default(),
+        internal,
     };
     // Unit tests only: a way to make a handler panic, to show the broker survives it.
     #[cfg(test)]
@@ -69,11 +77,11 @@ pub async fn handle(broker: &Arc<Broker>, peer: std::net::SocketAddr, request: D
     Reply::Message(Box::new(match request.body {
         RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions::handle()),
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(broker, r, v).await),
-        RequestKind::Produce(r) => match produce::handle(broker, r, v) {
+        RequestKind::Produce(r) => match produce::handle(broker, r, v).await {
             Some(response) => ResponseKind::Produce(response),
             None => return Reply::None,
         },
-        RequestKind::Fetch(r) => return Reply::Fetch(fetch::handle(broker, r, v).await),
+        RequestKind::Fetch(r) => return Reply::Fetch(fetch::handle(broker, r, v, ctx.internal).await),
         RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(broker, r, v)),
         RequestKind::OffsetForLeaderEpoch(r) => {
             ResponseKind::OffsetForLeaderEpoch(list_offsets::offset_for_leader_epoch(broker, r))

@@ -1,7 +1,10 @@
 //! Produce: validate each partition's batch, append it, answer with its base offset.
 //!
-//! Acknowledgement: with one replica, acks=1 and acks=all both answer once the batch is in
-//! the page cache (and fsynced first when `flush.messages` says so). acks=0 gets no response.
+//! Acknowledgement: acks=1 answers once the batch is in the leader's page cache (fsynced
+//! first when `flush.messages` says so). acks=all also waits until every in-sync replica has
+//! it (the high watermark passed it), at most the request's `timeout_ms`; it is refused before
+//! the append (NOT_ENOUGH_REPLICAS) while the ISR is smaller than `min.insync.replicas`. With
+//! one replica the high watermark moves on the append itself. acks=0 gets no response.
 
 use nurt_protocol::kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
@@ -35,8 +38,11 @@ fn failed(index: i32, code: i16, message: Option<String>) -> PartitionProduceRes
 }
 
 /// Handles a produce request; `None` for acks=0 (Kafka sends nothing back).
-pub fn handle(broker: &Broker, request: ProduceRequest, version: i16) -> Option<ProduceResponse> {
+pub async fn handle(broker: &Broker, request: ProduceRequest, version: i16) -> Option<ProduceResponse> {
     let acks = request.acks;
+    let timeout = std::time::Duration::from_millis(request.timeout_ms.max(0) as u64);
+    // acks=all appends still to be replicated: (topic slot, partition slot, partition, last offset).
+    let mut waiting = Vec::new();
     let valid_acks = matches!(acks, -1..=1);
     let now = now_ms();
     let mut appended_any = false;
@@ -57,9 +63,17 @@ pub fn handle(broker: &Broker, request: ProduceRequest, version: i16) -> Option<
                 _ if !valid_acks => failed(p.index, codes::INVALID_REQUIRED_ACKS, None),
                 (Err(code), _) => failed(p.index, code, None),
                 (Ok(_), None) => failed(p.index, codes::CORRUPT_MESSAGE, Some("no records".into())),
+                (Ok(partition), Some(_)) if acks == -1 && !partition.may_append_acks_all() => failed(
+                    p.index,
+                    codes::NOT_ENOUGH_REPLICAS,
+                    Some("fewer in-sync replicas than min.insync.replicas".into()),
+                ),
                 (Ok(partition), Some(records)) => match partition.append(&records, now) {
                     Ok(a) => {
                         appended_any = true;
+                        if acks == -1 {
+                            waiting.push((responses.len(), partitions.len(), partition, a.last_offset));
+                        }
                         PartitionProduceResponse::default()
                             .with_index(p.index)
                             .with_base_offset(a.base_offset)
@@ -98,6 +112,19 @@ pub fn handle(broker: &Broker, request: ProduceRequest, version: i16) -> Option<
     }
     if appended_any {
         broker.notify_data();
+    }
+    // The purgatory: every acks=all append waits for its high watermark, all at once.
+    let outcomes = futures_util::future::join_all(
+        waiting
+            .iter()
+            .map(|(_, _, partition, last_offset)| partition.wait_replicated(*last_offset, timeout)),
+    )
+    .await;
+    for ((t, p, _, _), outcome) in waiting.iter().zip(outcomes) {
+        if let Err(code) = outcome {
+            let r = &mut responses[*t].partition_responses[*p];
+            r.error_code = code;
+        }
     }
     (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
 }

@@ -92,9 +92,11 @@ impl LogStore {
             ..LogConfig::default()
         };
         let log = Log::open(storage, dir, config, clean, now_ms).map_err(to_io)?;
+        let mut log = log;
+        log.set_high_watermark(log.log_end_offset());
         let mut entries = BTreeMap::new();
         let mut offset = log.log_start_offset();
-        while let Some(slice) = log.read(offset, 1 << 20).map_err(to_io)? {
+        while let Some(slice) = log.read_for_follower(offset, 1 << 20).map_err(to_io)? {
             let bytes = slice.read_to_vec()?;
             for b in Batches::new(&bytes) {
                 let (_, raw) = b.map_err(invalid)?;
@@ -247,6 +249,9 @@ impl RaftLogStorage<C> for LogStore {
                 let batch = builder.build().map_err(invalid)?;
                 let term = entry.log_id().committed_leader_id().term as i32;
                 inner.log.append(&batch, term, None, now).map_err(to_io)?;
+                // Raft's log is this log's only replica: commitment is Raft's business.
+                let end = inner.log.log_end_offset();
+                inner.log.set_high_watermark(end);
                 inner.entries.insert(entry.index(), entry);
             }
             if let Err(e) = inner.log.flush() {
