@@ -217,7 +217,7 @@ def test_full_disk_gives_storage_error_and_keeps_serving(make_broker, tmp_path):
         broker.log_path = tmp_path / "broker.log"  # not on the full disk
         broker.start()
         try:
-            create_topic(broker.bootstrap, "filler", 1)
+            create_topic(broker.bootstrap, "filler", 1, {"segment.bytes": "65536"})
             create_topic(broker.bootstrap, "other", 1)
             other = produce_all(broker.bootstrap, "other", [(None, f"o{i}".encode()) for i in range(100)])
             acked, errors = {}, []
@@ -242,10 +242,22 @@ def test_full_disk_gives_storage_error_and_keeps_serving(make_broker, tmp_path):
             assert all(got.get(o) == v for o, v in acked.items()), "an acknowledged record was damaged"
             records, _, _ = read_partition(broker.bootstrap, "other")
             assert {o: v for o, _, v in records} == {o: kv[1] for (_, o), kv in other.items()}
-            # Free the space: the broker writes again.
+            # Free the space the way an operator can on a full disk, without a metadata write:
+            # DeleteRecords drops filler's old segments. The broker writes again.
             admin = AdminClient({"bootstrap.servers": broker.bootstrap})
-            admin.delete_topics(["filler"])["filler"].result(10)
+            end = max(acked) + 1
+            admin.delete_records([TopicPartition("filler", 0, end)])[TopicPartition("filler", 0, end)].result(10)
             wait_until(lambda: len(produce_all(broker.bootstrap, "other", [(None, b"after")])) == 1, 30, "writes after space is freed")
+
+            # Metadata changes work again too (the metadata quorum restarts after a full disk).
+            def deleted():
+                try:
+                    admin.delete_topics(["filler"], operation_timeout=5)["filler"].result(10)
+                    return True
+                except KafkaException:
+                    return False
+
+            wait_until(deleted, 30, "a topic deletion once the disk has room")
         except BaseException:
             print(broker.logs())
             raise

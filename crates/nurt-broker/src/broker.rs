@@ -12,19 +12,18 @@ use std::sync::{Arc, RwLock};
 
 use nurt_log::data_dir::PARTITION_METADATA;
 use nurt_log::{DataDir, OsStorage, Storage};
-use nurt_metadata::{MetadataImage, TopicConfigs, TopicId, TopicInfo};
+use nurt_metadata::{MetadataImage, TopicId, TopicInfo};
 use tokio::sync::watch;
 
 use crate::budget::RequestBudget;
 use crate::config::{CLIENT_LISTENER, INTERNAL_LISTENER};
 use crate::controller::{Controller, ControllerOp, ControllerSettings, OpAnswer, OpFailure};
-use crate::group_service::{group_config, GroupService};
+use crate::group_service::{group_config, GroupService, OFFSETS_TOPIC};
 use crate::partition::{Partition, PartitionId, ReplicaRole, TopicSettings};
 use crate::quorum::{Quorum, QuorumTiming};
 use crate::{codes, migrate, now_ms, BrokerConfig, BrokerError};
 
 const METADATA_DIR: &str = "__cluster_metadata-0";
-const OFFSETS_DIR: &str = "__consumer_offsets-0";
 /// Producer ids reserved per metadata write.
 const PRODUCER_ID_BLOCK: i64 = 1000;
 /// The embedded single node's quorum: itself, never reached over a network.
@@ -59,7 +58,11 @@ pub struct Broker {
     pub controller: Controller,
     pub groups: GroupService,
     topics: RwLock<HashMap<Arc<str>, Arc<HostedTopic>>>,
-    data_version: watch::Sender<u64>,
+    data_version: Arc<watch::Sender<u64>>,
+    /// Group records of the single-node format still to be written into `__consumer_offsets`.
+    legacy_offsets: std::sync::Mutex<Option<Vec<nurt_group::GroupRecord>>>,
+    /// A creation of `__consumer_offsets` is on its way.
+    creating_offsets_topic: AtomicBool,
     producer_ids: tokio::sync::Mutex<(i64, i64)>,
     /// This process's registration: a restart registers anew.
     incarnation_id: [u8; 16],
@@ -95,19 +98,7 @@ pub fn new_cluster_id() -> String {
 }
 
 /// `offsets.topic.segment.bytes` (Kafka's default: 100 MiB).
-const OFFSETS_SEGMENT_BYTES: u32 = 100 << 20;
-
-/// The offsets log's settings: the broker's defaults for every topic (so the flush policy is
-/// `log.flush.interval.messages` / `log.flush.interval.ms`, as for Kafka's internal topics),
-/// with `offsets.topic.segment.bytes`.
-fn offsets_log_config(config: &BrokerConfig) -> nurt_log::LogConfig {
-    let no_overrides = BTreeMap::new();
-    let settings = TopicSettings::from_configs(&TopicConfigs::new(&no_overrides, &config.values));
-    nurt_log::LogConfig {
-        segment_bytes: OFFSETS_SEGMENT_BYTES,
-        ..settings.log
-    }
-}
+const OFFSETS_SEGMENT_BYTES: &str = "104857600";
 
 /// `HOST:PORT` split for an endpoint record.
 fn endpoint(name: &str, addr: &str) -> (String, String, i32) {
@@ -149,13 +140,9 @@ impl Broker {
             },
             if config.is_cluster() { voters } else { BTreeMap::new() },
         );
-        let groups = GroupService::open(
-            &storage,
-            &path.join(OFFSETS_DIR),
-            offsets_log_config(&config),
-            group_config(&config),
-            clean,
-        )?;
+        let legacy_offsets = migrate::take_legacy_offsets(&storage, &path)?;
+        let data_version = Arc::new(watch::channel(0).0);
+        let groups = GroupService::new(group_config(&config), Arc::clone(&data_version));
         let high_watermarks = crate::hw_checkpoint::read(&*storage, &path);
         Ok(Arc::new(Self {
             request_budget: RequestBudget::new(config.queued_max_request_bytes()),
@@ -167,7 +154,9 @@ impl Broker {
             controller,
             groups,
             topics: RwLock::new(HashMap::new()),
-            data_version: watch::channel(0).0,
+            data_version,
+            legacy_offsets: std::sync::Mutex::new(legacy_offsets),
+            creating_offsets_topic: AtomicBool::new(false),
             producer_ids: tokio::sync::Mutex::new((0, 0)),
             incarnation_id: *uuid::Uuid::new_v4().as_bytes(),
             broker_epoch: AtomicI64::new(-1),
@@ -198,14 +187,66 @@ impl Broker {
         self.migrate_legacy_metadata().await?;
         let clean = self.data_dir.was_clean();
         self.reconcile(clean)?;
+        self.ensure_offsets_topic().await;
+        self.reconcile(clean)?;
         self.remove_orphan_dirs();
+        self.migrate_legacy_offsets()?;
         let forgotten = {
             let image = self.image();
-            self.groups.forget_deleted_topics(|t| image.topic(t).is_none())?
+            self.groups.forget_deleted_topics(|t| image.topic(t).is_none())
         };
         if forgotten > 0 {
             tracing::info!("deleted {forgotten} committed offset(s) of topics deleted before the last stop");
         }
+        Ok(())
+    }
+
+    /// Creates `__consumer_offsets` (`offsets.topic.num.partitions`,
+    /// `offsets.topic.replication.factor`, compacted) if it does not exist yet. Best effort: a
+    /// cluster with fewer live brokers than the replication factor is retried on the next
+    /// FindCoordinator, as in Kafka.
+    pub async fn ensure_offsets_topic(&self) {
+        if self.image().topic(OFFSETS_TOPIC).is_some() || self.creating_offsets_topic.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let op = ControllerOp::CreateTopics {
+            topics: vec![crate::controller::CreateTopic {
+                name: OFFSETS_TOPIC.to_string(),
+                num_partitions: self.config.offsets_topic_partitions(),
+                replication_factor: self.config.offsets_topic_replication_factor(),
+                assignments: None,
+                configs: vec![
+                    ("cleanup.policy".into(), "compact".into()),
+                    ("compression.type".into(), "producer".into()),
+                    ("segment.bytes".into(), OFFSETS_SEGMENT_BYTES.into()),
+                ],
+            }],
+            validate_only: false,
+        };
+        match self.controller.submit(op).await {
+            Ok(OpAnswer::Topics(results)) => match results.first() {
+                Some(Ok(_)) => tracing::info!("created {OFFSETS_TOPIC}"),
+                Some(Err(e)) if e.code == codes::TOPIC_ALREADY_EXISTS => {}
+                Some(Err(e)) => tracing::warn!("cannot create {OFFSETS_TOPIC} yet: {}", e.message),
+                None => {}
+            },
+            other => tracing::warn!("cannot create {OFFSETS_TOPIC} yet: {other:?}"),
+        }
+        self.creating_offsets_topic.store(false, Ordering::SeqCst);
+    }
+
+    /// Writes the single-node offsets log into the groups' partitions, once this node leads
+    /// them; the old log goes when every group found its place.
+    fn migrate_legacy_offsets(&self) -> Result<(), BrokerError> {
+        let mut legacy = self.legacy_offsets.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(records) = legacy.as_ref() else { return Ok(()) };
+        let waiting = self.groups.migrate(records);
+        if waiting > 0 {
+            tracing::warn!("{waiting} group(s) of the single-node offsets log wait for their coordinator");
+            return Ok(());
+        }
+        migrate::finish_offsets(&self.storage, self.data_dir())?;
+        *legacy = None;
         Ok(())
     }
 
@@ -337,6 +378,7 @@ impl Broker {
             .filter(|(name, hosted)| image.topic(name).is_none_or(|t| t.topic_id != hosted.topic_id))
             .map(|(name, _)| Arc::clone(name))
             .collect();
+        let topics_went = !removed.is_empty();
         for name in removed {
             if let Some(hosted) = topics.remove(&name) {
                 self.retire(&name, &hosted.topic_id, hosted.partitions.values());
@@ -430,7 +472,28 @@ impl Broker {
                 );
             }
         }
+        drop(topics);
+        let live: HashSet<String> = image.topics().map(|t| t.name.clone()).collect();
+        // The image's lock is not taken twice: a waiting writer would deadlock it.
+        drop(image);
+        self.sync_group_shards();
+        if topics_went {
+            self.groups.forget_deleted_topics(|t| !live.contains(t));
+        }
         Ok(())
+    }
+
+    /// Loads or drops group shards after the `__consumer_offsets` partitions changed roles.
+    fn sync_group_shards(&self) {
+        let partitions = self
+            .image()
+            .topic(OFFSETS_TOPIC)
+            .map_or(0, |t| t.partitions.len() as i32);
+        let hosted: Vec<Arc<Partition>> = self
+            .topic(OFFSETS_TOPIC)
+            .map(|t| t.partitions.values().cloned().collect())
+            .unwrap_or_default();
+        self.groups.sync_shards(partitions, &hosted);
     }
 
     /// Closes partitions that left this node and deletes their directories off the request path.
@@ -588,7 +651,6 @@ impl Broker {
             p.close()?;
         }
         self.checkpoint_high_watermarks()?;
-        self.groups.close()?;
         self.quorum.shutdown().await?;
         self.data_dir.mark_clean()?;
         Ok(())

@@ -325,9 +325,13 @@ impl BrokerConfig {
     pub fn offsets_topic_partitions(&self) -> i32 {
         self.parsed("offsets.topic.num.partitions", 50)
     }
-    /// `offsets.topic.replication.factor` (Kafka: 3)
+    /// `offsets.topic.replication.factor` (Kafka: 3; the embedded single node: 1, as Kafka's
+    /// single-node quick start configures it)
     pub fn offsets_topic_replication_factor(&self) -> i32 {
-        self.parsed("offsets.topic.replication.factor", 3)
+        self.parsed(
+            "offsets.topic.replication.factor",
+            if self.is_cluster() { 3 } else { 1 },
+        )
     }
     /// `replica.lag.time.max.ms` (Kafka: 30000): a follower that has not caught up for this
     /// long leaves the ISR.

@@ -1,36 +1,77 @@
-//! The async side of group coordination: owns the `nurt-group` coordinator, persists its
-//! records to the offsets log (`__consumer_offsets-0`, Kafka's record format) before answers
-//! go out, routes delayed Join/Sync answers back to the waiting requests, and drives time.
+//! The async side of group coordination, sharded as in Kafka: a group belongs to partition
+//! `abs(hash(group id)) % offsets.topic.num.partitions` of the `__consumer_offsets` topic, and
+//! the node leading that partition coordinates it. Each led partition has a shard: a
+//! `nurt-group` coordinator rebuilt from the partition's log when this node becomes its
+//! leader, and dropped (answering NOT_COORDINATOR to whoever waits) when it stops.
+//!
+//! A change is appended to the partition (Kafka's record format) before anything is
+//! answered, and the answers wait until the partition's high watermark passes the records —
+//! every in-sync replica has them — so a new coordinator loads every acknowledged commit.
+//! An append that fails (full disk) undoes the change; the members get
+//! COORDINATOR_NOT_AVAILABLE and retry.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Duration;
 
 use nurt_group::{Completion, GroupConfig, GroupCoordinator, GroupError, GroupRecord, Output, Token, Undo};
-use nurt_log::cleaner::{clean_segments, CleanOptions};
-use nurt_log::{Log, LogConfig, Storage};
 use nurt_records::batch::Batches;
 use nurt_records::record::decode_batch;
 use nurt_records::{BatchBuilder, Compression};
 use tokio::sync::oneshot;
 
-use crate::{now_ms, BrokerConfig, BrokerError};
+use crate::partition::Partition;
+use crate::{codes, now_ms, BrokerConfig, BrokerError};
 
+/// Kafka's internal topic of group records.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 const OFFSETS_BATCH_BYTES_MAX: usize = 64 << 20;
+
+/// The partition of `__consumer_offsets` that coordinates `group_id` (Kafka's
+/// `Utils.abs(groupId.hashCode) % partitions`, Java's `String.hashCode` over UTF-16 units).
+pub fn partition_for(group_id: &str, partitions: i32) -> i32 {
+    let hash = group_id
+        .encode_utf16()
+        .fold(0i32, |h, unit| h.wrapping_mul(31).wrapping_add(i32::from(unit)));
+    (hash & 0x7fff_ffff) % partitions.max(1)
+}
+
+/// The coordinator of the groups of one led `__consumer_offsets` partition.
+#[derive(Debug)]
+struct Shard {
+    partition: Arc<Partition>,
+    leader_epoch: i32,
+    coordinator: Mutex<GroupCoordinator>,
+    /// Delayed answers (JoinGroup, SyncGroup) waiting for an output of this shard.
+    waiting: Mutex<HashMap<Token, oneshot::Sender<Completion>>>,
+}
+
+/// Records appended but not yet replicated, and the answers to release once they are.
+struct Staged {
+    appended: Result<Option<i64>, GroupError>,
+    completions: Vec<(oneshot::Sender<Completion>, Completion)>,
+}
 
 /// Group coordination for this node.
 #[derive(Debug)]
 pub struct GroupService {
-    coordinator: Mutex<GroupCoordinator>,
-    log: Mutex<Log>,
-    waiting: Mutex<HashMap<Token, oneshot::Sender<Completion>>>,
+    cfg: GroupConfig,
+    shards: RwLock<HashMap<i32, Arc<Shard>>>,
+    /// Partitions of `__consumer_offsets` (0 until the topic exists).
+    partitions: std::sync::atomic::AtomicI32,
     next_token: AtomicU64,
+    /// Wakes long-polling fetches (followers of the offsets partitions) after an append.
+    data_changed: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
+
+/// How long an answer waits for its records to be replicated (Kafka's
+/// `offsets.commit.timeout.ms`, 5 s).
+const REPLICATION_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Group settings from the broker config (Kafka names, Kafka defaults).
 pub fn group_config(config: &BrokerConfig) -> GroupConfig {
@@ -56,62 +97,35 @@ pub fn group_config(config: &BrokerConfig) -> GroupConfig {
     }
 }
 
-impl GroupService {
-    /// Opens the offsets log in `dir` and replays it into a fresh coordinator.
-    /// Opens the offsets log in `dir` with `log_config` (the broker's flush settings: Kafka's
-    /// internal topics follow `log.flush.interval.*` like any other) and replays it.
-    pub fn open(
-        storage: &Arc<dyn Storage>,
-        dir: &Path,
-        log_config: LogConfig,
-        cfg: GroupConfig,
-        clean: bool,
-    ) -> Result<Self, BrokerError> {
-        let now = now_ms();
-        let mut log = Log::open(storage, dir, log_config, clean, now)?;
-        log.set_high_watermark(log.log_end_offset());
-        let mut coordinator = GroupCoordinator::new(cfg);
-        let mut offset = log.log_start_offset();
-        while let Some(slice) = log.read_for_follower(offset, 1 << 20)? {
-            let bytes = slice.read_to_vec().map_err(|e| BrokerError::Io(dir.to_path_buf(), e))?;
-            for b in Batches::new(&bytes) {
-                let (_, raw) = b.map_err(|e| BrokerError::CorruptMetadata(format!("offsets log: {e}")))?;
-                let (header, records) = decode_batch(raw, OFFSETS_BATCH_BYTES_MAX)
-                    .map_err(|e| BrokerError::CorruptMetadata(format!("offsets log: {e}")))?;
-                for r in records {
-                    // An unreadable record means the log is not what we wrote: refuse to start
-                    // rather than silently serve other groups' or stale offsets.
-                    let record = GroupRecord::decode(r.key.as_deref().unwrap_or_default(), r.value.as_deref())
-                        .map_err(|e| {
-                            BrokerError::CorruptMetadata(format!(
-                                "offsets log {}: record at offset {} cannot be read: {e}",
-                                dir.display(),
-                                r.offset
-                            ))
-                        })?;
-                    coordinator.replay(&record, now);
-                }
-                offset = header.last_offset() + 1;
+/// Replays a partition's group records into a fresh coordinator. A record that does not
+/// decode means the log is not what a coordinator wrote: the shard is not served.
+fn load(partition: &Partition, cfg: GroupConfig) -> Result<GroupCoordinator, BrokerError> {
+    let now = now_ms();
+    let mut coordinator = GroupCoordinator::new(cfg);
+    let mut offset = partition.offsets().log_start_offset;
+    let corrupt =
+        |e: &dyn std::fmt::Display| BrokerError::CorruptMetadata(format!("{OFFSETS_TOPIC}-{}: {e}", partition.index));
+    while let (Some(slice), _) = partition.read_for_follower(offset, 1 << 20)? {
+        let bytes = slice.read_to_vec().map_err(|e| corrupt(&e))?;
+        for b in Batches::new(&bytes) {
+            let (_, raw) = b.map_err(|e| corrupt(&e))?;
+            let (header, records) = decode_batch(raw, OFFSETS_BATCH_BYTES_MAX).map_err(|e| corrupt(&e))?;
+            for r in records {
+                let record = GroupRecord::decode(r.key.as_deref().unwrap_or_default(), r.value.as_deref())
+                    .map_err(|e| corrupt(&format!("record at offset {} cannot be read: {e}", r.offset)))?;
+                coordinator.replay(&record, now);
             }
+            offset = header.last_offset() + 1;
         }
-        Ok(Self {
-            coordinator: Mutex::new(coordinator),
-            log: Mutex::new(log),
-            waiting: Mutex::new(HashMap::new()),
-            next_token: AtomicU64::new(1),
-        })
     }
+    Ok(coordinator)
+}
 
-    /// The coordinator, for calls that answer at once.
-    pub fn coordinator(&self) -> MutexGuard<'_, GroupCoordinator> {
-        lock(&self.coordinator)
-    }
-
-    /// Appends records to the offsets log (one batch). The caller holds the coordinator lock,
-    /// so records are written in the order the coordinator produced them.
-    pub fn persist(&self, records: &[GroupRecord]) -> Result<(), BrokerError> {
+impl Shard {
+    /// Appends `records` to the partition as one batch: the last offset written, if any.
+    fn append(&self, records: &[GroupRecord]) -> Result<Option<i64>, GroupError> {
         if records.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let now = now_ms();
         let mut builder = BatchBuilder::new(Compression::None, now);
@@ -119,171 +133,311 @@ impl GroupService {
             let (key, value) = r.encode();
             builder.push(now, Some(&key), value.as_deref(), &[]);
         }
-        let batch = builder
-            .build()
-            .map_err(|e| BrokerError::CorruptMetadata(e.to_string()))?;
-        let mut log = lock(&self.log);
-        log.append(&batch, 0, None, now)?;
-        // A local log with no replicas: everything written counts as committed.
-        let end = log.log_end_offset();
-        log.set_high_watermark(end);
-        drop(log);
-        Ok(())
-    }
-
-    /// Persists an output's records, then releases its answers. If the records cannot be
-    /// written the group goes back to where `undo` found it and the waiting members get
-    /// COORDINATOR_NOT_AVAILABLE (they retry); the state never runs ahead of the log.
-    /// Returns whether the records were persisted.
-    fn finish(&self, coordinator: &mut GroupCoordinator, undo: Undo, output: Output) -> bool {
-        let persisted = match self.persist(&output.records) {
-            Ok(()) => true,
+        let batch = builder.build().map_err(|_| GroupError::CoordinatorNotAvailable)?;
+        match self.partition.append(&batch, now) {
+            Ok(appended) => Ok(Some(appended.last_offset)),
+            Err(crate::partition::AppendError::NotLeader) => Err(GroupError::NotCoordinator),
             Err(e) => {
-                tracing::error!("writing group records (the group's change is undone): {e}");
-                coordinator.undo(undo);
-                false
-            }
-        };
-        let mut waiting = lock(&self.waiting);
-        for (token, completion) in output.completions {
-            if let Some(tx) = waiting.remove(&token) {
-                let completion = if persisted {
-                    completion
-                } else {
-                    completion.failed(GroupError::CoordinatorNotAvailable)
-                };
-                let _ = tx.send(completion);
+                tracing::error!("writing group records to {OFFSETS_TOPIC}-{}: {e}", self.partition.index);
+                Err(GroupError::CoordinatorNotAvailable)
             }
         }
-        persisted
+    }
+
+    /// Appends an output's records (undoing the change if that fails) and collects the
+    /// answers it completes; the caller holds the coordinator lock.
+    fn stage(&self, coordinator: &mut GroupCoordinator, undo: Undo, output: Output) -> Staged {
+        let appended = self.append(&output.records);
+        if appended.is_err() {
+            coordinator.undo(undo);
+        }
+        let mut waiting = lock(&self.waiting);
+        let completions = output
+            .completions
+            .into_iter()
+            .filter_map(|(token, completion)| waiting.remove(&token).map(|tx| (tx, completion)))
+            .collect();
+        Staged { appended, completions }
+    }
+
+    /// Waits until the records are on every in-sync replica.
+    async fn replicated(&self, last_offset: Option<i64>) -> Result<(), GroupError> {
+        let Some(last_offset) = last_offset else { return Ok(()) };
+        self.partition
+            .wait_replicated(last_offset, REPLICATION_TIMEOUT)
+            .await
+            .map_err(|code| match code {
+                codes::NOT_LEADER_OR_FOLLOWER => GroupError::NotCoordinator,
+                _ => GroupError::CoordinatorNotAvailable,
+            })
+    }
+
+    /// Releases staged answers once their records are replicated (failed ones if not).
+    async fn release(&self, staged: Staged) -> Result<(), GroupError> {
+        let outcome = match staged.appended {
+            Ok(last) => self.replicated(last).await,
+            Err(e) => Err(e),
+        };
+        for (tx, completion) in staged.completions {
+            let _ = tx.send(match outcome {
+                Ok(()) => completion,
+                Err(e) => completion.failed(e),
+            });
+        }
+        outcome
+    }
+}
+
+impl GroupService {
+    /// A service with no shards yet; `data_changed` wakes fetches after its appends.
+    pub fn new(cfg: GroupConfig, data_changed: Arc<tokio::sync::watch::Sender<u64>>) -> Self {
+        Self {
+            cfg,
+            shards: RwLock::new(HashMap::new()),
+            partitions: std::sync::atomic::AtomicI32::new(0),
+            next_token: AtomicU64::new(1),
+            data_changed,
+        }
+    }
+
+    fn shard_for(&self, group_id: &str) -> Result<Arc<Shard>, GroupError> {
+        let partitions = self.partitions.load(Ordering::SeqCst);
+        if partitions <= 0 {
+            return Err(GroupError::CoordinatorNotAvailable);
+        }
+        let index = partition_for(group_id, partitions);
+        self.shards
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&index)
+            .cloned()
+            .ok_or(GroupError::NotCoordinator)
+    }
+
+    fn all_shards(&self) -> Vec<Arc<Shard>> {
+        self.shards
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    fn notify(&self) {
+        self.data_changed.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// Brings the shards in line with the `__consumer_offsets` partitions hosted here
+    /// (`partitions` in all): loads the ones this node now leads, drops the others.
+    pub fn sync_shards(&self, partitions: i32, hosted: &[Arc<Partition>]) {
+        self.partitions.store(partitions, Ordering::SeqCst);
+        let mut shards = self.shards.write().unwrap_or_else(|p| p.into_inner());
+        let led: HashMap<i32, &Arc<Partition>> =
+            hosted.iter().filter(|p| p.is_leader()).map(|p| (p.index, p)).collect();
+        shards.retain(|index, shard| {
+            let keep = led.get(index).is_some_and(|p| p.leader_epoch() == shard.leader_epoch);
+            if !keep {
+                tracing::debug!("no longer coordinating the groups of {OFFSETS_TOPIC}-{index}");
+            }
+            keep
+        });
+        for (index, partition) in led {
+            if shards.contains_key(&index) {
+                continue;
+            }
+            match load(partition, self.cfg.clone()) {
+                Ok(coordinator) => {
+                    tracing::debug!("coordinating the groups of {OFFSETS_TOPIC}-{index}");
+                    shards.insert(
+                        index,
+                        Arc::new(Shard {
+                            partition: Arc::clone(partition),
+                            leader_epoch: partition.leader_epoch(),
+                            coordinator: Mutex::new(coordinator),
+                            waiting: Mutex::new(HashMap::new()),
+                        }),
+                    );
+                }
+                Err(e) => tracing::error!("cannot load the groups of {OFFSETS_TOPIC}-{index}: {e}"),
+            }
+        }
+    }
+
+    /// Runs a call on `group_id`'s coordinator that writes nothing.
+    pub fn with_coordinator<T>(
+        &self,
+        group_id: &str,
+        f: impl FnOnce(&mut GroupCoordinator) -> T,
+    ) -> Result<T, GroupError> {
+        let shard = self.shard_for(group_id)?;
+        let mut coordinator = lock(&shard.coordinator);
+        Ok(f(&mut coordinator))
+    }
+
+    /// Runs `f` on the coordinator of every shard here (ListGroups).
+    pub fn for_each_coordinator(&self, mut f: impl FnMut(&GroupCoordinator)) {
+        for shard in self.all_shards() {
+            f(&lock(&shard.coordinator));
+        }
     }
 
     /// Runs a call on `group_id` whose answer may be delayed (JoinGroup, SyncGroup) and
-    /// waits for it.
+    /// waits for it. NOT_COORDINATOR when the shard goes away meanwhile.
     pub async fn delayed(
         &self,
         group_id: &str,
         call: impl FnOnce(&mut GroupCoordinator, Token) -> Output,
-    ) -> Option<Completion> {
+    ) -> Result<Completion, GroupError> {
+        let shard = self.shard_for(group_id)?;
         let token = self.next_token.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
-        lock(&self.waiting).insert(token, tx);
-        {
-            let mut coordinator = lock(&self.coordinator);
+        lock(&shard.waiting).insert(token, tx);
+        let staged = {
+            let mut coordinator = lock(&shard.coordinator);
             let undo = coordinator.undo_point(group_id);
             let output = call(&mut coordinator, token);
-            self.finish(&mut coordinator, undo, output);
-        }
-        rx.await.ok()
+            shard.stage(&mut coordinator, undo, output)
+        };
+        self.notify();
+        let _ = shard.release(staged).await;
+        drop(shard);
+        rx.await.map_err(|_| GroupError::NotCoordinator)
     }
 
     /// Runs a call on `group_id` that answers at once but may complete others' delayed
-    /// requests; `on_failure` gives the answer when its records could not be persisted.
-    pub fn immediate<T>(
+    /// requests; `on_failure` gives the answer when its records could not be written.
+    pub async fn immediate<T>(
         &self,
         group_id: &str,
         call: impl FnOnce(&mut GroupCoordinator) -> (T, Output),
         on_failure: impl FnOnce(GroupError) -> T,
     ) -> T {
-        let mut coordinator = lock(&self.coordinator);
-        let undo = coordinator.undo_point(group_id);
-        let (answer, output) = call(&mut coordinator);
-        if self.finish(&mut coordinator, undo, output) {
-            answer
-        } else {
-            on_failure(GroupError::CoordinatorNotAvailable)
+        let shard = match self.shard_for(group_id) {
+            Ok(s) => s,
+            Err(e) => return on_failure(e),
+        };
+        let (answer, staged) = {
+            let mut coordinator = lock(&shard.coordinator);
+            let undo = coordinator.undo_point(group_id);
+            let (answer, output) = call(&mut coordinator);
+            (answer, shard.stage(&mut coordinator, undo, output))
+        };
+        self.notify();
+        match shard.release(staged).await {
+            Ok(()) => answer,
+            Err(e) => on_failure(e),
         }
     }
 
-    /// Runs a call on `group_id` that produces records, persists them and applies them, all
-    /// under the coordinator lock (so commits are applied in the order they are written). The
-    /// outer error is storage (the group is then as before the call); the inner one the
-    /// coordinator's refusal.
-    pub fn write<T, E>(
+    /// Runs a call on `group_id` that produces records; they are written and applied under
+    /// the coordinator lock (so commits apply in the order they are written), and the answer
+    /// waits for their replication. The outer error is the shard's (not here, not written),
+    /// the inner one the coordinator's refusal.
+    pub async fn write<T, E>(
         &self,
         group_id: &str,
         call: impl FnOnce(&mut GroupCoordinator) -> Result<(Vec<GroupRecord>, T), E>,
-    ) -> Result<Result<T, E>, BrokerError> {
-        let mut coordinator = lock(&self.coordinator);
-        let undo = coordinator.undo_point(group_id);
-        match call(&mut coordinator) {
-            Err(e) => Ok(Err(e)),
-            Ok((records, answer)) => {
-                if let Err(e) = self.persist(&records) {
+    ) -> Result<Result<T, E>, GroupError> {
+        let shard = self.shard_for(group_id)?;
+        let (answer, last) = {
+            let mut coordinator = lock(&shard.coordinator);
+            let undo = coordinator.undo_point(group_id);
+            let (records, answer) = match call(&mut coordinator) {
+                Err(e) => return Ok(Err(e)),
+                Ok(done) => done,
+            };
+            let last = match shard.append(&records) {
+                Ok(last) => last,
+                Err(e) => {
                     coordinator.undo(undo);
                     return Err(e);
                 }
-                coordinator.apply(&records);
-                Ok(Ok(answer))
+            };
+            coordinator.apply(&records);
+            (answer, last)
+        };
+        self.notify();
+        shard.replicated(last).await?;
+        Ok(Ok(answer))
+    }
+
+    /// Advances time: session and rebalance timeouts, in every shard.
+    pub fn tick(&self) {
+        let now = now_ms();
+        for shard in self.all_shards() {
+            let staged: Vec<Staged> = {
+                let mut coordinator = lock(&shard.coordinator);
+                coordinator
+                    .tick(now)
+                    .into_iter()
+                    .map(|(undo, output)| shard.stage(&mut coordinator, undo, output))
+                    .collect()
+            };
+            if staged.is_empty() {
+                continue;
             }
+            self.notify();
+            tokio::spawn(async move {
+                for s in staged {
+                    let _ = shard.release(s).await;
+                }
+            });
         }
     }
 
-    /// Advances time: session and rebalance timeouts.
-    pub fn tick(&self) {
-        let mut coordinator = lock(&self.coordinator);
-        for (undo, output) in coordinator.tick(now_ms()) {
-            self.finish(&mut coordinator, undo, output);
+    /// Writes records that need no answer (tombstones) in every shard.
+    fn write_everywhere(&self, make: impl Fn(&GroupCoordinator) -> Vec<GroupRecord>) -> usize {
+        let mut written = 0;
+        for shard in self.all_shards() {
+            let mut coordinator = lock(&shard.coordinator);
+            let records = make(&coordinator);
+            if !records.is_empty() && shard.append(&records).is_ok() {
+                coordinator.apply(&records);
+                written += records.len();
+            }
         }
+        if written > 0 {
+            self.notify();
+        }
+        written
     }
 
     /// Deletes every group's committed offsets of topics `gone` says no longer exist (Kafka
     /// deletes them with the topic, so a topic re-created under the same name starts without
-    /// any). Called after a topic deletion, and at start in case a crash came in between.
-    pub fn forget_deleted_topics(&self, gone: impl Fn(&str) -> bool) -> Result<usize, BrokerError> {
-        let mut coordinator = lock(&self.coordinator);
-        let records = coordinator.forget_topics(gone);
-        if records.is_empty() {
-            return Ok(0);
-        }
-        self.persist(&records)?;
-        coordinator.apply(&records);
-        Ok(records.len())
-    }
-
-    /// Flushes the offsets log when `log.flush.interval.ms` says so.
-    pub fn maybe_flush(&self, now_ms: i64) -> Result<(), nurt_log::LogError> {
-        lock(&self.log).maybe_flush_by_time(now_ms)
+    /// any). Called after a topic deletion and whenever shards load.
+    pub fn forget_deleted_topics(&self, gone: impl Fn(&str) -> bool) -> usize {
+        self.write_everywhere(|c| c.forget_topics(&gone))
     }
 
     /// Writes tombstones for offsets past `offsets.retention.minutes`.
     pub fn expire_offsets(&self) {
-        let mut coordinator = lock(&self.coordinator);
-        let records = coordinator.expire_offsets(now_ms());
-        if !records.is_empty() {
-            tracing::info!("expiring {} committed offset(s)", records.len());
-            if self.persist(&records).is_ok() {
-                coordinator.apply(&records);
-            }
+        let now = now_ms();
+        let n = self.write_everywhere(|c| c.expire_offsets(now));
+        if n > 0 {
+            tracing::info!("expired {n} committed offset(s)");
         }
     }
 
-    /// Compacts the offsets log like Kafka's compacted `__consumer_offsets`: the latest commit
-    /// per (group, topic, partition) and the latest metadata per group survive; tombstones go
-    /// after a day.
-    pub fn compact(&self) -> Result<(), BrokerError> {
-        let now = now_ms();
-        let Some(segments) = lock(&self.log).plan_compaction(now, 0, 0.5, false) else {
-            return Ok(());
-        };
-        let opts = CleanOptions {
-            now_ms: now,
-            delete_retention_ms: 86_400_000,
-            decompressed_bytes_max: OFFSETS_BATCH_BYTES_MAX,
-        };
-        let storage = Arc::clone(lock(&self.log).storage());
-        let (cleaned, stats) = clean_segments(&*storage, &segments, opts)?;
-        lock(&self.log).install_compaction(cleaned)?;
-        tracing::info!(
-            "compacted the offsets log: {} -> {} records",
-            stats.records_before,
-            stats.records_after
-        );
-        Ok(())
-    }
-
-    /// Flushes the offsets log for shutdown.
-    pub fn close(&self) -> Result<(), nurt_log::LogError> {
-        lock(&self.log).close()
+    /// Writes records of the single-node format (one offsets log) into the shards of their
+    /// groups; returns how many groups have no shard here (the migration must wait).
+    pub fn migrate(&self, records: &[GroupRecord]) -> usize {
+        let mut by_group: HashMap<&str, Vec<GroupRecord>> = HashMap::new();
+        for r in records {
+            by_group.entry(r.group()).or_default().push(r.clone());
+        }
+        let mut missing = 0;
+        for (group_id, records) in by_group {
+            let Ok(shard) = self.shard_for(group_id) else {
+                missing += 1;
+                continue;
+            };
+            let mut coordinator = lock(&shard.coordinator);
+            match shard.append(&records) {
+                Ok(_) => coordinator.apply(&records),
+                Err(_) => missing += 1,
+            }
+        }
+        self.notify();
+        missing
     }
 }

@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use nurt_group::GroupRecord;
 use nurt_log::{Log, LogConfig, Storage};
 use nurt_metadata::MetadataRecord;
 use nurt_records::batch::Batches;
@@ -98,5 +99,71 @@ pub fn finish(storage: &Arc<dyn Storage>, metadata_dir: &Path, migrated: usize) 
         .sync_dir(parent)
         .map_err(|e| BrokerError::Io(parent.to_path_buf(), e))?;
     tracing::info!("migrated {migrated} metadata record(s) of the single-node format into the metadata quorum");
+    Ok(())
+}
+
+/// The offsets log of the single-node format (`__consumer_offsets-0`, one local log of group
+/// records without a `partition.metadata` claim) while its records move into the partitions
+/// of the `__consumer_offsets` topic.
+const LEGACY_OFFSETS: &str = "__consumer_offsets-0.single-node";
+
+/// Sets the single-node offsets log aside (once, durably, before the topic's own partition 0
+/// may take its name) and returns its records; also after a crash that left them set aside.
+pub fn take_legacy_offsets(
+    storage: &Arc<dyn Storage>,
+    data_dir: &Path,
+) -> Result<Option<Vec<GroupRecord>>, BrokerError> {
+    let old = data_dir.join("__consumer_offsets-0");
+    let legacy = data_dir.join(LEGACY_OFFSETS);
+    if storage.is_dir(&old) && !storage.exists(&old.join(nurt_log::data_dir::PARTITION_METADATA)) {
+        storage
+            .rename(&old, &legacy)
+            .map_err(|e| BrokerError::Io(legacy.clone(), e))?;
+        storage
+            .sync_dir(data_dir)
+            .map_err(|e| BrokerError::Io(data_dir.to_path_buf(), e))?;
+        tracing::info!(
+            "found an offsets log of the single-node format: moved it to {} to migrate it into {}",
+            legacy.display(),
+            crate::group_service::OFFSETS_TOPIC
+        );
+    }
+    if !storage.is_dir(&legacy) {
+        return Ok(None);
+    }
+    let mut log = Log::open(storage, &legacy, LogConfig::default(), false, 0)?;
+    log.set_high_watermark(log.log_end_offset());
+    let corrupt = |e: &dyn std::fmt::Display| BrokerError::CorruptMetadata(format!("{}: {e}", legacy.display()));
+    let mut records = Vec::new();
+    let mut offset = log.log_start_offset();
+    while let Some(slice) = log.read_for_follower(offset, 1 << 20)? {
+        let bytes = slice.read_to_vec().map_err(|e| BrokerError::Io(legacy.clone(), e))?;
+        for b in Batches::new(&bytes) {
+            let (_, raw) = b.map_err(|e| corrupt(&e))?;
+            let (header, decoded) = decode_batch(raw, BATCH_BYTES_MAX).map_err(|e| corrupt(&e))?;
+            for r in decoded {
+                let record = GroupRecord::decode(r.key.as_deref().unwrap_or_default(), r.value.as_deref())
+                    .map_err(|e| corrupt(&e))?;
+                records.push(record);
+            }
+            offset = header.last_offset() + 1;
+        }
+    }
+    Ok(Some(records))
+}
+
+/// Removes the single-node offsets log once its records are in the topic.
+pub fn finish_offsets(storage: &Arc<dyn Storage>, data_dir: &Path) -> Result<(), BrokerError> {
+    let legacy = data_dir.join(LEGACY_OFFSETS);
+    storage
+        .remove_dir_all(&legacy)
+        .map_err(|e| BrokerError::Io(legacy.clone(), e))?;
+    storage
+        .sync_dir(data_dir)
+        .map_err(|e| BrokerError::Io(data_dir.to_path_buf(), e))?;
+    tracing::info!(
+        "migrated the single-node offsets log into {}",
+        crate::group_service::OFFSETS_TOPIC
+    );
     Ok(())
 }

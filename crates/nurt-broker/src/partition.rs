@@ -35,6 +35,9 @@ pub enum AppendError {
     ProducerFenced,
     #[error("storage error: {0}")]
     Storage(#[from] LogError),
+    /// This replica stopped leading (its role changed while the request was on its way).
+    #[error("this replica is not the partition's leader")]
+    NotLeader,
 }
 
 /// Kafka's summary of per-record errors: how many, and the first three.
@@ -189,6 +192,9 @@ impl Partition {
 
     /// Validates and appends one produced record set (exactly one batch v2).
     pub fn append(&self, records: &[u8], now_ms: i64) -> Result<Appended, AppendError> {
+        if !self.is_leader() {
+            return Err(AppendError::NotLeader);
+        }
         let header = validate_produced(records)?;
         let (compact, target_codec) = {
             let inner = lock(&self.inner);

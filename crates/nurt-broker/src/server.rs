@@ -286,9 +286,6 @@ async fn upkeep_loop(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
                 tracing::error!("upkeep of {}-{}: {e}", p.topic, p.index);
             }
         }
-        if let Err(e) = broker.groups.maybe_flush(now) {
-            tracing::error!("flushing the offsets log: {e}");
-        }
         if last_checkpoint.elapsed() >= checkpoint_every {
             last_checkpoint = tokio::time::Instant::now();
             if let Err(e) = broker.checkpoint_high_watermarks() {
@@ -310,15 +307,9 @@ async fn group_clock(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
         }
         broker.groups.tick();
         ticks += 1;
+        // (`__consumer_offsets` is compacted like any compacted topic, by log maintenance.)
         if ticks.is_multiple_of(EXPIRY_EVERY_TICKS) {
             broker.groups.expire_offsets();
-            let b = Arc::clone(&broker);
-            let _ = tokio::task::spawn_blocking(move || {
-                if let Err(e) = b.groups.compact() {
-                    tracing::error!("compacting the offsets log: {e}");
-                }
-            })
-            .await;
         }
     }
 }

@@ -104,7 +104,38 @@ fn a_failed_persist_releases_no_answers_and_undoes_the_change() {
         initial_rebalance_delay_ms: 0,
         ..GroupConfig::default()
     };
-    let groups = GroupService::open(&storage, dir, nurt_log::LogConfig::default(), cfg, false).unwrap();
+    // One offsets partition, led here with no followers.
+    let partition = std::sync::Arc::new(
+        crate::partition::Partition::open(
+            &storage,
+            dir,
+            crate::partition::PartitionId {
+                topic: std::sync::Arc::from("__consumer_offsets"),
+                topic_id: [1; 16],
+                index: 0,
+                node_id: 1,
+            },
+            crate::settings::TopicSettings::from_configs(&nurt_metadata::TopicConfigs::new(
+                &Default::default(),
+                &Default::default(),
+            )),
+            false,
+            0,
+            0,
+        )
+        .unwrap(),
+    );
+    let role = crate::partition::ReplicaRole {
+        leader: 1,
+        leader_epoch: 0,
+        partition_epoch: 0,
+        replicas: vec![1],
+        isr: vec![1],
+        ineligible: Default::default(),
+    };
+    partition.set_role(role, 30_000, 0);
+    let groups = GroupService::new(cfg, std::sync::Arc::new(tokio::sync::watch::channel(0).0));
+    groups.sync_shards(1, &[partition]);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -122,7 +153,7 @@ fn a_failed_persist_releases_no_answers_and_undoes_the_change() {
     };
     let now = crate::now_ms();
     let joined = rt.block_on(groups.delayed("g", |c, t| c.join("g", t, join, "m1".into(), now)));
-    let Some(Completion::Join(j)) = joined else {
+    let Ok(Completion::Join(j)) = joined else {
         panic!("{joined:?}")
     };
     assert_eq!(j.error, None);
@@ -134,23 +165,27 @@ fn a_failed_persist_releases_no_answers_and_undoes_the_change() {
         protocol_name: None,
         assignments: vec![(j.member_id.clone(), vec![7])],
     };
-    let state = |groups: &GroupService| match groups.coordinator().group("g") {
-        Some(Group::Classic(g)) => (g.state(), g.generation()),
-        other => panic!("{other:?}"),
+    let state = |groups: &GroupService| {
+        groups
+            .with_coordinator("g", |c| match c.group("g") {
+                Some(Group::Classic(g)) => (g.state(), g.generation()),
+                other => panic!("{other:?}"),
+            })
+            .unwrap()
     };
     let before = state(&groups);
     assert_eq!(before.0, ClassicState::CompletingRebalance);
 
     sim.set_full(true);
     let synced = rt.block_on(groups.delayed("g", |c, t| c.sync("g", t, sync.clone(), now)));
-    let Some(Completion::Sync(s)) = synced else {
+    let Ok(Completion::Sync(s)) = synced else {
         panic!("{synced:?}")
     };
     assert_eq!(s.error, Some(GroupError::CoordinatorNotAvailable));
     assert!(s.assignment.is_empty(), "no assignment leaves before it is persisted");
     assert_eq!(state(&groups), before, "the group did not move on");
     let commit = |groups: &GroupService, offset| {
-        groups.write("admin", |c| {
+        rt.block_on(groups.write("admin", |c| {
             let commits = vec![OffsetCommit {
                 topic: "t".into(),
                 partition: 0,
@@ -159,28 +194,29 @@ fn a_failed_persist_releases_no_answers_and_undoes_the_change() {
                 metadata: None,
             }];
             c.commit_offsets("admin", "", None, -1, commits, now)
-        })
+        }))
+    };
+    let committed = |groups: &GroupService| {
+        groups
+            .with_coordinator("admin", |c| c.committed("admin", "t", 0).map(|v| v.offset))
+            .unwrap()
+    };
+    let admin_exists = |groups: &GroupService| {
+        groups
+            .with_coordinator("admin", |c| c.group("admin").is_some())
+            .unwrap()
     };
     assert!(commit(&groups, 5).is_err(), "the commit is refused");
-    assert!(
-        groups.coordinator().committed("admin", "t", 0).is_none(),
-        "and not applied"
-    );
-    assert!(
-        groups.coordinator().group("admin").is_none(),
-        "not even the empty group stays"
-    );
+    assert_eq!(committed(&groups), None, "and not applied");
+    assert!(!admin_exists(&groups), "not even the empty group stays");
 
     sim.set_full(false);
     let synced = rt.block_on(groups.delayed("g", |c, t| c.sync("g", t, sync.clone(), now)));
-    let Some(Completion::Sync(s)) = synced else {
+    let Ok(Completion::Sync(s)) = synced else {
         panic!("{synced:?}")
     };
     assert_eq!((s.error, s.assignment), (None, vec![7]));
     assert_eq!(state(&groups).0, ClassicState::Stable);
     assert!(matches!(commit(&groups, 5), Ok(Ok(_))));
-    assert_eq!(
-        groups.coordinator().committed("admin", "t", 0).map(|v| v.offset),
-        Some(5)
-    );
+    assert_eq!(committed(&groups), Some(5));
 }

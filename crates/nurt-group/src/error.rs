@@ -39,4 +39,6 @@ pub enum GroupError {
     GroupTypeMismatch,
     #[error("the group's records could not be persisted; retry")]
     CoordinatorNotAvailable,
+    #[error("this broker does not coordinate the group (it does not lead its __consumer_offsets partition)")]
+    NotCoordinator,
 }

@@ -549,6 +549,10 @@ impl Log {
 
     /// DeleteRecords: moves the log start offset to `offset` (≤ high watermark) and deletes
     /// segments that fall entirely below it. Returns the new log start offset.
+    ///
+    /// Segments go first, then the new log start is persisted: on a full disk the deletion is
+    /// what makes room for the checkpoint. A crash in between is safe: a log start that lags
+    /// the first segment is raised to it when the log opens.
     pub fn delete_records_before(&mut self, offset: i64) -> Result<i64, LogError> {
         let hw = self.high_watermark();
         if offset < 0 || offset > hw {
@@ -558,29 +562,33 @@ impl Log {
                 log_end_offset: hw,
             });
         }
-        if offset > self.log_start_offset {
+        let moved = offset > self.log_start_offset;
+        if moved {
             self.log_start_offset = offset;
-            write_i64_file(&*self.storage, &self.dir.join(LOG_START_FILE), offset)?;
         }
         while self.segments.len() > 1 && self.segments[1].base_offset <= self.log_start_offset {
             self.delete_oldest_segment()?;
         }
+        if moved {
+            write_i64_file(&*self.storage, &self.dir.join(LOG_START_FILE), self.log_start_offset)?;
+        }
         Ok(self.log_start_offset)
     }
 
-    /// Deletes the oldest segment: the log start moves past it first (persisted), then its
-    /// files are renamed `.deleted` and removed. A crash in between leaves either a segment
-    /// below the log start (deleted again next time) or `.deleted` files (removed on open).
+    /// Deletes the oldest segment (its files are renamed `.deleted` and removed), then moves
+    /// the log start past it, persisted. A crash in between leaves a log start below the first
+    /// segment (raised on open) or `.deleted` files (removed on open).
     fn delete_oldest_segment(&mut self) -> Result<(), LogError> {
         debug_assert!(self.segments.len() > 1, "the active segment is never deleted");
         let next_base = self.segments[1].base_offset;
+        let seg = self.segments.remove(0);
+        seg.delete(&*self.storage)?;
         if self.log_start_offset < next_base {
             self.log_start_offset = next_base;
             self.high_watermark = self.high_watermark.max(next_base);
             write_i64_file(&*self.storage, &self.dir.join(LOG_START_FILE), next_base)?;
         }
-        let seg = self.segments.remove(0);
-        seg.delete(&*self.storage)
+        Ok(())
     }
 
     /// Retention: deletes the oldest segments whose newest record is older than

@@ -56,10 +56,16 @@ pub fn consumer_group_heartbeat(
     }
     let topics = topic_view(broker);
     let fresh = uuid::Uuid::new_v4().to_string();
-    let answer = broker
-        .groups
-        .coordinator()
-        .consumer_heartbeat(&r.group_id.0, req, &topics, fresh, now_ms());
+    let answer = match broker.groups.with_coordinator(&r.group_id.0, |c| {
+        c.consumer_heartbeat(&r.group_id.0, req, &topics, fresh, now_ms())
+    }) {
+        Ok(answer) => answer,
+        Err(e) => {
+            return ConsumerGroupHeartbeatResponse::default()
+                .with_error_code(code(e))
+                .with_error_message(Some(sb(e.to_string())))
+        }
+    };
     let response = ConsumerGroupHeartbeatResponse::default()
         .with_member_id(Some(sb(answer.member_id)))
         .with_member_epoch(answer.member_epoch)
@@ -99,7 +105,6 @@ pub fn consumer_group_describe(broker: &Broker, r: ConsumerGroupDescribeRequest)
         )
     };
     let operations = authorized_operations(Resource::Group, r.include_authorized_operations);
-    let coordinator = broker.groups.coordinator();
     let groups = r
         .group_ids
         .iter()
@@ -107,7 +112,12 @@ pub fn consumer_group_describe(broker: &Broker, r: ConsumerGroupDescribeRequest)
             let base = DescribedGroup::default()
                 .with_group_id(id.clone())
                 .with_authorized_operations(operations);
-            match coordinator.group(id) {
+            let group = broker.groups.with_coordinator(id, |c| c.group(id).cloned());
+            let group = match group {
+                Ok(g) => g,
+                Err(e) => return base.with_error_code(code(e)),
+            };
+            match group.as_ref() {
                 Some(Group::Consumer(g)) => {
                     let members = g
                         .members()

@@ -36,6 +36,7 @@ pub fn code(e: GroupError) -> i16 {
         GroupError::OffsetMetadataTooLarge => 12,
         GroupError::InvalidRequest(_) => codes::INVALID_REQUEST,
         GroupError::CoordinatorNotAvailable => codes::COORDINATOR_NOT_AVAILABLE,
+        GroupError::NotCoordinator => codes::NOT_COORDINATOR,
     }
 }
 
@@ -74,10 +75,18 @@ pub async fn join_group(broker: &Broker, ctx: &Context, r: JoinGroupRequest, ver
         .groups
         .delayed(&group, |c, token| c.join(&group, token, req, fresh, now))
         .await;
-    let Some(Completion::Join(j)) = answer else {
-        return JoinGroupResponse::default()
-            .with_error_code(code(GroupError::RebalanceInProgress))
-            .with_generation_id(-1);
+    let j = match answer {
+        Ok(Completion::Join(j)) => j,
+        Ok(_) => {
+            return JoinGroupResponse::default()
+                .with_error_code(code(GroupError::RebalanceInProgress))
+                .with_generation_id(-1)
+        }
+        Err(e) => {
+            return JoinGroupResponse::default()
+                .with_error_code(code(e))
+                .with_generation_id(-1)
+        }
     };
     let response = JoinGroupResponse::default()
         .with_error_code(err_code(j.error))
@@ -126,8 +135,10 @@ pub async fn sync_group(broker: &Broker, r: SyncGroupRequest) -> SyncGroupRespon
         .groups
         .delayed(&group, |c, token| c.sync(&group, token, req, now))
         .await;
-    let Some(Completion::Sync(s)) = answer else {
-        return SyncGroupResponse::default().with_error_code(code(GroupError::RebalanceInProgress));
+    let s = match answer {
+        Ok(Completion::Sync(s)) => s,
+        Ok(_) => return SyncGroupResponse::default().with_error_code(code(GroupError::RebalanceInProgress)),
+        Err(e) => return SyncGroupResponse::default().with_error_code(code(e)),
     };
     SyncGroupResponse::default()
         .with_error_code(err_code(s.error))
@@ -137,17 +148,22 @@ pub async fn sync_group(broker: &Broker, r: SyncGroupRequest) -> SyncGroupRespon
 }
 
 pub fn heartbeat(broker: &Broker, r: HeartbeatRequest) -> HeartbeatResponse {
-    let result = broker.groups.coordinator().heartbeat(
-        &r.group_id.0,
-        &r.member_id,
-        r.group_instance_id.as_deref(),
-        r.generation_id,
-        now_ms(),
-    );
+    let result = broker
+        .groups
+        .with_coordinator(&r.group_id.0, |c| {
+            c.heartbeat(
+                &r.group_id.0,
+                &r.member_id,
+                r.group_instance_id.as_deref(),
+                r.generation_id,
+                now_ms(),
+            )
+        })
+        .and_then(|r| r);
     HeartbeatResponse::default().with_error_code(err_code(result.err()))
 }
 
-pub fn leave_group(broker: &Broker, r: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
+pub async fn leave_group(broker: &Broker, r: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
     let members: Vec<(String, Option<String>)> = if version >= 3 {
         r.members
             .iter()
@@ -162,11 +178,14 @@ pub fn leave_group(broker: &Broker, r: LeaveGroupRequest, version: i16) -> Leave
         vec![(r.member_id.to_string(), None)]
     };
     let now = now_ms();
-    let results = broker.groups.immediate(
-        &r.group_id.0,
-        |c| c.leave(&r.group_id.0, &members, now),
-        |e| members.iter().map(|_| Err(e)).collect(),
-    );
+    let results = broker
+        .groups
+        .immediate(
+            &r.group_id.0,
+            |c| c.leave(&r.group_id.0, &members, now),
+            |e| members.iter().map(|_| Err(e)).collect(),
+        )
+        .await;
     if version < 3 {
         return LeaveGroupResponse::default().with_error_code(err_code(results.first().and_then(|r| r.err())));
     }
@@ -187,10 +206,9 @@ pub fn leave_group(broker: &Broker, r: LeaveGroupRequest, version: i16) -> Leave
 pub fn list_groups(broker: &Broker, r: ListGroupsRequest, version: i16) -> ListGroupsResponse {
     let states: Vec<String> = r.states_filter.iter().map(|s| s.to_lowercase()).collect();
     let types: Vec<String> = r.types_filter.iter().map(|s| s.to_lowercase()).collect();
-    let groups = broker
-        .groups
-        .coordinator()
-        .list()
+    let mut listed = Vec::new();
+    broker.groups.for_each_coordinator(|c| listed.extend(c.list()));
+    let groups = listed
         .into_iter()
         .filter(|(_, _, state, _)| states.is_empty() || states.contains(&state.to_lowercase()))
         .filter(|(_, _, _, ty)| types.is_empty() || types.iter().any(|t| t == ty))
@@ -211,7 +229,6 @@ pub fn list_groups(broker: &Broker, r: ListGroupsRequest, version: i16) -> ListG
 
 pub fn describe_groups(broker: &Broker, r: DescribeGroupsRequest, version: i16) -> DescribeGroupsResponse {
     let operations = authorized_operations(Resource::Group, r.include_authorized_operations);
-    let coordinator = broker.groups.coordinator();
     let groups = r
         .groups
         .iter()
@@ -219,6 +236,23 @@ pub fn describe_groups(broker: &Broker, r: DescribeGroupsRequest, version: i16) 
             let base = DescribedGroup::default()
                 .with_group_id(id.clone())
                 .with_authorized_operations(operations);
+            broker
+                .groups
+                .with_coordinator(id, |coordinator| describe_group(coordinator, id, base.clone(), version))
+                .unwrap_or_else(|e| base.with_error_code(code(e)))
+        })
+        .collect();
+    DescribeGroupsResponse::default().with_groups(groups)
+}
+
+fn describe_group(
+    coordinator: &nurt_group::GroupCoordinator,
+    id: &GroupId,
+    base: DescribedGroup,
+    version: i16,
+) -> DescribedGroup {
+    {
+        {
             match coordinator.group(id) {
                 Some(Group::Classic(g)) => {
                     let stable = g.state() == nurt_group::classic::ClassicState::Stable;
@@ -278,31 +312,26 @@ pub fn describe_groups(broker: &Broker, r: DescribeGroupsRequest, version: i16) 
                 }
                 None => base.with_group_state(StrBytes::from_static_str("Empty")),
             }
-        })
-        .collect();
-    DescribeGroupsResponse::default().with_groups(groups)
+        }
+    }
 }
 
-pub fn delete_groups(broker: &Broker, r: DeleteGroupsRequest) -> DeleteGroupsResponse {
-    let results = r
-        .groups_names
-        .iter()
-        .map(|id| {
-            let error = match broker
-                .groups
-                .write(id, |c| c.delete_group(id).map(|records| (records, ())))
-            {
-                Ok(Ok(())) => codes::NONE,
-                Ok(Err(e)) => code(e),
-                Err(e) => {
-                    tracing::error!("deleting group {}: {e}", id.0);
-                    codes::KAFKA_STORAGE_ERROR
-                }
-            };
+pub async fn delete_groups(broker: &Broker, r: DeleteGroupsRequest) -> DeleteGroupsResponse {
+    let mut results = Vec::with_capacity(r.groups_names.len());
+    for id in &r.groups_names {
+        let outcome = broker
+            .groups
+            .write(id, |c| c.delete_group(id).map(|records| (records, ())))
+            .await;
+        let error = match outcome {
+            Ok(Ok(())) => codes::NONE,
+            Ok(Err(e)) | Err(e) => code(e),
+        };
+        results.push(
             DeletableGroupResult::default()
                 .with_group_id(id.clone())
-                .with_error_code(error)
-        })
-        .collect();
+                .with_error_code(error),
+        );
+    }
     DeleteGroupsResponse::default().with_results(results)
 }

@@ -101,13 +101,13 @@ pub async fn handle(
         RequestKind::JoinGroup(r) => ResponseKind::JoinGroup(groups::join_group(broker, &ctx, r, v).await),
         RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(groups::sync_group(broker, r).await),
         RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(groups::heartbeat(broker, r)),
-        RequestKind::LeaveGroup(r) => ResponseKind::LeaveGroup(groups::leave_group(broker, r, v)),
+        RequestKind::LeaveGroup(r) => ResponseKind::LeaveGroup(groups::leave_group(broker, r, v).await),
         RequestKind::ListGroups(r) => ResponseKind::ListGroups(groups::list_groups(broker, r, v)),
         RequestKind::DescribeGroups(r) => ResponseKind::DescribeGroups(groups::describe_groups(broker, r, v)),
-        RequestKind::DeleteGroups(r) => ResponseKind::DeleteGroups(groups::delete_groups(broker, r)),
-        RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(offsets::offset_commit(broker, r)),
+        RequestKind::DeleteGroups(r) => ResponseKind::DeleteGroups(groups::delete_groups(broker, r).await),
+        RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(offsets::offset_commit(broker, r).await),
         RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(offsets::offset_fetch(broker, r, v)),
-        RequestKind::OffsetDelete(r) => ResponseKind::OffsetDelete(offsets::offset_delete(broker, r)),
+        RequestKind::OffsetDelete(r) => ResponseKind::OffsetDelete(offsets::offset_delete(broker, r).await),
         RequestKind::ConsumerGroupHeartbeat(r) => {
             ResponseKind::ConsumerGroupHeartbeat(consumer_groups::consumer_group_heartbeat(broker, &ctx, r))
         }

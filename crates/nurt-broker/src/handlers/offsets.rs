@@ -17,7 +17,7 @@ use super::groups::code;
 use super::sb;
 use crate::{codes, now_ms, Broker};
 
-pub fn offset_commit(broker: &Broker, r: OffsetCommitRequest) -> OffsetCommitResponse {
+pub async fn offset_commit(broker: &Broker, r: OffsetCommitRequest) -> OffsetCommitResponse {
     // Kafka answers UNKNOWN_TOPIC_OR_PARTITION for partitions that do not exist, and stores
     // nothing for them.
     let known: Vec<Vec<bool>> = {
@@ -52,16 +52,19 @@ pub fn offset_commit(broker: &Broker, r: OffsetCommitRequest) -> OffsetCommitRes
         })
         .collect();
     let now = now_ms();
-    let outcome = broker.groups.write(&r.group_id.0, |c| {
-        c.commit_offsets(
-            &r.group_id.0,
-            &r.member_id,
-            r.group_instance_id.as_deref(),
-            r.generation_id_or_member_epoch,
-            commits,
-            now,
-        )
-    });
+    let outcome = broker
+        .groups
+        .write(&r.group_id.0, |c| {
+            c.commit_offsets(
+                &r.group_id.0,
+                &r.member_id,
+                r.group_instance_id.as_deref(),
+                r.generation_id_or_member_epoch,
+                commits,
+                now,
+            )
+        })
+        .await;
     // One code for every known partition, or per-partition codes from the coordinator.
     let mut per_partition: Box<dyn Iterator<Item = i16>> = match outcome {
         Ok(Ok(errors)) => Box::new(
@@ -71,11 +74,7 @@ pub fn offset_commit(broker: &Broker, r: OffsetCommitRequest) -> OffsetCommitRes
                 .collect::<Vec<_>>()
                 .into_iter(),
         ),
-        Ok(Err(e)) => Box::new(std::iter::repeat(code(e))),
-        Err(e) => {
-            tracing::error!("committing offsets of {}: {e}", r.group_id.0);
-            Box::new(std::iter::repeat(codes::KAFKA_STORAGE_ERROR))
-        }
+        Ok(Err(e)) | Err(e) => Box::new(std::iter::repeat(code(e))),
     };
     let topics = r
         .topics
@@ -141,7 +140,6 @@ fn committed(c: &nurt_group::GroupCoordinator, group: &str, topics: Option<Vec<(
 }
 
 pub fn offset_fetch(broker: &Broker, r: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
-    let c = broker.groups.coordinator();
     if version >= 8 {
         let groups = r
             .groups
@@ -152,7 +150,18 @@ pub fn offset_fetch(broker: &Broker, r: OffsetFetchRequest, version: i16) -> Off
                         .map(|t| (t.name.0.to_string(), t.partition_indexes))
                         .collect()
                 });
-                let topics = committed(&c, &g.group_id.0, wanted)
+                let found = broker
+                    .groups
+                    .with_coordinator(&g.group_id.0, |c| committed(c, &g.group_id.0, wanted));
+                let found = match found {
+                    Ok(found) => found,
+                    Err(e) => {
+                        return OffsetFetchResponseGroup::default()
+                            .with_group_id(g.group_id)
+                            .with_error_code(code(e))
+                    }
+                };
+                let topics = found
                     .into_iter()
                     .map(|(t, parts)| {
                         let partitions = parts
@@ -182,7 +191,14 @@ pub fn offset_fetch(broker: &Broker, r: OffsetFetchRequest, version: i16) -> Off
             .map(|t| (t.name.0.to_string(), t.partition_indexes))
             .collect()
     });
-    let topics = committed(&c, &r.group_id.0, wanted)
+    let found = match broker
+        .groups
+        .with_coordinator(&r.group_id.0, |c| committed(c, &r.group_id.0, wanted))
+    {
+        Ok(found) => found,
+        Err(e) => return OffsetFetchResponse::default().with_error_code(code(e)),
+    };
+    let topics = found
         .into_iter()
         .map(|(t, parts)| {
             let partitions = parts
@@ -207,25 +223,26 @@ pub fn offset_fetch(broker: &Broker, r: OffsetFetchRequest, version: i16) -> Off
     OffsetFetchResponse::default().with_topics(topics)
 }
 
-pub fn offset_delete(broker: &Broker, r: OffsetDeleteRequest) -> OffsetDeleteResponse {
+pub async fn offset_delete(broker: &Broker, r: OffsetDeleteRequest) -> OffsetDeleteResponse {
     let mut top_error = codes::NONE;
-    let topics = r
-        .topics
-        .iter()
-        .map(|t| {
+    let mut topics = Vec::with_capacity(r.topics.len());
+    for t in &r.topics {
+        {
             let partitions: Vec<i32> = t.partitions.iter().map(|p| p.partition_index).collect();
-            let outcome = broker.groups.write(&r.group_id.0, |c| {
-                c.delete_offsets(&r.group_id.0, &t.name.0, &partitions)
-                    .map(|records| (records, ()))
-            });
+            let outcome = broker
+                .groups
+                .write(&r.group_id.0, |c| {
+                    c.delete_offsets(&r.group_id.0, &t.name.0, &partitions)
+                        .map(|records| (records, ()))
+                })
+                .await;
             let error = match outcome {
                 Ok(Ok(())) => codes::NONE,
                 Ok(Err(nurt_group::GroupError::GroupIdNotFound)) => {
                     top_error = code(nurt_group::GroupError::GroupIdNotFound);
                     codes::NONE
                 }
-                Ok(Err(e)) => code(e),
-                Err(_) => codes::KAFKA_STORAGE_ERROR,
+                Ok(Err(e)) | Err(e) => code(e),
             };
             let partitions = t
                 .partitions
@@ -236,11 +253,13 @@ pub fn offset_delete(broker: &Broker, r: OffsetDeleteRequest) -> OffsetDeleteRes
                         .with_error_code(error)
                 })
                 .collect();
-            OffsetDeleteResponseTopic::default()
-                .with_name(t.name.clone())
-                .with_partitions(partitions)
-        })
-        .collect();
+            topics.push(
+                OffsetDeleteResponseTopic::default()
+                    .with_name(t.name.clone())
+                    .with_partitions(partitions),
+            );
+        }
+    }
     if top_error != codes::NONE {
         return OffsetDeleteResponse::default().with_error_code(top_error);
     }

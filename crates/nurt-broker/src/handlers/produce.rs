@@ -24,6 +24,7 @@ fn error_for(e: &AppendError) -> i16 {
         AppendError::OutOfOrderSequence => codes::OUT_OF_ORDER_SEQUENCE_NUMBER,
         AppendError::ProducerFenced => codes::PRODUCER_FENCED,
         AppendError::Storage(_) => codes::KAFKA_STORAGE_ERROR,
+        AppendError::NotLeader => codes::NOT_LEADER_OR_FOLLOWER,
     }
 }
 

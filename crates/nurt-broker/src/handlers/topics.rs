@@ -217,11 +217,11 @@ pub async fn delete_topics(broker: &Broker, request: DeleteTopicsRequest, versio
         results.push(match outcome {
             Ok(()) => {
                 reconcile(broker);
+                // Groups coordinated elsewhere forget it when their coordinator applies the
+                // deletion (and every coordinator checks again when it starts).
                 match broker.groups.forget_deleted_topics(|t| t == name) {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!("deleted {n} committed offset(s) of topic {name}"),
-                    // Retried at the next start, before any group is served.
-                    Err(e) => tracing::error!("deleting the committed offsets of topic {name}: {e}"),
+                    0 => {}
+                    n => tracing::info!("deleted {n} committed offset(s) of topic {name}"),
                 }
                 result
             }
