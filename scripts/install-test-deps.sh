@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the end-to-end tests drive Nurt with: kcat (Debian), confluent-kafka
 # (librdkafka), kafka-python and pytest (PyPI), and the Apache Kafka Java client 3.9 jars
-# (taken from a PyPI wheel that bundles them; Java 17 itself must already be installed).
+# (taken from a PyPI wheel that bundles them; Java 17 itself must already be installed), and
+# iproute2 (Debian) for the cluster tests' network namespaces.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +13,11 @@ if ! command -v kcat >/dev/null; then
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq kcat >/dev/null
 fi
+# Cluster tests put every node in its own network namespace (ip, tc) to cut links between
+# nodes; without them those tests fall back to loopback and skip what needs isolation.
+for tool in ip tc; do
+  command -v "$tool" >/dev/null || { $SUDO apt-get update -qq; $SUDO apt-get install -y -qq iproute2 >/dev/null; break; }
+done
 for tool in java javac; do
   command -v "$tool" >/dev/null || { $SUDO apt-get update -qq; $SUDO apt-get install -y -qq openjdk-17-jdk-headless >/dev/null; break; }
 done

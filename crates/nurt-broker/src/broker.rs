@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use nurt_log::data_dir::PARTITION_METADATA;
 use nurt_log::{DataDir, OsStorage, Storage};
@@ -294,7 +295,9 @@ impl Broker {
             metadata_offset: self.quorum.shared().applied_offset() as i64,
             want_shutdown,
         };
-        match self.controller.submit(op).await {
+        // A heartbeat is worth sending only while the session lasts.
+        let timeout = Duration::from_millis((self.config.broker_session_timeout_ms() / 2).clamp(500, 10_000) as u64);
+        match self.controller.submit_within(op, timeout).await {
             Ok(OpAnswer::Heartbeat(stale, fenced, shut_down)) => {
                 if stale && !want_shutdown {
                     tracing::warn!("the controller does not know this broker's registration: registering again");
@@ -312,7 +315,7 @@ impl Broker {
                 Ok(shut_down)
             }
             Ok(other) => Err(BrokerError::Quorum(format!("unexpected heartbeat answer {other:?}"))),
-            Err(OpFailure::NoController) => Ok(false),
+            Err(OpFailure::NoController | OpFailure::TimedOut) => Ok(false),
             Err(e) => Err(BrokerError::Quorum(e.to_string())),
         }
     }

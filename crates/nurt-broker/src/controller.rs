@@ -16,6 +16,7 @@ use nurt_metadata::controller::brokers::{self, Heartbeat, RegisterRequest, Sessi
 use nurt_metadata::controller::partitions::{self, AlterIsr, ElectionType};
 use nurt_metadata::controller::{self as ops, Assignment, Candidate, NewTopic, Seeds};
 use nurt_metadata::{ConfigResourceType, Endpoint, MetadataError, MetadataImage, MetadataRecord, TopicId};
+use openraft::async_runtime::watch::WatchReceiver;
 use serde::{Deserialize, Serialize};
 
 use crate::codes;
@@ -170,6 +171,9 @@ pub enum OpFailure {
     NoController,
     #[error("the active controller could not write the metadata log: {0}")]
     Storage(String),
+    /// The op did not finish within its time (it may still take effect).
+    #[error("the controller did not answer in time")]
+    TimedOut,
 }
 
 /// Settings the controller decides with.
@@ -216,22 +220,35 @@ impl Controller {
         }
     }
 
-    /// Runs `op` on the active controller and waits until this node's image has applied it.
+    /// Runs `op` on the active controller and waits until this node's image has applied it,
+    /// for at most 15 s.
     pub async fn submit(&self, op: ControllerOp) -> Result<OpAnswer, OpFailure> {
-        let deadline = Instant::now() + OP_TIMEOUT;
+        self.submit_within(op, OP_TIMEOUT).await
+    }
+
+    /// [`Controller::submit`] within `timeout` (a request's `timeout_ms`); TimedOut after.
+    pub async fn submit_within(&self, op: ControllerOp, timeout: Duration) -> Result<OpAnswer, OpFailure> {
+        let deadline = Instant::now() + timeout;
+        match tokio::time::timeout(timeout, self.submit_until(op, deadline)).await {
+            Ok(answer) => answer,
+            Err(_) => Err(OpFailure::TimedOut),
+        }
+    }
+
+    async fn submit_until(&self, op: ControllerOp, deadline: Instant) -> Result<OpAnswer, OpFailure> {
         let mut tried_voter = 0usize;
         loop {
             let attempt = if self.quorum.is_leader() {
                 self.execute(&op).await
             } else if let Some(addr) = self.quorum.leader().and_then(|l| self.quorum.address_of(l)) {
-                self.forward(&addr, &op).await
+                self.forward(&addr, &op, true).await
             } else if !self.voters.is_empty() {
                 // No leader known yet (a new node, or an election): ask the voters in turn;
                 // one that is not the leader says so and we try again.
                 let addrs: Vec<&String> = self.voters.values().collect();
                 let addr = addrs[tried_voter % addrs.len()].clone();
                 tried_voter += 1;
-                self.forward(&addr, &op).await
+                self.forward(&addr, &op, false).await
             } else {
                 Err(Retry)
             };
@@ -254,25 +271,58 @@ impl Controller {
         }
     }
 
-    async fn forward(&self, addr: &str, op: &ControllerOp) -> Result<Result<OpResult, OpFailure>, Retry> {
+    /// Sends `op` to the controller at `addr`. With `leading` (it is the leader this node
+    /// knows), the call is abandoned as soon as this node learns of another leader: a
+    /// paused or cut-off controller must not hold ops (heartbeats above all) until they time
+    /// out. Heartbeats have their own connection, so no other op queues them.
+    async fn forward(
+        &self,
+        addr: &str,
+        op: &ControllerOp,
+        leading: bool,
+    ) -> Result<Result<OpResult, OpFailure>, Retry> {
+        let lane = if matches!(op, ControllerOp::BrokerHeartbeat { .. }) {
+            "heartbeat"
+        } else {
+            "ops"
+        };
         let client = Arc::clone(
             lock(&self.peers)
-                .entry(addr.to_string())
+                .entry(format!("{addr}#{lane}"))
                 .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(RpcClient::new(addr)))),
         );
         let body = encode(op).map_err(|_| Retry)?;
-        let answer = client
-            .lock()
-            .await
-            .call(CONTROLLER_OP, &body, FORWARD_TIMEOUT)
-            .await
-            .map_err(|e| {
-                tracing::debug!("forwarding a controller op to {addr}: {e}");
-                Retry
-            })?;
+        let call = async {
+            client
+                .lock()
+                .await
+                .call(CONTROLLER_OP, &body, FORWARD_TIMEOUT)
+                .await
+                .map_err(|e| {
+                    tracing::debug!("forwarding a controller op to {addr}: {e}");
+                    Retry
+                })
+        };
+        let answer = tokio::select! {
+            answer = call => answer?,
+            _ = self.leader_moves_from(addr), if leading => return Err(Retry),
+        };
         let answer: Option<Result<OpResult, OpFailure>> = decode(&answer).map_err(|_| Retry)?;
         // None: that node is not the active controller.
         answer.ok_or(Retry)
+    }
+
+    /// Completes once the leader this node knows is no longer the one at `addr`.
+    async fn leader_moves_from(&self, addr: &str) {
+        let mut metrics = self.quorum.raft().metrics();
+        loop {
+            let leader = self.quorum.leader().and_then(|l| self.quorum.address_of(l));
+            if leader.as_deref() != Some(addr) {
+                return;
+            }
+            // Also look again now and then: a cut-off leader stops counting without a change.
+            let _ = tokio::time::timeout(Duration::from_millis(500), metrics.changed()).await;
+        }
     }
 
     /// Handles an op forwarded by another node: None when this node is not the active

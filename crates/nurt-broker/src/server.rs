@@ -157,7 +157,11 @@ async fn stop_tasks(stop: &watch::Sender<bool>, tasks: &mut JoinSet<()>) {
 async fn controlled_shutdown(broker: &Broker) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while tokio::time::Instant::now() < deadline {
-        match broker.heartbeat(true).await {
+        // Each attempt is bounded too: without a quorum (the last voter stopping) the
+        // controller can never answer.
+        let answer = tokio::time::timeout_at(deadline, broker.heartbeat(true)).await;
+        let Ok(answer) = answer else { break };
+        match answer {
             Ok(true) => {
                 tracing::info!("controlled shutdown: no partition is led here any more");
                 return;

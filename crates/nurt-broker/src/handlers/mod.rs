@@ -96,7 +96,7 @@ pub async fn handle(
         RequestKind::DeleteRecords(r) => ResponseKind::DeleteRecords(delete_records::delete_records(broker, r)),
         RequestKind::DescribeLogDirs(r) => ResponseKind::DescribeLogDirs(log_dirs::describe_log_dirs(broker, r)),
         RequestKind::DescribeConfigs(r) => ResponseKind::DescribeConfigs(configs::describe_configs(broker, r, v)),
-        RequestKind::DescribeCluster(r) => ResponseKind::DescribeCluster(cluster::describe_cluster(broker, r)),
+        RequestKind::DescribeCluster(r) => ResponseKind::DescribeCluster(cluster::describe_cluster(broker, r, v)),
         RequestKind::FindCoordinator(r) => ResponseKind::FindCoordinator(coordinator::find_coordinator(broker, r, v)),
         RequestKind::JoinGroup(r) => ResponseKind::JoinGroup(groups::join_group(broker, &ctx, r, v).await),
         RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(groups::sync_group(broker, r).await),

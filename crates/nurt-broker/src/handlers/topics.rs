@@ -31,6 +31,12 @@ fn reconcile(broker: &Broker) {
 }
 
 /// What a controller op answered per item, or the op's failure for every item.
+/// The time a request's `timeout_ms` gives the controller (at least a second: a smaller
+/// value would fail requests that take effect anyway).
+fn request_timeout(timeout_ms: i32) -> std::time::Duration {
+    std::time::Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0).max(1_000))
+}
+
 fn items<T>(
     answer: Result<OpAnswer, crate::controller::OpFailure>,
     n: usize,
@@ -100,10 +106,13 @@ pub async fn create_topics(broker: &Broker, request: CreateTopicsRequest, versio
     let n = to_create.len();
     let answer = broker
         .controller
-        .submit(ControllerOp::CreateTopics {
-            topics: to_create,
-            validate_only: request.validate_only,
-        })
+        .submit_within(
+            ControllerOp::CreateTopics {
+                topics: to_create,
+                validate_only: request.validate_only,
+            },
+            request_timeout(request.timeout_ms),
+        )
         .await;
     let mut created = items(answer, n, |a| match a {
         OpAnswer::Topics(t) => Some(t),
@@ -202,9 +211,12 @@ pub async fn delete_topics(broker: &Broker, request: DeleteTopicsRequest, versio
         } else {
             let answer = broker
                 .controller
-                .submit(ControllerOp::DeleteTopics {
-                    names: vec![name.clone()],
-                })
+                .submit_within(
+                    ControllerOp::DeleteTopics {
+                        names: vec![name.clone()],
+                    },
+                    request_timeout(request.timeout_ms),
+                )
                 .await;
             items(answer, 1, |a| match a {
                 OpAnswer::Items(i) => Some(i),
@@ -254,10 +266,13 @@ pub async fn create_partitions(broker: &Broker, request: CreatePartitionsRequest
     let n = topics.len();
     let answer = broker
         .controller
-        .submit(ControllerOp::CreatePartitions {
-            topics,
-            validate_only: request.validate_only,
-        })
+        .submit_within(
+            ControllerOp::CreatePartitions {
+                topics,
+                validate_only: request.validate_only,
+            },
+            request_timeout(request.timeout_ms),
+        )
         .await;
     let outcomes = items(answer, n, |a| match a {
         OpAnswer::Items(i) => Some(i),

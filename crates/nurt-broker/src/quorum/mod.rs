@@ -220,14 +220,36 @@ impl Quorum {
         &self.shared
     }
 
-    /// The current Raft leader (the active controller), if known.
+    /// The current Raft leader (the active controller), if known. A leader that has not
+    /// heard from a majority for 1.5 election timeouts does not count itself (it is cut off;
+    /// Kafka's controller resigns then, KAFKA-15489): it answers as if no controller were
+    /// known rather than name itself.
     pub fn leader(&self) -> Option<NodeId> {
-        self.raft().metrics().borrow_watched().current_leader
+        let metrics = self.raft().metrics().borrow_watched().clone();
+        let leader = metrics.current_leader?;
+        if leader == self.node_id && self.cut_off(&metrics) {
+            return None;
+        }
+        Some(leader)
     }
 
-    /// Whether this node is the active controller.
+    /// Whether this node is the active controller (and not cut off from its quorum).
     pub fn is_leader(&self) -> bool {
-        self.raft().metrics().borrow_watched().state == ServerState::Leader
+        let metrics = self.raft().metrics().borrow_watched().clone();
+        metrics.state == ServerState::Leader && !self.cut_off(&metrics)
+    }
+
+    /// Whether this node leads without a majority's acknowledgement for 1.5 election timeouts
+    /// (never for a single voter, which is its own majority).
+    fn cut_off(&self, metrics: &openraft::RaftMetrics<C>) -> bool {
+        if self.parts.single_voter || metrics.state != ServerState::Leader {
+            return false;
+        }
+        let limit = Duration::from_millis(self.parts.config.election_timeout_max * 3 / 2);
+        metrics
+            .last_quorum_acked
+            .as_ref()
+            .is_none_or(|acked| openraft::Instant::elapsed(&**acked) > limit)
     }
 
     /// The internal listener address of node `id`, from the quorum's membership.
