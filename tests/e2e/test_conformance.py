@@ -324,3 +324,31 @@ def test_cli_group_member_leaves_on_sigterm(broker):
             member.kill()
     reset = subprocess.run([str(NURT), "group", "reset-offsets", "cg-leave", "--topic", "leaving", "--to-earliest", *b], capture_output=True, text=True, timeout=30)
     assert reset.returncode == 0, reset.stderr
+
+
+def test_kip848_regex_subscription_follows_new_topics(broker):
+    """librdkafka's `^`-prefixed subscription is a KIP-848 regex subscription: the broker
+    matches it against whole topic names, and a topic created later joins the assignment."""
+    create_topic(broker.bootstrap, "regex-a", 2)
+    create_topic(broker.bootstrap, "xregex-a", 1)  # contains the pattern, does not match it
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "g-regex", "group.protocol": "consumer", "auto.offset.reset": "earliest", "topic.metadata.refresh.interval.ms": 1000})
+    c.subscribe(["^regex-.*"])
+    try:
+        def assigned():
+            c.poll(0.2)
+            return sorted((tp.topic, tp.partition) for tp in c.assignment())
+
+        wait_until(lambda: assigned() == [("regex-a", 0), ("regex-a", 1)], 30, "the regex's topics assigned")
+        create_topic(broker.bootstrap, "regex-b", 1)
+        wait_until(lambda: ("regex-b", 0) in assigned(), 30, "a new matching topic assigned")
+        assert ("xregex-a", 0) not in assigned()
+        produce_all(broker.bootstrap, "regex-b", [(None, b"found")])
+        deadline = time.monotonic() + 30
+        values = []
+        while not values and time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is not None and m.error() is None:
+                values.append(m.value())
+        assert values == [b"found"]
+    finally:
+        c.close()

@@ -22,6 +22,9 @@ pub struct HeartbeatRequest {
     pub rack_id: Option<String>,
     pub rebalance_timeout_ms: i32,
     pub subscribed_topic_names: Option<Vec<String>>,
+    /// A subscription by regular expression (RE2/J syntax, matching whole topic names); None:
+    /// unchanged, empty: none.
+    pub subscribed_topic_regex: Option<String>,
     pub server_assignor: Option<String>,
     pub owned: Option<Vec<(TopicId, Vec<i32>)>>,
     pub client_id: String,
@@ -47,6 +50,10 @@ pub struct ConsumerMember {
     pub client_id: String,
     pub client_host: String,
     pub subscribed: Vec<String>,
+    /// The subscription's regular expression, anchored (`^(?:re)$`), and the topics it
+    /// matched when the topic names were last seen.
+    pub regex: Option<regex::Regex>,
+    pub regex_matched: Vec<String>,
     pub assignor: Option<String>,
     pub epoch: i32,
     previous_epoch: i32,
@@ -54,6 +61,13 @@ pub struct ConsumerMember {
     pub pending_revocation: BTreeSet<TopicPartition>,
     last_heartbeat_ms: i64,
     last_sent: Option<BTreeSet<TopicPartition>>,
+}
+
+impl ConsumerMember {
+    /// Every topic the member subscribes to: by name, and by its regex.
+    pub fn subscriptions(&self) -> impl Iterator<Item = &String> {
+        self.subscribed.iter().chain(self.regex_matched.iter())
+    }
 }
 
 /// One KIP-848 consumer group.
@@ -66,6 +80,18 @@ pub struct ConsumerGroup {
     target: BTreeMap<String, BTreeSet<TopicPartition>>,
     /// Subscribed topics' ids and partition counts when the target was computed.
     topics_seen: BTreeMap<String, (TopicId, i32)>,
+    /// The topic names regexes were last matched against.
+    names_matched: Vec<String>,
+}
+
+/// Compiles a subscription regex the way Kafka applies it: to whole topic names.
+fn compile_subscription(pattern: &str) -> Result<Option<regex::Regex>, GroupError> {
+    if pattern.is_empty() {
+        return Ok(None);
+    }
+    regex::Regex::new(&format!("^(?:{pattern})$"))
+        .map(Some)
+        .map_err(|_| GroupError::InvalidRegularExpression)
 }
 
 fn group_by_topic(set: &BTreeSet<TopicPartition>) -> Vec<(TopicId, Vec<i32>)> {
@@ -85,6 +111,7 @@ impl ConsumerGroup {
             members: BTreeMap::new(),
             target: BTreeMap::new(),
             topics_seen: BTreeMap::new(),
+            names_matched: Vec::new(),
         }
     }
 
@@ -152,6 +179,11 @@ impl ConsumerGroup {
                 return answer(GroupError::UnsupportedAssignor, req.member_id, req.member_epoch);
             }
         }
+        let regex = match req.subscribed_topic_regex.as_deref().map(compile_subscription) {
+            None => None,
+            Some(Ok(compiled)) => Some(compiled),
+            Some(Err(e)) => return answer(e, req.member_id, req.member_epoch),
+        };
         let member_id = if req.member_id.is_empty() {
             fresh_member_id
         } else {
@@ -175,6 +207,7 @@ impl ConsumerGroup {
             }
             0 => {
                 if req.subscribed_topic_names.as_ref().is_none_or(Vec::is_empty)
+                    && regex.as_ref().is_none_or(Option::is_none)
                     && !self.members.contains_key(&member_id)
                 {
                     return answer(
@@ -196,6 +229,8 @@ impl ConsumerGroup {
                         client_id: req.client_id.clone(),
                         client_host: req.client_host.clone(),
                         subscribed: Vec::new(),
+                        regex: None,
+                        regex_matched: Vec::new(),
                         assignor: None,
                         epoch: 0,
                         previous_epoch: 0,
@@ -230,9 +265,19 @@ impl ConsumerGroup {
                 membership_changed = true;
             }
         }
+        if let Some(regex) = regex {
+            if member.regex.as_ref().map(regex::Regex::as_str) != regex.as_ref().map(regex::Regex::as_str) {
+                member.regex = regex;
+                member.regex_matched.clear();
+                membership_changed = true;
+                // Matched afresh below.
+                self.names_matched.clear();
+            }
+        }
         if req.server_assignor.is_some() {
             member.assignor = req.server_assignor;
         }
+        membership_changed |= self.match_regexes(topics);
         self.refresh_target(topics, membership_changed);
         let owned: Option<BTreeSet<TopicPartition>> = req.owned.map(|o| {
             o.into_iter()
@@ -254,10 +299,38 @@ impl ConsumerGroup {
         }
     }
 
+    /// Matches the members' regexes against the topic names when those changed (a topic was
+    /// created or deleted, or a regex is new), so regex subscriptions follow the topics
+    /// (internal topics never match). Whether any member's subscription changed.
+    fn match_regexes(&mut self, topics: &BTreeMap<String, (TopicId, i32)>) -> bool {
+        if !self.members.values().any(|m| m.regex.is_some()) {
+            return false;
+        }
+        let same_names = self.names_matched.len() == topics.len() && self.names_matched.iter().eq(topics.keys());
+        if same_names {
+            return false;
+        }
+        self.names_matched = topics.keys().cloned().collect();
+        let mut changed = false;
+        for m in self.members.values_mut() {
+            let Some(re) = &m.regex else { continue };
+            let matched: Vec<String> = topics
+                .keys()
+                .filter(|t| !t.starts_with("__") && re.is_match(t))
+                .cloned()
+                .collect();
+            if matched != m.regex_matched {
+                m.regex_matched = matched;
+                changed = true;
+            }
+        }
+        changed
+    }
+
     /// Recomputes the target assignment when the group epoch moved past it or the subscribed
     /// topics' metadata changed.
     fn refresh_target(&mut self, topics: &BTreeMap<String, (TopicId, i32)>, membership_changed: bool) {
-        let subscribed: BTreeSet<&String> = self.members.values().flat_map(|m| m.subscribed.iter()).collect();
+        let subscribed: BTreeSet<&String> = self.members.values().flat_map(ConsumerMember::subscriptions).collect();
         let seen: BTreeMap<String, (TopicId, i32)> = subscribed
             .iter()
             .filter_map(|n| topics.get(*n).map(|v| ((*n).clone(), *v)))
@@ -277,8 +350,7 @@ impl ConsumerGroup {
             .map(|m| {
                 (
                     m.member_id.as_str(),
-                    m.subscribed
-                        .iter()
+                    m.subscriptions()
                         .filter_map(|n| self.topics_seen.get(n).map(|v| v.0))
                         .collect(),
                 )

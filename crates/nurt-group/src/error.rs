@@ -39,6 +39,8 @@ pub enum GroupError {
     GroupTypeMismatch,
     #[error("the group's records could not be persisted; retry")]
     CoordinatorNotAvailable,
+    #[error("the subscription's regular expression is not valid")]
+    InvalidRegularExpression,
     #[error("this broker does not coordinate the group (it does not lead its __consumer_offsets partition)")]
     NotCoordinator,
 }

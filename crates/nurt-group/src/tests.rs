@@ -370,3 +370,52 @@ fn offsets_of_groups_without_members_expire_after_retention() {
     c.apply(&records);
     assert!(c.expire_offsets(i64::MAX / 2).is_empty());
 }
+
+/// KIP-848 regex subscriptions: the regex matches whole topic names (not internal ones), the
+/// assignment follows topics created later, and an invalid regex is refused.
+#[test]
+fn kip848_regex_subscriptions_follow_the_topics() {
+    let mut c = GroupCoordinator::new(cfg());
+    let (orders_eu, orders_us, other) = ([1u8; 16], [2u8; 16], [3u8; 16]);
+    let mut topics: BTreeMap<String, ([u8; 16], i32)> = [
+        ("orders-eu".to_string(), (orders_eu, 2)),
+        ("other".to_string(), (other, 1)),
+        ("__consumer_offsets".to_string(), ([9u8; 16], 50)),
+        ("xorders-eu".to_string(), ([4u8; 16], 1)),
+    ]
+    .into();
+    let join = HeartbeatRequest {
+        member_id: "a".into(),
+        member_epoch: 0,
+        rebalance_timeout_ms: 30_000,
+        subscribed_topic_regex: Some("orders-.*".into()),
+        ..Default::default()
+    };
+    let a = c.consumer_heartbeat("g", join, &topics, String::new(), 0);
+    assert_eq!(a.error, None);
+    assert_eq!(
+        a.assignment,
+        Some(vec![(orders_eu, vec![0, 1])]),
+        "a whole-name match, nothing else"
+    );
+    // A matching topic appears: the next heartbeat brings its partitions.
+    topics.insert("orders-us".to_string(), (orders_us, 1));
+    let again = HeartbeatRequest {
+        member_id: "a".into(),
+        member_epoch: a.member_epoch,
+        owned: Some(vec![(orders_eu, vec![0, 1])]),
+        ..Default::default()
+    };
+    let a2 = c.consumer_heartbeat("g", again, &topics, String::new(), 10);
+    let mut got = a2.assignment.expect("the assignment changed");
+    got.sort();
+    assert_eq!(got, vec![(orders_eu, vec![0, 1]), (orders_us, vec![0])]);
+    let bad = HeartbeatRequest {
+        member_id: "b".into(),
+        member_epoch: 0,
+        subscribed_topic_regex: Some("orders-(".into()),
+        ..Default::default()
+    };
+    let b = c.consumer_heartbeat("g", bad, &topics, String::new(), 20);
+    assert_eq!(b.error, Some(GroupError::InvalidRegularExpression));
+}

@@ -38,6 +38,7 @@ pub fn consumer_group_heartbeat(
         subscribed_topic_names: r
             .subscribed_topic_names
             .map(|ts| ts.into_iter().map(|t| t.0.to_string()).collect()),
+        subscribed_topic_regex: r.subscribed_topic_regex.map(|s| s.to_string()),
         server_assignor: r.server_assignor.map(|s| s.to_string()),
         owned: r.topic_partitions.map(|tps| {
             tps.into_iter()
@@ -47,13 +48,6 @@ pub fn consumer_group_heartbeat(
         client_id: ctx.client_id.clone(),
         client_host: ctx.client_host(),
     };
-    if r.subscribed_topic_regex.is_some() && req.subscribed_topic_names.is_none() && r.member_epoch == 0 {
-        return ConsumerGroupHeartbeatResponse::default()
-            .with_error_code(code(nurt_group::GroupError::InvalidRequest("regex")))
-            .with_error_message(Some(sb(
-                "subscribed_topic_regex is not supported yet; subscribe by topic names",
-            )));
-    }
     let topics = topic_view(broker);
     let fresh = uuid::Uuid::new_v4().to_string();
     let answer = match broker.groups.with_coordinator(&r.group_id.0, |c| {
@@ -136,6 +130,14 @@ pub fn consumer_group_describe(broker: &Broker, r: ConsumerGroupDescribeRequest)
                                 .with_subscribed_topic_names(
                                     m.subscribed.iter().map(|t| TopicName(sb(t.clone()))).collect(),
                                 )
+                                .with_subscribed_topic_regex(m.regex.as_ref().map(|r| {
+                                    // Stored anchored (`^(?:re)$`); described as given.
+                                    let s = r.as_str();
+                                    sb(s.strip_prefix("^(?:")
+                                        .and_then(|s| s.strip_suffix(")$"))
+                                        .unwrap_or(s)
+                                        .to_string())
+                                }))
                                 .with_assignment(to_assignment(current.into_iter().collect()))
                                 .with_target_assignment(to_assignment(g.target_of(&m.member_id)))
                         })

@@ -37,6 +37,7 @@ pub fn code(e: GroupError) -> i16 {
         GroupError::InvalidRequest(_) => codes::INVALID_REQUEST,
         GroupError::CoordinatorNotAvailable => codes::COORDINATOR_NOT_AVAILABLE,
         GroupError::NotCoordinator => codes::NOT_COORDINATOR,
+        GroupError::InvalidRegularExpression => 128,
     }
 }
 
