@@ -58,6 +58,15 @@ INTERNAL_PORT = 9093
 NETNS_PREFIX = "nurt-e2e-"
 LINK_ALIAS = "nurt-e2e owner="
 SUBNET_PREFIX = "10.213."
+# Settings for fault tests: failures noticed within seconds (fencing after 2 s without
+# heartbeats, ISR shrink after 3 s without catching up, elections after 0.5–1 s).
+FAST_FAILOVER = (
+    "broker.session.timeout.ms=2000",
+    "broker.heartbeat.interval.ms=200",
+    "controller.quorum.election.timeout.ms=500",
+    "replica.lag.time.max.ms=3000",
+    "replica.fetch.backoff.ms=200",
+)
 # librdkafka logs every refused connection to a killed node; keep it out of the test output.
 QUIET = logging.getLogger("nurt-e2e-rdkafka")
 QUIET.addHandler(logging.NullHandler())

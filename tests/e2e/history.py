@@ -33,6 +33,12 @@ class ProducerHistory:
             "enable.idempotence": True,
             "linger.ms": 5,
             "message.timeout.ms": 120_000,
+            # A paused or cut-off leader never answers: requests in flight to it are given up
+            # (and retried, in order, on the new leader) after 5 s, not librdkafka's 60 s
+            # socket timeout. The idempotent producer sends nothing more to a partition until
+            # its requests in flight are resolved, so this bounds the stall of a failover.
+            "request.timeout.ms": 5_000,
+            "socket.timeout.ms": 5_000,
             "logger": QUIET,
         }
         config.update(conf)
@@ -64,7 +70,7 @@ class ProducerHistory:
     def wait_for_acks(self, more, timeout_s=30):
         """Waits until `more` further records are acknowledged (the topic is writable)."""
         target = len(self.acked) + more
-        wait_until(lambda: len(self.acked) >= target, timeout_s, f"{more} more acknowledged records (have {len(self.acked)})")
+        wait_until(lambda: len(self.acked) >= target, timeout_s, lambda: f"{more} more acknowledged records (have {len(self.acked)}; producer errors: {self.failed[:3]})")
 
     def stop(self, flush_timeout_s=120):
         """Stops sending and waits for every sent record's outcome."""

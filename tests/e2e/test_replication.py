@@ -10,19 +10,11 @@ import time
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
-from cluster import QUIET, make_cluster, wait_until  # noqa: F401 (fixture)
+from cluster import FAST_FAILOVER, QUIET, make_cluster, wait_until  # noqa: F401 (fixture)
 from history import ProducerHistory, check_history, leader_of, read_topic, wait_full_isr, wait_replicas_identical
 from test_cluster import create_topic
 
-# Short timeouts so faults are noticed within seconds: fencing after 2 s without heartbeats,
-# ISR shrink after 3 s without catching up, elections after 0.5–1 s.
-FAST = (
-    "broker.session.timeout.ms=2000",
-    "broker.heartbeat.interval.ms=200",
-    "controller.quorum.election.timeout.ms=500",
-    "replica.lag.time.max.ms=3000",
-    "replica.fetch.backoff.ms=200",
-)
+FAST = FAST_FAILOVER
 TOPIC = "history"
 PARTITIONS = 3
 

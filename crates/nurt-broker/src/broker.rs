@@ -138,6 +138,9 @@ impl Broker {
             ControllerSettings {
                 session_timeout_ms: config.broker_session_timeout_ms(),
                 unclean_leader_election: config.unclean_leader_election(),
+                auto_leader_rebalance: config.auto_leader_rebalance(),
+                leader_imbalance_check_interval_ms: config.leader_imbalance_check_interval_ms(),
+                leader_imbalance_percent: config.leader_imbalance_percent(),
             },
             if config.is_cluster() { voters } else { BTreeMap::new() },
         );

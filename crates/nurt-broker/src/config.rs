@@ -21,6 +21,7 @@ const BROKER_KEYS: &[&str] = &[
     "controlled.shutdown.enable",
     "auto.leader.rebalance.enable",
     "leader.imbalance.check.interval.seconds",
+    "leader.imbalance.per.broker.percentage",
     "offsets.topic.num.partitions",
     "offsets.topic.replication.factor",
     "replica.lag.time.max.ms",
@@ -316,6 +317,19 @@ impl BrokerConfig {
     /// `controller.quorum.election.timeout.ms` (Kafka: 1000)
     pub fn election_timeout_ms(&self) -> u64 {
         self.parsed("controller.quorum.election.timeout.ms", 1_000)
+    }
+    /// `auto.leader.rebalance.enable` (Kafka: true)
+    pub fn auto_leader_rebalance(&self) -> bool {
+        self.parsed("auto.leader.rebalance.enable", true)
+    }
+    /// `leader.imbalance.check.interval.seconds` (Kafka: 300), in ms
+    pub fn leader_imbalance_check_interval_ms(&self) -> i64 {
+        self.parsed::<i64>("leader.imbalance.check.interval.seconds", 300)
+            .saturating_mul(1000)
+    }
+    /// `leader.imbalance.per.broker.percentage` (Kafka: 10)
+    pub fn leader_imbalance_percent(&self) -> u32 {
+        self.parsed("leader.imbalance.per.broker.percentage", 10)
     }
     /// `unclean.leader.election.enable` (Kafka: false)
     pub fn unclean_leader_election(&self) -> bool {

@@ -140,6 +140,30 @@ pub enum ControllerOp {
     Reassign {
         items: Vec<(String, i32, Option<Vec<i32>>)>,
     },
+    /// The metadata quorum's state, as the active controller knows it (DescribeQuorum).
+    DescribeQuorum,
+}
+
+/// One member of the metadata quorum as the leader sees it (DescribeQuorum's ReplicaState).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QuorumReplica {
+    pub replica_id: i32,
+    /// The log end the leader knows it has (-1: unknown).
+    pub log_end_offset: i64,
+    /// When it last answered the leader, in ms since the epoch (-1: never).
+    pub last_fetch_timestamp: i64,
+    pub last_caught_up_timestamp: i64,
+}
+
+/// The metadata quorum (DescribeQuorum).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QuorumState {
+    pub leader_id: i32,
+    /// The Raft term (Kafka's leader epoch of `__cluster_metadata`).
+    pub leader_epoch: i32,
+    pub high_watermark: i64,
+    pub voters: Vec<QuorumReplica>,
+    pub observers: Vec<QuorumReplica>,
 }
 
 /// What the active controller answers an op.
@@ -155,6 +179,8 @@ pub enum OpAnswer {
     Registered(i64, String),
     /// A heartbeat's answer: (stale epoch, fenced, should shut down).
     Heartbeat(bool, bool, bool),
+    /// The metadata quorum.
+    Quorum(QuorumState),
 }
 
 /// An op, with the Raft index the receiving broker must have applied before it answers.
@@ -183,6 +209,12 @@ pub struct ControllerSettings {
     pub session_timeout_ms: i64,
     /// `unclean.leader.election.enable` (broker default; topics may override)
     pub unclean_leader_election: bool,
+    /// `auto.leader.rebalance.enable` (Kafka: true), checked every
+    /// `leader.imbalance.check.interval.seconds` (300) against
+    /// `leader.imbalance.per.broker.percentage` (10).
+    pub auto_leader_rebalance: bool,
+    pub leader_imbalance_check_interval_ms: i64,
+    pub leader_imbalance_percent: u32,
 }
 
 #[derive(Debug)]
@@ -192,6 +224,8 @@ struct ActiveState {
     sessions: Sessions,
     /// Per broker: the metadata index it must reach before it is unfenced.
     catch_up: HashMap<i32, i64>,
+    /// When this controller last looked for leader imbalance (ms).
+    last_rebalance_ms: i64,
 }
 
 /// The controller of this node.
@@ -347,6 +381,7 @@ impl Controller {
                 term,
                 sessions: Sessions::new(self.settings.session_timeout_ms, crate::now_ms()),
                 catch_up: HashMap::new(),
+                last_rebalance_ms: crate::now_ms(),
             });
         }
         state
@@ -616,6 +651,7 @@ impl Controller {
                 })
                 .await
             }
+            ControllerOp::DescribeQuorum => Ok(Ok(OpAnswer::Quorum(self.quorum_state()))),
             ControllerOp::Reassign { items } => {
                 self.write_each(items, applied, false, |image, (topic, partition, target)| {
                     partitions::reassign(image, topic, *partition, target.as_deref(), &|b| image.is_live(b))
@@ -623,6 +659,41 @@ impl Controller {
                 })
                 .await
             }
+        }
+    }
+
+    /// The quorum from this leader's Raft metrics.
+    fn quorum_state(&self) -> QuorumState {
+        let m = self.quorum.metrics();
+        let now = crate::now_ms();
+        let end = m.last_log_index.map_or(0, |i| i as i64 + 1);
+        let replica = |id: u64| {
+            if id == self.quorum.node_id() {
+                return QuorumReplica {
+                    replica_id: id as i32,
+                    log_end_offset: end,
+                    last_fetch_timestamp: now,
+                    last_caught_up_timestamp: now,
+                };
+            }
+            let matched = m.replication.as_ref().and_then(|r| r.get(&id).cloned().flatten());
+            let acked = m.heartbeat.as_ref().and_then(|h| h.get(&id).cloned().flatten());
+            let fetched = acked.map_or(-1, |at| now - openraft::Instant::elapsed(&*at).as_millis() as i64);
+            let log_end_offset = matched.map_or(-1, |l| l.index as i64 + 1);
+            QuorumReplica {
+                replica_id: id as i32,
+                log_end_offset,
+                last_fetch_timestamp: fetched,
+                last_caught_up_timestamp: if log_end_offset >= end { fetched } else { -1 },
+            }
+        };
+        let membership = m.membership_config.membership();
+        QuorumState {
+            leader_id: self.quorum.node_id() as i32,
+            leader_epoch: m.current_term as i32,
+            high_watermark: m.cluster_committed.map_or(0, |c| c.index as i64 + 1),
+            voters: membership.voter_ids().map(replica).collect(),
+            observers: membership.learner_ids().map(replica).collect(),
         }
     }
 
@@ -673,6 +744,29 @@ impl Controller {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => tracing::error!("fencing broker {broker_id}: {e}"),
                 Err(Retry) => return,
+            }
+        }
+        let now = crate::now_ms();
+        if self.settings.auto_leader_rebalance
+            && now - state.last_rebalance_ms >= self.settings.leader_imbalance_check_interval_ms
+        {
+            state.last_rebalance_ms = now;
+            let wanted = {
+                let image = self.quorum.image();
+                partitions::imbalanced(&image, self.settings.leader_imbalance_percent, &|b| image.is_live(b))
+            };
+            if !wanted.is_empty() {
+                tracing::info!(
+                    "leader imbalance: electing the preferred leaders of {} partition(s)",
+                    wanted.len()
+                );
+                let mut applied = None;
+                let _ = self
+                    .write_each(wanted, &mut applied, false, |image, (topic, partition)| {
+                        partitions::elect(image, &topic, partition, ElectionType::Preferred, &|b| image.is_live(b))
+                            .map_err(|e| OpError::from(&e))
+                    })
+                    .await;
             }
         }
     }

@@ -49,7 +49,7 @@ struct Shard {
 
 /// Records appended but not yet replicated, and the answers to release once they are.
 struct Staged {
-    appended: Result<Option<i64>, GroupError>,
+    appended: Result<Option<(i64, i32)>, GroupError>,
     completions: Vec<(oneshot::Sender<Completion>, Completion)>,
 }
 
@@ -122,8 +122,9 @@ fn load(partition: &Partition, cfg: GroupConfig) -> Result<GroupCoordinator, Bro
 }
 
 impl Shard {
-    /// Appends `records` to the partition as one batch: the last offset written, if any.
-    fn append(&self, records: &[GroupRecord]) -> Result<Option<i64>, GroupError> {
+    /// Appends `records` to the partition as one batch: the last offset written and the
+    /// leader epoch it was written in, if any.
+    fn append(&self, records: &[GroupRecord]) -> Result<Option<(i64, i32)>, GroupError> {
         if records.is_empty() {
             return Ok(None);
         }
@@ -135,7 +136,7 @@ impl Shard {
         }
         let batch = builder.build().map_err(|_| GroupError::CoordinatorNotAvailable)?;
         match self.partition.append(&batch, now) {
-            Ok(appended) => Ok(Some(appended.last_offset)),
+            Ok(appended) => Ok(Some((appended.last_offset, appended.leader_epoch))),
             Err(crate::partition::AppendError::NotLeader) => Err(GroupError::NotCoordinator),
             Err(e) => {
                 tracing::error!("writing group records to {OFFSETS_TOPIC}-{}: {e}", self.partition.index);
@@ -161,10 +162,12 @@ impl Shard {
     }
 
     /// Waits until the records are on every in-sync replica.
-    async fn replicated(&self, last_offset: Option<i64>) -> Result<(), GroupError> {
-        let Some(last_offset) = last_offset else { return Ok(()) };
+    async fn replicated(&self, appended: Option<(i64, i32)>) -> Result<(), GroupError> {
+        let Some((last_offset, leader_epoch)) = appended else {
+            return Ok(());
+        };
         self.partition
-            .wait_replicated(last_offset, REPLICATION_TIMEOUT)
+            .wait_replicated(last_offset, leader_epoch, REPLICATION_TIMEOUT)
             .await
             .map_err(|code| match code {
                 codes::NOT_LEADER_OR_FOLLOWER => GroupError::NotCoordinator,

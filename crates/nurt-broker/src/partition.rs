@@ -60,6 +60,8 @@ pub struct Appended {
     pub base_offset: i64,
     /// The batch's last offset: acks=all waits for the high watermark to pass it.
     pub last_offset: i64,
+    /// The leader epoch it was appended in (acks=all fails if leadership changed since).
+    pub leader_epoch: i32,
     pub log_append_time_ms: i64,
     pub log_start_offset: i64,
 }
@@ -259,6 +261,7 @@ impl Partition {
                     // A duplicate counts as written once what it duplicates is: its batch
                     // ends no later than the log end now.
                     last_offset: inner.log.log_end_offset() - 1,
+                    leader_epoch: self.leader_epoch(),
                     log_append_time_ms: log_append_time.unwrap_or(-1),
                     log_start_offset: inner.log.log_start_offset(),
                 });
@@ -266,13 +269,13 @@ impl Partition {
             SequenceCheck::OutOfOrder => return Err(AppendError::OutOfOrderSequence),
             SequenceCheck::Fenced => return Err(AppendError::ProducerFenced),
         }
-        let info = inner
-            .log
-            .append(records, self.leader_epoch(), log_append_time, now_ms)?;
+        let leader_epoch = self.leader_epoch();
+        let info = inner.log.append(records, leader_epoch, log_append_time, now_ms)?;
         inner.producers.on_append(&header, info.base_offset);
         let appended = Appended {
             base_offset: info.base_offset,
             last_offset: info.last_offset,
+            leader_epoch,
             log_append_time_ms: log_append_time.unwrap_or(-1),
             log_start_offset: inner.log.log_start_offset(),
         };

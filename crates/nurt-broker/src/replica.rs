@@ -56,6 +56,16 @@ impl Partition {
         } else {
             *replication = None;
         }
+        tracing::debug!(
+            "{}-{}: leader {} in epoch {} (partition epoch {}), ISR {:?}, high watermark {}",
+            self.topic,
+            self.index,
+            role.leader,
+            role.leader_epoch,
+            role.partition_epoch,
+            role.isr,
+            self.high_watermark()
+        );
         *self.role.write().unwrap_or_else(|p| p.into_inner()) = role;
         // acks=all produces waiting here re-check: this replica may have stopped leading.
         self.high_watermark.send_modify(|_| {});
@@ -108,11 +118,19 @@ impl Partition {
         leader.tick(leo, now_ms)
     }
 
-    /// The controller did not apply the ISR change in flight.
-    pub fn isr_proposal_failed(&self) {
+    /// The controller refused `proposal` without applying it: if it is still the change in
+    /// flight, another may be proposed.
+    pub fn isr_proposal_refused(&self, proposal: &IsrProposal) {
         if let Some(leader) = lock(&self.replication).as_mut() {
-            leader.proposal_failed();
+            leader.proposal_refused(proposal);
         }
+    }
+
+    /// Whether `proposal` is still the ISR change in flight (its outcome not yet known here).
+    pub fn isr_proposal_pending(&self, proposal: &IsrProposal) -> bool {
+        lock(&self.replication)
+            .as_ref()
+            .is_some_and(|l| l.pending() == Some(proposal))
     }
 
     /// Whether an acks=all produce may append: enough in-sync replicas.
@@ -123,10 +141,11 @@ impl Partition {
             .is_some_and(|l| l.may_append_acks_all(min_insync))
     }
 
-    /// acks=all: waits (at most `timeout`) until the high watermark passes `last_offset`.
-    /// The Kafka error code when it does not: REQUEST_TIMED_OUT, NOT_LEADER_OR_FOLLOWER
-    /// (leadership moved), NOT_ENOUGH_REPLICAS_AFTER_APPEND (the ISR shrank meanwhile).
-    pub async fn wait_replicated(&self, last_offset: i64, timeout: Duration) -> Result<(), i16> {
+    /// acks=all: waits (at most `timeout`) until the high watermark passes `last_offset`,
+    /// appended in `leader_epoch`. The Kafka error code when it does not: REQUEST_TIMED_OUT,
+    /// NOT_LEADER_OR_FOLLOWER (leadership moved, even if it came back: the offset may hold
+    /// another record by then), NOT_ENOUGH_REPLICAS_AFTER_APPEND (the ISR shrank meanwhile).
+    pub async fn wait_replicated(&self, last_offset: i64, leader_epoch: i32, timeout: Duration) -> Result<(), i16> {
         let min_insync = lock(&self.inner).settings.min_insync_replicas;
         let deadline = tokio::time::Instant::now() + timeout;
         let mut changes = self.high_watermark.subscribe();
@@ -134,7 +153,7 @@ impl Partition {
             changes.borrow_and_update();
             {
                 let replication = lock(&self.replication);
-                let Some(leader) = replication.as_ref() else {
+                let Some(leader) = replication.as_ref().filter(|l| l.state().leader_epoch == leader_epoch) else {
                     return Err(codes::NOT_LEADER_OR_FOLLOWER);
                 };
                 match leader.acks_all_outcome(last_offset + 1, min_insync) {
@@ -224,20 +243,35 @@ impl Partition {
     }
 
     /// Drops this follower's records from `offset` on (they diverge from the leader's), and
-    /// the producer state they made.
-    pub fn truncate_to(&self, offset: i64) -> Result<i64, LogError> {
+    /// the producer state they made — only while it still follows in `leader_epoch`: the
+    /// answer of a leader this replica no longer follows is dropped (it might otherwise cut
+    /// a new leader's log below its high watermark). Whether it truncated.
+    pub fn truncate_as_follower(&self, offset: i64, leader_epoch: i32) -> Result<bool, LogError> {
+        let replication = lock(&self.replication);
         let mut inner = lock(&self.inner);
-        let end = inner.log.truncate_to(offset)?;
+        if replication.is_some() || self.leader_epoch() != leader_epoch {
+            return Ok(false);
+        }
+        inner.log.truncate_to(offset)?;
         inner.producers = producer_state(&inner.log)?;
-        Ok(end)
+        let hw = inner.log.high_watermark();
+        drop(inner);
+        drop(replication);
+        self.high_watermark.send_if_modified(|v| std::mem::replace(v, hw) != hw);
+        Ok(true)
     }
 
-    /// Empties this follower's log and starts it at `offset` (the leader's log starts past it).
-    pub fn truncate_fully_and_start_at(&self, offset: i64) -> Result<(), LogError> {
+    /// Empties this follower's log and starts it at `offset` (the leader's log starts past
+    /// it), under the same condition as [`Partition::truncate_as_follower`].
+    pub fn restart_as_follower_at(&self, offset: i64, leader_epoch: i32) -> Result<bool, LogError> {
+        let replication = lock(&self.replication);
         let mut inner = lock(&self.inner);
+        if replication.is_some() || self.leader_epoch() != leader_epoch {
+            return Ok(false);
+        }
         inner.log.truncate_fully_and_start_at(offset)?;
         inner.producers = producer_state(&inner.log)?;
-        Ok(())
+        Ok(true)
     }
 
     /// The high watermark now (for the checkpoint).

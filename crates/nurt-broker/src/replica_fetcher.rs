@@ -271,8 +271,7 @@ fn apply(partition: &Partition, leader_epoch: i32, data: &PartitionData) -> Resu
                     partition.index,
                     diverging.epoch
                 );
-                partition.truncate_to(to)?;
-                return Ok(true);
+                return partition.truncate_as_follower(to, leader_epoch);
             }
             let records = data.records.as_deref().unwrap_or_default();
             let before = partition.fetch_position().fetch_offset;
@@ -295,12 +294,11 @@ fn apply(partition: &Partition, leader_epoch: i32, data: &PartitionData) -> Resu
                     data.log_start_offset,
                     position.fetch_offset
                 );
-                partition.truncate_fully_and_start_at(data.log_start_offset)?;
+                partition.restart_as_follower_at(data.log_start_offset, leader_epoch)
             } else {
                 // Past the leader's end (it answers with its log end as the high watermark).
-                partition.truncate_to(data.high_watermark.max(0))?;
+                partition.truncate_as_follower(data.high_watermark.max(0), leader_epoch)
             }
-            Ok(true)
         }
         code => {
             tracing::debug!("{}-{}: leader answered error {code}", partition.topic, partition.index);

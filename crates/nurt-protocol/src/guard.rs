@@ -170,6 +170,13 @@ impl<'a> Cursor<'a> {
                 Ok(())
             }
             Ty::Struct(inner) => self.structure(inner, version, flexible),
+            Ty::OptStruct(inner) => {
+                let marker = self.take(1, "nullable struct marker")?[0] as i8;
+                if marker < 0 {
+                    return Ok(());
+                }
+                self.structure(inner, version, flexible)
+            }
             Ty::Values(inner) => {
                 let Some(n) = self.collection(flexible)? else {
                     return Ok(());

@@ -25,6 +25,8 @@ pub enum Ty {
     Values(&'static Ty),
     /// A struct inline (only inside tagged fields).
     Struct(&'static Struct),
+    /// A nullable struct: an `i8` marker (-1: null), then the struct.
+    OptStruct(&'static Struct),
 }
 
 /// A field present in versions `min..=max`.
@@ -269,6 +271,28 @@ const INCREMENTAL_ALTER_CONFIGS: Struct = s(&[f(Array(&INCREMENTAL_ALTER_CONFIGS
 const DESCRIBE_LOG_DIRS_TOPIC: Struct = s(&[f(Str), f(Values(&I32))]);
 const DESCRIBE_LOG_DIRS: Struct = s(&[f(Array(&DESCRIBE_LOG_DIRS_TOPIC))]);
 
+const ELECT_LEADERS_TOPIC: Struct = s(&[f(Str), f(Values(&I32))]);
+const ELECT_LEADERS: Struct = s(&[f(I8).since(1), f(Array(&ELECT_LEADERS_TOPIC)), f(I32)]);
+
+const ALTER_REASSIGNMENTS_PARTITION: Struct = s(&[f(I32), f(Values(&I32))]);
+const ALTER_REASSIGNMENTS_TOPIC: Struct = s(&[f(Str), f(Array(&ALTER_REASSIGNMENTS_PARTITION))]);
+const ALTER_PARTITION_REASSIGNMENTS: Struct = s(&[f(I32), f(Bool).since(1), f(Array(&ALTER_REASSIGNMENTS_TOPIC))]);
+
+const LIST_REASSIGNMENTS_TOPIC: Struct = s(&[f(Str), f(Values(&I32))]);
+const LIST_PARTITION_REASSIGNMENTS: Struct = s(&[f(I32), f(Array(&LIST_REASSIGNMENTS_TOPIC))]);
+
+const DESCRIBE_QUORUM_PARTITION: Struct = s(&[f(I32)]);
+const DESCRIBE_QUORUM_TOPIC: Struct = s(&[f(Str), f(Array(&DESCRIBE_QUORUM_PARTITION))]);
+const DESCRIBE_QUORUM: Struct = s(&[f(Array(&DESCRIBE_QUORUM_TOPIC))]);
+
+const DESCRIBE_TOPIC_PARTITIONS_TOPIC: Struct = s(&[f(Str)]);
+const DESCRIBE_TOPIC_PARTITIONS_CURSOR: Struct = s(&[f(Str), f(I32)]);
+const DESCRIBE_TOPIC_PARTITIONS: Struct = s(&[
+    f(Array(&DESCRIBE_TOPIC_PARTITIONS_TOPIC)),
+    f(I32),
+    f(OptStruct(&DESCRIBE_TOPIC_PARTITIONS_CURSOR)),
+]);
+
 /// The schema of request `api_key`, if the broker serves it.
 pub fn request(api_key: i16) -> Option<&'static Struct> {
     Some(match api_key {
@@ -296,11 +320,16 @@ pub fn request(api_key: i16) -> Option<&'static Struct> {
         35 => &DESCRIBE_LOG_DIRS,
         37 => &CREATE_PARTITIONS,
         42 => &DELETE_GROUPS,
+        43 => &ELECT_LEADERS,
         44 => &INCREMENTAL_ALTER_CONFIGS,
+        45 => &ALTER_PARTITION_REASSIGNMENTS,
+        46 => &LIST_PARTITION_REASSIGNMENTS,
         47 => &OFFSET_DELETE,
+        55 => &DESCRIBE_QUORUM,
         60 => &DESCRIBE_CLUSTER,
         68 => &CONSUMER_GROUP_HEARTBEAT,
         69 => &CONSUMER_GROUP_DESCRIBE,
+        75 => &DESCRIBE_TOPIC_PARTITIONS,
         _ => return None,
     })
 }

@@ -152,6 +152,84 @@ fn samples() -> Vec<(ApiKey, RequestKind)> {
             RequestKind::DescribeCluster(DescribeClusterRequest::default()),
         ),
         (
+            ApiKey::ElectLeaders,
+            RequestKind::ElectLeaders(
+                ElectLeadersRequest::default()
+                    .with_election_type(1)
+                    .with_topic_partitions(Some(vec![elect_leaders_request::TopicPartitions::default()
+                        .with_topic(TopicName(name("t")))
+                        .with_partitions(vec![0, 3])]))
+                    .with_timeout_ms(100),
+            ),
+        ),
+        (
+            ApiKey::ElectLeaders,
+            RequestKind::ElectLeaders(ElectLeadersRequest::default().with_topic_partitions(Some(vec![
+                elect_leaders_request::TopicPartitions::default()
+                    .with_topic(TopicName(name("t")))
+                    .with_partitions(vec![1]),
+            ]))),
+        ),
+        (
+            ApiKey::AlterPartitionReassignments,
+            RequestKind::AlterPartitionReassignments(
+                AlterPartitionReassignmentsRequest::default()
+                    .with_timeout_ms(100)
+                    .with_topics(vec![alter_partition_reassignments_request::ReassignableTopic::default(
+                    )
+                    .with_name(TopicName(name("t")))
+                    .with_partitions(vec![
+                        alter_partition_reassignments_request::ReassignablePartition::default()
+                            .with_partition_index(0)
+                            .with_replicas(Some(vec![BrokerId(1), BrokerId(4)])),
+                        alter_partition_reassignments_request::ReassignablePartition::default()
+                            .with_partition_index(1)
+                            .with_replicas(None),
+                    ])]),
+            ),
+        ),
+        (
+            ApiKey::ListPartitionReassignments,
+            RequestKind::ListPartitionReassignments(
+                ListPartitionReassignmentsRequest::default()
+                    .with_timeout_ms(100)
+                    .with_topics(Some(vec![
+                        list_partition_reassignments_request::ListPartitionReassignmentsTopics::default()
+                            .with_name(TopicName(name("t")))
+                            .with_partition_indexes(vec![0]),
+                    ])),
+            ),
+        ),
+        (
+            ApiKey::DescribeQuorum,
+            RequestKind::DescribeQuorum(DescribeQuorumRequest::default().with_topics(vec![
+                describe_quorum_request::TopicData::default()
+                    .with_topic_name(TopicName(name("__cluster_metadata")))
+                    .with_partitions(vec![describe_quorum_request::PartitionData::default().with_partition_index(0)]),
+            ])),
+        ),
+        (
+            ApiKey::DescribeTopicPartitions,
+            RequestKind::DescribeTopicPartitions(
+                DescribeTopicPartitionsRequest::default()
+                    .with_topics(vec![
+                        describe_topic_partitions_request::TopicRequest::default().with_name(TopicName(name("t")))
+                    ])
+                    .with_response_partition_limit(10)
+                    .with_cursor(Some(
+                        describe_topic_partitions_request::Cursor::default()
+                            .with_topic_name(TopicName(name("t")))
+                            .with_partition_index(2),
+                    )),
+            ),
+        ),
+        (
+            ApiKey::DescribeTopicPartitions,
+            RequestKind::DescribeTopicPartitions(
+                DescribeTopicPartitionsRequest::default().with_response_partition_limit(10),
+            ),
+        ),
+        (
             ApiKey::FindCoordinator,
             RequestKind::FindCoordinator(FindCoordinatorRequest::default().with_key(name("g")).with_key_type(1)),
         ),

@@ -35,11 +35,16 @@ pub const SUPPORTED: &[(i16, i16, i16)] = &[
     (35, 1, 4), // DescribeLogDirs
     (37, 0, 3), // CreatePartitions
     (42, 0, 2), // DeleteGroups
+    (43, 0, 2), // ElectLeaders
     (44, 0, 1), // IncrementalAlterConfigs
+    (45, 0, 1), // AlterPartitionReassignments
+    (46, 0, 0), // ListPartitionReassignments
     (47, 0, 0), // OffsetDelete
+    (55, 0, 2), // DescribeQuorum
     (60, 0, 2), // DescribeCluster
     (68, 0, 1), // ConsumerGroupHeartbeat
     (69, 0, 1), // ConsumerGroupDescribe
+    (75, 0, 0), // DescribeTopicPartitions
 ];
 
 /// The lowest Produce version actually accepted (record batch v2).

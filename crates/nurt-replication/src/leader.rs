@@ -4,7 +4,8 @@
 //! Invariants kept here: the high watermark never moves back while this replica leads; it
 //! never passes the log end of a replica in the ISR (or joining it, while that change is in
 //! flight — Kafka's "maximal ISR"); at most one ISR change is in flight, and a shrink never
-//! takes effect here before the controller has committed it.
+//! takes effect here before the controller has committed it. The caller keeps an expansion
+//! in flight until its fate is known (see `Leader::proposal_failed`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -45,6 +46,16 @@ pub enum AcksOutcome {
     TooFewInSync,
 }
 
+/// A deliberate bug, for showing that the simulation catches one. Only test builds of this
+/// crate have it: neither the variant nor the field holding it exists otherwise.
+#[cfg(test)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum InjectedFault {
+    /// The high watermark advances once the leader and any one follower have a record —
+    /// counting a follower outside the ISR, and not waiting for every in-sync replica.
+    HighWatermarkOverAnyFollower,
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Follower {
     /// -1 until it fetches under this leader.
@@ -69,6 +80,8 @@ pub struct Leader {
     epoch_start_offset: i64,
     high_watermark: i64,
     replica_lag_time_max_ms: i64,
+    #[cfg(test)]
+    fault: Option<InjectedFault>,
 }
 
 impl Leader {
@@ -98,9 +111,17 @@ impl Leader {
             epoch_start_offset: log_end_offset,
             high_watermark: high_watermark.min(log_end_offset),
             replica_lag_time_max_ms,
+            #[cfg(test)]
+            fault: None,
         };
         leader.advance_high_watermark(log_end_offset, now_ms);
         leader
+    }
+
+    /// Makes this leader misbehave as `fault` says (tests only).
+    #[cfg(test)]
+    pub(crate) fn inject_fault(&mut self, fault: InjectedFault) {
+        self.fault = Some(fault);
     }
 
     /// The high watermark: every offset below it is on every in-sync replica.
@@ -147,9 +168,30 @@ impl Leader {
         self.advance_high_watermark(log_end_offset, now_ms);
     }
 
-    /// The controller refused or lost the change in flight: another may be proposed.
+    /// Forgets the change in flight, whatever became of it: another may be proposed.
+    ///
+    /// Only safe when the controller has certainly not applied it. If it may have been
+    /// applied — an answer lost to a timeout or a controller change, or FENCED_LEADER_EPOCH /
+    /// INVALID_UPDATE_VERSION, which a retry of an applied change also gets — forgetting it
+    /// lets the high watermark pass a replica the controller has put in the ISR until the
+    /// image says so, and an election may then pick that replica without the records (the
+    /// simulation's `an_isr_change_forgotten_after_a_lost_answer_loses_acknowledged_writes`).
+    /// Use [`Leader::proposal_refused`] for a definite refusal; for an unknown outcome send
+    /// the same proposal again, and for a stale epoch wait: [`Leader::update_state`] settles
+    /// the change once the image brings a newer partition epoch.
     pub fn proposal_failed(&mut self) {
         self.pending = None;
+    }
+
+    /// The controller refused `proposal` without applying it (INELIGIBLE_REPLICA,
+    /// INVALID_REQUEST, UNKNOWN_TOPIC_OR_PARTITION: the request was checked against the
+    /// partition's current epochs): if it is still the change in flight, it is forgotten and
+    /// another may be proposed (Kafka's `handleAlterPartitionError`). An answer to an older
+    /// proposal changes nothing.
+    pub fn proposal_refused(&mut self, proposal: &IsrProposal) {
+        if self.pending.as_ref() == Some(proposal) {
+            self.pending = None;
+        }
     }
 
     /// A local append (or anything that moved the log end): the new high watermark, if it
@@ -255,6 +297,11 @@ impl Leader {
             if waits {
                 candidate = candidate.min(f.log_end_offset);
             }
+        }
+        #[cfg(test)]
+        if self.fault == Some(InjectedFault::HighWatermarkOverAnyFollower) {
+            let furthest = self.followers.values().map(|f| f.log_end_offset).max();
+            candidate = furthest.map_or(log_end_offset, |f| f.min(log_end_offset));
         }
         if candidate > self.high_watermark {
             self.high_watermark = candidate;

@@ -12,7 +12,9 @@
 
 mod follower;
 mod leader;
-pub mod sim;
+// The simulation is test code: production builds never compile it.
+#[cfg(test)]
+mod sim;
 
 pub use follower::truncation_offset;
 pub use leader::{AcksOutcome, FetchOutcome, IsrProposal, Leader, PartitionState};

@@ -16,6 +16,8 @@ mod metadata;
 mod offsets;
 mod produce;
 mod producer_id;
+mod quorum;
+mod reassignments;
 mod topics;
 
 use std::sync::Arc;
@@ -115,6 +117,17 @@ pub async fn handle(
             ResponseKind::ConsumerGroupDescribe(consumer_groups::consumer_group_describe(broker, r))
         }
         RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(producer_id::init_producer_id(broker, r).await),
+        RequestKind::ElectLeaders(r) => ResponseKind::ElectLeaders(reassignments::elect_leaders(broker, r, v).await),
+        RequestKind::AlterPartitionReassignments(r) => {
+            ResponseKind::AlterPartitionReassignments(reassignments::alter_reassignments(broker, r, v).await)
+        }
+        RequestKind::ListPartitionReassignments(r) => {
+            ResponseKind::ListPartitionReassignments(reassignments::list_reassignments(broker, r))
+        }
+        RequestKind::DescribeQuorum(r) => ResponseKind::DescribeQuorum(quorum::describe_quorum(broker, r, v).await),
+        RequestKind::DescribeTopicPartitions(r) => {
+            ResponseKind::DescribeTopicPartitions(quorum::describe_topic_partitions(broker, r))
+        }
         // The version gate lets through only the APIs above.
         _ => return Reply::None,
     }))

@@ -42,7 +42,8 @@ fn failed(index: i32, code: i16, message: Option<String>) -> PartitionProduceRes
 pub async fn handle(broker: &Broker, request: ProduceRequest, version: i16) -> Option<ProduceResponse> {
     let acks = request.acks;
     let timeout = std::time::Duration::from_millis(request.timeout_ms.max(0) as u64);
-    // acks=all appends still to be replicated: (topic slot, partition slot, partition, last offset).
+    // acks=all appends still to be replicated: (topic slot, partition slot, partition, last
+    // offset, leader epoch of the append).
     let mut waiting = Vec::new();
     let valid_acks = matches!(acks, -1..=1);
     let now = now_ms();
@@ -73,7 +74,13 @@ pub async fn handle(broker: &Broker, request: ProduceRequest, version: i16) -> O
                     Ok(a) => {
                         appended_any = true;
                         if acks == -1 {
-                            waiting.push((responses.len(), partitions.len(), partition, a.last_offset));
+                            waiting.push((
+                                responses.len(),
+                                partitions.len(),
+                                partition,
+                                a.last_offset,
+                                a.leader_epoch,
+                            ));
                         }
                         PartitionProduceResponse::default()
                             .with_index(p.index)
@@ -118,10 +125,10 @@ pub async fn handle(broker: &Broker, request: ProduceRequest, version: i16) -> O
     let outcomes = futures_util::future::join_all(
         waiting
             .iter()
-            .map(|(_, _, partition, last_offset)| partition.wait_replicated(*last_offset, timeout)),
+            .map(|(_, _, partition, last_offset, epoch)| partition.wait_replicated(*last_offset, *epoch, timeout)),
     )
     .await;
-    for ((t, p, _, _), outcome) in waiting.iter().zip(outcomes) {
+    for ((t, p, _, _, _), outcome) in waiting.iter().zip(outcomes) {
         if let Err(code) = outcome {
             let r = &mut responses[*t].partition_responses[*p];
             r.error_code = code;

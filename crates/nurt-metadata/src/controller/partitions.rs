@@ -296,3 +296,26 @@ pub fn reassign(
     }
     Ok(vec![MetadataRecord::Partition(next)])
 }
+
+/// Kafka's automatic leader rebalance (`auto.leader.rebalance.enable`): for every broker whose
+/// share of partitions led by someone else, among those it is the preferred leader of, is
+/// above `imbalance_percent` (`leader.imbalance.per.broker.percentage`, 10), the partitions it
+/// could lead again now (live, in the ISR), as (topic, partition).
+pub fn imbalanced(image: &MetadataImage, imbalance_percent: u32, may_lead: &dyn Fn(i32) -> bool) -> Vec<(String, i32)> {
+    let mut per_broker: std::collections::BTreeMap<i32, (usize, Vec<(String, i32)>)> = Default::default();
+    for t in image.topics() {
+        for (&i, p) in &t.partitions {
+            let Some(&preferred) = p.replicas.first() else { continue };
+            let entry = per_broker.entry(preferred).or_default();
+            entry.0 += 1;
+            if p.leader != preferred && p.isr.contains(&preferred) && may_lead(preferred) {
+                entry.1.push((t.name.clone(), i));
+            }
+        }
+    }
+    per_broker
+        .into_values()
+        .filter(|(total, off)| off.len() * 100 > *total * imbalance_percent as usize)
+        .flat_map(|(_, off)| off)
+        .collect()
+}

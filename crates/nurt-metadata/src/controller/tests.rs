@@ -562,3 +562,36 @@ fn the_first_broker_names_the_cluster_and_others_must_match_or_adopt() {
         })
     );
 }
+
+#[test]
+fn leader_rebalance_picks_brokers_over_the_imbalance_threshold() {
+    let mut image = three_brokers();
+    // 10 partitions preferring broker 1 (replicas [1, 2, 3]).
+    let recs = create_topic(
+        &image,
+        &topic("t", 10, Assignment::Manual(vec![vec![1, 2, 3]; 10])),
+        [5; 16],
+    )
+    .unwrap();
+    applied(&mut image, recs);
+    let live = |_: i32| true;
+    assert!(partitions::imbalanced(&image, 10, &live).is_empty());
+    // Broker 1 loses one leadership: 10% is not over 10%.
+    let moved = |image: &MetadataImage, i: i32| {
+        let mut p = partition(image, "t", i);
+        p.leader = 2;
+        p.leader_epoch += 1;
+        MetadataRecord::Partition(p)
+    };
+    let rec = moved(&image, 0);
+    applied(&mut image, vec![rec]);
+    assert!(partitions::imbalanced(&image, 10, &live).is_empty());
+    // Two of ten: 20% > 10%, both go back to it; not while it may not lead.
+    let rec = moved(&image, 1);
+    applied(&mut image, vec![rec]);
+    assert_eq!(
+        partitions::imbalanced(&image, 10, &live),
+        vec![("t".to_string(), 0), ("t".to_string(), 1)]
+    );
+    assert!(partitions::imbalanced(&image, 10, &|b| b != 1).is_empty());
+}

@@ -121,3 +121,21 @@ fn a_new_follower_joins_only_past_the_start_of_this_leader_epoch() {
     assert_eq!(l.on_follower_fetch(2, 8, 10, 1).expand_isr, None);
     assert!(l.on_follower_fetch(2, 10, 10, 2).expand_isr.is_some());
 }
+
+#[test]
+fn only_a_refusal_of_the_change_in_flight_forgets_it() {
+    let mut l = Leader::new(1, state(&[1, 2]), 10, 10, 0, LAG_MS);
+    let expand = l.on_follower_fetch(3, 10, 10, 1).expand_isr.expect("3 caught up");
+    let older = IsrProposal {
+        partition_epoch: 6,
+        ..expand.clone()
+    };
+    l.proposal_refused(&older);
+    assert_eq!(
+        l.pending(),
+        Some(&expand),
+        "an answer to another proposal changes nothing"
+    );
+    l.proposal_refused(&expand);
+    assert_eq!(l.pending(), None);
+}

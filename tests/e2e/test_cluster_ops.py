@@ -1,0 +1,120 @@
+"""Cluster operations with real admin clients: a preferred-leader election (librdkafka), a
+reassignment onto a broker-only node visible in ListPartitionReassignments while it is in
+progress (kafka-python), and DescribeQuorum (kafka-python)."""
+
+import pytest
+from confluent_kafka import ElectionType, TopicPartition
+from kafka import KafkaAdminClient
+from kafka import TopicPartition as KTopicPartition
+
+from cluster import FAST_FAILOVER, make_cluster, wait_until  # noqa: F401 (fixture)
+from history import ProducerHistory, check_history, read_topic, wait_full_isr, wait_replicas_identical
+from test_cluster import create_topic
+
+FAST = FAST_FAILOVER
+
+
+def leaders(cluster, topic):
+    return {i: p.leader for i, p in cluster.running()[0].metadata().topics[topic].partitions.items()}
+
+
+def move_leadership_away_and_back(cluster, topic):
+    """Creates `topic` (3 partitions, RF 3), kills the preferred leader of partition 0 until
+    leadership moved away, restarts it until it is in sync again; returns the preferred
+    leaders."""
+    create_topic(cluster.nodes[0], topic, 3, 3)
+    wait_full_isr(cluster, topic, 3)
+    preferred = {i: p.replicas[0] for i, p in cluster.nodes[0].metadata().topics[topic].partitions.items()}
+    assert leaders(cluster, topic) == preferred
+    victim = cluster.node(preferred[0])
+    victim.kill()
+    wait_until(lambda: leaders(cluster, topic)[0] not in (-1, victim.id), 20, "leadership to move away")
+    victim.start()
+    wait_full_isr(cluster, topic, 3)
+    return preferred
+
+
+@pytest.mark.timeout(120)
+def test_preferred_leader_election_gives_leadership_back(make_cluster):
+    # Automatic rebalancing off, so only the election gives leadership back.
+    cluster = make_cluster(settings=FAST + ("auto.leader.rebalance.enable=false",))
+    preferred = move_leadership_away_and_back(cluster, "pref")
+    assert leaders(cluster, "pref")[0] != preferred[0], "nothing gave leadership back yet"
+    admin = cluster.nodes[0].admin()
+    results = admin.elect_leaders(ElectionType.PREFERRED, [TopicPartition("pref", 0)]).result(timeout=30)
+    assert results[TopicPartition("pref", 0)] is None, results
+    wait_until(lambda: leaders(cluster, "pref") == preferred, 20, "the preferred leaders")
+    # Electing again is not needed.
+    again = admin.elect_leaders(ElectionType.PREFERRED, [TopicPartition("pref", 0)]).result(timeout=30)
+    assert again[TopicPartition("pref", 0)] is not None and "ELECTION_NOT_NEEDED" in str(again[TopicPartition("pref", 0)])
+
+
+@pytest.mark.timeout(150)
+def test_reassignment_onto_a_broker_only_node_is_listed_until_it_completes(make_cluster):
+    cluster = make_cluster(voters=3, brokers=1, settings=FAST)
+    from confluent_kafka.admin import NewTopic
+
+    admin = cluster.nodes[0].admin()
+    admin.create_topics([NewTopic("moving", num_partitions=1, replica_assignment=[[1, 2, 3]])], operation_timeout=15)["moving"].result(timeout=30)
+    wait_full_isr(cluster, "moving", 3)
+    history = ProducerHistory(cluster.bootstrap, "moving").start()
+    history.wait_for_acks(500)
+    history.stop()
+    node4 = cluster.node(4)
+    # The new replica cannot catch up until it is let back: cut off from the other nodes
+    # (clients still reach it), or paused where isolation is impossible.
+    if cluster.isolation_supported:
+        cluster.isolate(node4)
+    else:
+        node4.stop()
+    kadmin = KafkaAdminClient(bootstrap_servers=cluster.node(1).bootstrap)
+    try:
+        tp = KTopicPartition("moving", 0)
+        accepted = kadmin.alter_partition_reassignments({tp: [1, 2, 4]})
+        assert accepted.get(tp) is None, accepted
+        ongoing = kadmin.list_partition_reassignments()
+        state = ongoing[tp]
+        assert (sorted(state["replicas"]), state["adding_replicas"], state["removing_replicas"]) == ([1, 2, 3, 4], [4], [3]), state
+        if cluster.isolation_supported:
+            cluster.heal()
+        else:
+            node4.cont()
+        wait_until(lambda: not kadmin.list_partition_reassignments(), 30, "the reassignment to complete")
+    finally:
+        kadmin.close()
+    p = cluster.node(1).metadata().topics["moving"].partitions[0]
+    assert sorted(p.replicas) == [1, 2, 4] and sorted(p.isrs) == [1, 2, 4], (p.replicas, p.isrs)
+    check_history(history, read_topic(cluster.bootstrap, "moving", 1))
+    wait_replicas_identical(cluster, "moving", 1)
+    # Node 3 no longer holds the partition: its copy goes.
+    wait_until(lambda: not (cluster.node(3).data_dir / "moving-0").exists(), 20, "node 3 to drop its replica")
+
+
+@pytest.mark.timeout(60)
+def test_describe_quorum_names_the_leader_voters_and_observers(make_cluster):
+    cluster = make_cluster(voters=3, brokers=1, settings=FAST)
+    controller = cluster.controller()
+    kadmin = KafkaAdminClient(bootstrap_servers=cluster.node(4).bootstrap)
+    try:
+        quorum = kadmin.describe_metadata_quorum()
+    finally:
+        kadmin.close()
+    [topic] = quorum["topics"]
+    assert topic["topic_name"] == "__cluster_metadata"
+    [partition] = topic["partitions"]
+    assert partition["error"] is None, partition
+    assert partition["leader_id"] == controller.id
+    assert partition["high_watermark"] > 0
+    assert sorted(v["replica_id"] for v in partition["current_voters"]) == [1, 2, 3]
+    assert [o["replica_id"] for o in partition["observers"]] == [4]
+    # The voters are caught up with the leader; the observer follows too.
+    assert all(v["log_end_offset"] > 0 for v in partition["current_voters"] + partition["observers"]), partition
+    assert sorted(n["node_id"] for n in quorum["nodes"]) == [1, 2, 3]
+
+
+@pytest.mark.timeout(120)
+def test_auto_leader_rebalance_gives_leadership_back(make_cluster):
+    cluster = make_cluster(settings=FAST + ("leader.imbalance.check.interval.seconds=1",))
+    preferred = move_leadership_away_and_back(cluster, "auto")
+    # No election asked for: the controller notices the imbalance (1 of 1 = 100% > 10%).
+    wait_until(lambda: leaders(cluster, "auto") == preferred, 30, "the preferred leaders back")
