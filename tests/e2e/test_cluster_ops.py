@@ -118,3 +118,35 @@ def test_auto_leader_rebalance_gives_leadership_back(make_cluster):
     preferred = move_leadership_away_and_back(cluster, "auto")
     # No election asked for: the controller notices the imbalance (1 of 1 = 100% > 10%).
     wait_until(lambda: leaders(cluster, "auto") == preferred, 30, "the preferred leaders back")
+
+
+@pytest.mark.timeout(120)
+def test_cli_routes_to_leaders_and_coordinators_and_reports_cluster_status(make_cluster):
+    import subprocess
+
+    from conftest import NURT
+
+    def nurt(*args, input=None):
+        r = subprocess.run([str(NURT), *map(str, args)], input=input, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    cluster = make_cluster(settings=FAST)
+    one, two = ("--bootstrap-server", cluster.node(1).bootstrap), ("--bootstrap-server", cluster.node(2).bootstrap)
+    nurt("topic", "create", "cli", "--partitions", 3, "--replication-factor", 3, *one)
+    wait_full_isr(cluster, "cli", 3)
+    # Leaders are on every node, the CLI bootstraps from one: every partition's records go
+    # to its leader.
+    lines = "".join(f"k{i}:v{i}\n" for i in range(300))
+    nurt("produce", "cli", "--key-separator", ":", *one, input=lines)
+    got = nurt("consume", "cli", "--group", "cli-group", "--from-beginning", "--max-messages", 300, *two).splitlines()
+    assert sorted(got) == sorted(f"v{i}" for i in range(300))
+    described = nurt("group", "describe", "cli-group", *one)
+    assert "cli" in described and " 0  " not in described.split("LAG")[0]
+    assert "cli-group" in nurt("group", "list", *two)
+    status = nurt("cluster", "status", *one)
+    assert "under-replicated partitions: none" in status and "partitions without a leader: none" in status, status
+    cluster.node(3).kill()
+    wait_until(lambda: "FENCED" in nurt("cluster", "status", *one), 20, "node 3 reported fenced")
+    status = nurt("cluster", "status", *one)
+    assert "under-replicated partitions: 0" not in status and "cli-" in status, status

@@ -128,3 +128,80 @@ pub fn error_name(code: i16) -> String {
         None => format!("error code {code}"),
     }
 }
+
+/// Connections to every broker of a cluster, found through one bootstrap broker: requests
+/// about a partition go to its leader, requests about a group to its coordinator (the CLI
+/// works the same against one node or a cluster).
+#[derive(Debug)]
+pub struct Router {
+    bootstrap: String,
+    /// Broker id → `HOST:PORT`, from the last Metadata.
+    brokers: std::collections::HashMap<i32, String>,
+    conns: std::collections::HashMap<String, Client>,
+}
+
+impl Router {
+    /// Connects to the bootstrap broker.
+    pub fn connect(bootstrap: &str) -> anyhow::Result<Self> {
+        let mut router = Self {
+            bootstrap: bootstrap.to_string(),
+            brokers: Default::default(),
+            conns: Default::default(),
+        };
+        router.conn(bootstrap)?;
+        Ok(router)
+    }
+
+    fn conn(&mut self, addr: &str) -> anyhow::Result<&mut Client> {
+        if !self.conns.contains_key(addr) {
+            self.conns.insert(addr.to_string(), Client::connect(addr)?);
+        }
+        self.conns.get_mut(addr).context("a connection made just now is there")
+    }
+
+    /// The bootstrap broker's connection (for requests any broker answers).
+    pub fn any(&mut self) -> anyhow::Result<&mut Client> {
+        let addr = self.bootstrap.clone();
+        self.conn(&addr)
+    }
+
+    /// Metadata (of `topics`, or all), remembering every broker's address.
+    pub fn metadata(&mut self, topics: Option<&[&str]>) -> anyhow::Result<MetadataResponse> {
+        let md = self.any()?.metadata(topics)?;
+        self.brokers = md
+            .brokers
+            .iter()
+            .map(|b| (b.node_id.0, format!("{}:{}", b.host, b.port)))
+            .collect();
+        Ok(md)
+    }
+
+    /// The connection to broker `id` (as the last Metadata named it).
+    pub fn broker(&mut self, id: i32) -> anyhow::Result<&mut Client> {
+        let addr = self
+            .brokers
+            .get(&id)
+            .cloned()
+            .with_context(|| format!("broker {id} is not in the cluster's metadata (is it down?)"))?;
+        self.conn(&addr)
+    }
+
+    /// The connection to the coordinator of group `group_id` (FindCoordinator).
+    pub fn coordinator(&mut self, group_id: &str) -> anyhow::Result<&mut Client> {
+        use nurt_protocol::kafka_protocol::messages::FindCoordinatorRequest;
+        let request = FindCoordinatorRequest::default().with_key(StrBytes::from_string(group_id.to_string()));
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let answer = self.any()?.send(&request, 3)?;
+            if answer.error_code == 0 {
+                let addr = format!("{}:{}", answer.host, answer.port);
+                return self.conn(&addr);
+            }
+            // COORDINATOR_NOT_AVAILABLE while the offsets topic is created or moves.
+            if std::time::Instant::now() > deadline {
+                bail!("no coordinator for group {group_id}: {}", error_name(answer.error_code));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}

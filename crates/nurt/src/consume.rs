@@ -11,7 +11,7 @@ use nurt_protocol::kafka_protocol::messages::FetchRequest;
 use nurt_records::batch::Batches;
 use nurt_records::record::decode_batch;
 
-use crate::client::{error_name, topic_name, Client};
+use crate::client::{error_name, topic_name, Router};
 use crate::group::list_offsets;
 
 const FETCH_MAX_WAIT_MS: i32 = 500;
@@ -90,8 +90,8 @@ pub fn print_records(records: &[u8], position: &mut i64, printer: &mut Printer) 
 }
 
 pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
-    let mut client = Client::connect(&args.bootstrap_server)?;
-    let md = client.metadata(Some(&[args.topic.as_str()]))?;
+    let mut router = Router::connect(&args.bootstrap_server)?;
+    let md = router.metadata(Some(&[args.topic.as_str()]))?;
     let topic = md.topics.first().context("broker sent no metadata")?;
     if topic.error_code != 0 {
         bail!(
@@ -110,7 +110,7 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
     let timeout = args.timeout_ms.map(Duration::from_millis);
     if let Some(group) = &args.group {
         return crate::group_consumer::run(
-            &mut client,
+            &mut router,
             group,
             &args.topic,
             topic.topic_id,
@@ -132,32 +132,69 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
     let mut positions: BTreeMap<i32, i64> = match args.offset {
         Some(o) => partitions.iter().map(|&p| (p, o)).collect(),
         None => list_offsets(
-            &mut client,
+            &mut router,
             &args.topic,
             &partitions,
             if args.from_beginning { -2 } else { -1 },
         )?,
     };
+    let leaders: BTreeMap<i32, i32> = topic
+        .partitions
+        .iter()
+        .map(|p| (p.partition_index, p.leader_id.0))
+        .collect();
     let mut last_data = std::time::Instant::now();
     loop {
-        let fetch_partitions = positions
-            .iter()
-            .map(|(&p, &o)| {
-                FetchPartition::default()
-                    .with_partition(p)
-                    .with_fetch_offset(o)
-                    .with_partition_max_bytes(PARTITION_FETCH_BYTES_MAX)
-            })
-            .collect();
+        if fetch_round(
+            &mut router,
+            &args.topic,
+            &leaders,
+            &mut positions,
+            &mut printer,
+            &mut last_data,
+        )? {
+            return Ok(());
+        }
+        if timeout.is_some_and(|t| last_data.elapsed() >= t) {
+            return Ok(());
+        }
+    }
+}
+
+/// One fetch from each leader of the partitions read (a short wait when there are several,
+/// so one idle leader does not hold the others up). True once the printer has had enough.
+pub fn fetch_round(
+    router: &mut Router,
+    topic: &str,
+    leaders: &BTreeMap<i32, i32>,
+    positions: &mut BTreeMap<i32, i64>,
+    printer: &mut Printer,
+    last_data: &mut std::time::Instant,
+) -> anyhow::Result<bool> {
+    let mut by_leader: BTreeMap<i32, Vec<FetchPartition>> = BTreeMap::new();
+    for (&p, &o) in positions.iter() {
+        let leader = leaders.get(&p).copied().unwrap_or(-1);
+        if leader < 0 {
+            bail!("partition {p} of {topic} has no leader now (its replicas are down); try again later");
+        }
+        by_leader.entry(leader).or_default().push(
+            FetchPartition::default()
+                .with_partition(p)
+                .with_fetch_offset(o)
+                .with_partition_max_bytes(PARTITION_FETCH_BYTES_MAX),
+        );
+    }
+    let max_wait_ms = if by_leader.len() > 1 { 100 } else { FETCH_MAX_WAIT_MS };
+    for (leader, fetch_partitions) in by_leader {
         let request = FetchRequest::default()
-            .with_max_wait_ms(FETCH_MAX_WAIT_MS)
+            .with_max_wait_ms(max_wait_ms)
             .with_min_bytes(1)
             .with_max_bytes(FETCH_BYTES_MAX)
             .with_session_epoch(-1)
             .with_topics(vec![FetchTopic::default()
-                .with_topic(topic_name(&args.topic))
+                .with_topic(topic_name(topic))
                 .with_partitions(fetch_partitions)]);
-        let response = client.send(&request, 12)?;
+        let response = router.broker(leader)?.send(&request, 12)?;
         if response.error_code != 0 {
             bail!("fetch failed: {}", error_name(response.error_code));
         }
@@ -174,16 +211,14 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
                     continue;
                 };
                 let before = *position;
-                if print_records(&records, position, &mut printer)? {
-                    return Ok(());
+                if print_records(&records, position, printer)? {
+                    return Ok(true);
                 }
                 if *position != before {
-                    last_data = std::time::Instant::now();
+                    *last_data = std::time::Instant::now();
                 }
             }
         }
-        if timeout.is_some_and(|t| last_data.elapsed() >= t) {
-            return Ok(());
-        }
     }
+    Ok(false)
 }

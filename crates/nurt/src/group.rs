@@ -12,7 +12,7 @@ use nurt_protocol::kafka_protocol::messages::offset_fetch_request::OffsetFetchRe
 use nurt_protocol::kafka_protocol::messages::*;
 use nurt_protocol::kafka_protocol::protocol::StrBytes;
 
-use crate::client::{error_name, topic_name, Client};
+use crate::client::{error_name, topic_name, Client, Router};
 use crate::topic::Conn;
 
 #[derive(Debug, Subcommand)]
@@ -87,8 +87,33 @@ pub fn committed(client: &mut Client, group: &str) -> anyhow::Result<BTreeMap<(S
     Ok(out)
 }
 
-/// ListOffsets for every partition of `topic` at `timestamp` (-1 latest, -2 earliest).
+/// ListOffsets for every partition of `topic` at `timestamp` (-1 latest, -2 earliest), each
+/// partition asked of its leader.
 pub fn list_offsets(
+    router: &mut Router,
+    topic: &str,
+    partitions: &[i32],
+    timestamp: i64,
+) -> anyhow::Result<BTreeMap<i32, i64>> {
+    let md = router.metadata(Some(&[topic]))?;
+    let mut by_leader: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
+    for p in md.topics.iter().flat_map(|t| t.partitions.iter()) {
+        if partitions.contains(&p.partition_index) {
+            by_leader.entry(p.leader_id.0).or_default().push(p.partition_index);
+        }
+    }
+    let mut out = BTreeMap::new();
+    for (leader, partitions) in by_leader {
+        if leader < 0 {
+            bail!("partitions {partitions:?} of {topic} have no leader now; try again later");
+        }
+        out.extend(list_offsets_at(router.broker(leader)?, topic, &partitions, timestamp)?);
+    }
+    Ok(out)
+}
+
+/// ListOffsets sent to one broker (the leader of `partitions`).
+fn list_offsets_at(
     client: &mut Client,
     topic: &str,
     partitions: &[i32],
@@ -183,14 +208,25 @@ fn parse_datetime(s: &str) -> anyhow::Result<i64> {
 pub fn run(cmd: GroupCommand) -> anyhow::Result<()> {
     match cmd {
         GroupCommand::List { conn } => {
-            let mut client = Client::connect(&conn.bootstrap_server)?;
-            let listed = client.send(&ListGroupsRequest::default(), 5)?;
+            // Each broker lists the groups it coordinates (Kafka's ListGroups): ask them all.
+            let mut router = Router::connect(&conn.bootstrap_server)?;
+            let md = router.metadata(None)?;
+            let mut groups = Vec::new();
+            for b in &md.brokers {
+                groups.extend(
+                    router
+                        .broker(b.node_id.0)?
+                        .send(&ListGroupsRequest::default(), 5)?
+                        .groups,
+                );
+            }
+            groups.sort_by(|a, b| a.group_id.0.cmp(&b.group_id.0));
             println!("{:<40} {:<10} STATE", "GROUP", "TYPE");
-            for g in listed.groups {
+            for g in groups {
                 println!("{:<40} {:<10} {}", g.group_id.0, g.group_type, g.group_state);
             }
         }
-        GroupCommand::Describe { group, conn } => describe(&mut Client::connect(&conn.bootstrap_server)?, &group)?,
+        GroupCommand::Describe { group, conn } => describe(&mut Router::connect(&conn.bootstrap_server)?, &group)?,
         GroupCommand::ResetOffsets {
             group,
             topic,
@@ -200,25 +236,25 @@ pub fn run(cmd: GroupCommand) -> anyhow::Result<()> {
             to_datetime,
             conn,
         } => {
-            let mut client = Client::connect(&conn.bootstrap_server)?;
-            if let Some((_, state)) = group_state(&mut client, &group)? {
+            let mut router = Router::connect(&conn.bootstrap_server)?;
+            if let Some((_, state)) = group_state(router.coordinator(&group)?, &group)? {
                 if !state.eq_ignore_ascii_case("empty") && !state.eq_ignore_ascii_case("dead") {
                     bail!("group {group} is {state}: stop its consumers before resetting offsets (Kafka refuses too)");
                 }
             }
-            let md = client.metadata(Some(&[topic.as_str()]))?;
+            let md = router.metadata(Some(&[topic.as_str()]))?;
             let t = md.topics.first().context("no metadata")?;
             if t.error_code != 0 {
                 bail!("topic {topic}: {}", error_name(t.error_code));
             }
             let partitions: Vec<i32> = t.partitions.iter().map(|p| p.partition_index).collect();
             let targets = match (to_earliest, to_latest, to_offset, to_datetime) {
-                (true, ..) => list_offsets(&mut client, &topic, &partitions, -2)?,
-                (_, true, ..) => list_offsets(&mut client, &topic, &partitions, -1)?,
+                (true, ..) => list_offsets(&mut router, &topic, &partitions, -2)?,
+                (_, true, ..) => list_offsets(&mut router, &topic, &partitions, -1)?,
                 (_, _, Some(o), _) => partitions.iter().map(|&p| (p, o)).collect(),
                 (_, _, _, Some(dt)) => {
-                    let at = list_offsets(&mut client, &topic, &partitions, parse_datetime(&dt)?)?;
-                    let latest = list_offsets(&mut client, &topic, &partitions, -1)?;
+                    let at = list_offsets(&mut router, &topic, &partitions, parse_datetime(&dt)?)?;
+                    let latest = list_offsets(&mut router, &topic, &partitions, -1)?;
                     at.into_iter()
                         .map(|(p, o)| (p, if o < 0 { latest[&p] } else { o }))
                         .collect()
@@ -240,7 +276,7 @@ pub fn run(cmd: GroupCommand) -> anyhow::Result<()> {
                             })
                             .collect(),
                     )]);
-            for t in client.send(&request, 8)?.topics {
+            for t in router.coordinator(&group)?.send(&request, 8)?.topics {
                 for p in t.partitions {
                     if p.error_code != 0 {
                         bail!(
@@ -257,8 +293,9 @@ pub fn run(cmd: GroupCommand) -> anyhow::Result<()> {
             }
         }
         GroupCommand::Delete { group, conn } => {
-            let mut client = Client::connect(&conn.bootstrap_server)?;
-            for r in client
+            let mut router = Router::connect(&conn.bootstrap_server)?;
+            for r in router
+                .coordinator(&group)?
                 .send(&DeleteGroupsRequest::default().with_groups_names(vec![gid(&group)]), 2)?
                 .results
             {
@@ -272,7 +309,8 @@ pub fn run(cmd: GroupCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn describe(client: &mut Client, group: &str) -> anyhow::Result<()> {
+fn describe(router: &mut Router, group: &str) -> anyhow::Result<()> {
+    let client = router.coordinator(group)?;
     let Some((kind, state)) = group_state(client, group)? else {
         bail!("group {group} does not exist")
     };
@@ -333,7 +371,7 @@ fn describe(client: &mut Client, group: &str) -> anyhow::Result<()> {
     let topics: std::collections::BTreeSet<String> = rows.keys().map(|(t, _)| t.clone()).collect();
     for t in topics {
         let parts: Vec<i32> = rows.keys().filter(|(tt, _)| *tt == t).map(|(_, p)| *p).collect();
-        for (p, end) in list_offsets(client, &t, &parts, -1)? {
+        for (p, end) in list_offsets(router, &t, &parts, -1)? {
             if let Some(row) = rows.get_mut(&(t.clone(), p)) {
                 row.1 = Some(end);
             }

@@ -8,18 +8,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use nurt_protocol::kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions;
-use nurt_protocol::kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use nurt_protocol::kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
 use nurt_protocol::kafka_protocol::messages::*;
 use nurt_protocol::kafka_protocol::protocol::StrBytes;
 
-use crate::client::{error_name, topic_name, Client};
-use crate::consume::{print_records, Printer};
+use crate::client::{error_name, topic_name, Client, Router};
+use crate::consume::Printer;
 use crate::group::{committed, list_offsets};
-
-const FETCH_MAX_WAIT_MS: i32 = 500;
 
 /// The member's state.
 struct Member {
@@ -100,8 +97,8 @@ impl Member {
 
     /// Applies a new assignment: commits and drops revoked partitions, positions new ones at
     /// their committed offset (or the start/end when none).
-    fn reassign(&mut self, client: &mut Client, assigned: Vec<i32>, from_beginning: bool) -> anyhow::Result<()> {
-        self.commit(client)?;
+    fn reassign(&mut self, router: &mut Router, assigned: Vec<i32>, from_beginning: bool) -> anyhow::Result<()> {
+        self.commit(router.coordinator(&self.group)?)?;
         self.positions.retain(|p, _| assigned.contains(p));
         let new: Vec<i32> = assigned
             .into_iter()
@@ -110,8 +107,8 @@ impl Member {
         if new.is_empty() {
             return Ok(());
         }
-        let committed = committed(client, &self.group)?;
-        let fallback = list_offsets(client, &self.topic, &new, if from_beginning { -2 } else { -1 })?;
+        let committed = committed(router.coordinator(&self.group)?, &self.group)?;
+        let fallback = list_offsets(router, &self.topic, &new, if from_beginning { -2 } else { -1 })?;
         for p in new {
             let start = committed.get(&(self.topic.clone(), p)).copied().unwrap_or(fallback[&p]);
             self.positions.insert(p, start);
@@ -144,8 +141,9 @@ fn watch_signals() {
 }
 
 /// Runs the member until `max_messages`, `timeout` (no records for that long), or a signal.
+/// Group requests go to the group's coordinator, fetches to each partition's leader.
 pub fn run(
-    client: &mut Client,
+    router: &mut Router,
     group: &str,
     topic: &str,
     topic_id: uuid::Uuid,
@@ -163,75 +161,45 @@ pub fn run(
         positions: BTreeMap::new(),
     };
     watch_signals();
+    let leave = |m: &mut Member, router: &mut Router| -> anyhow::Result<()> {
+        let coordinator = router.coordinator(group)?;
+        m.commit(coordinator)?;
+        m.heartbeat(coordinator, true)?;
+        Ok(())
+    };
     // None: heartbeat at once (an Instant cannot be put before the machine's boot).
     let mut last_heartbeat: Option<Instant> = None;
     let mut last_data = Instant::now();
     loop {
         if STOP.load(Ordering::SeqCst) {
-            m.commit(client)?;
-            m.heartbeat(client, true)?;
-            return Ok(());
+            return leave(&mut m, router);
         }
         if last_heartbeat.is_none_or(|at| at.elapsed() >= m.heartbeat_every) {
-            if let Some(assigned) = m.heartbeat(client, false)? {
-                m.reassign(client, assigned, from_beginning)?;
+            if let Some(assigned) = m.heartbeat(router.coordinator(group)?, false)? {
+                m.reassign(router, assigned, from_beginning)?;
             }
             last_heartbeat = Some(Instant::now());
         }
         if m.positions.is_empty() {
             std::thread::sleep(Duration::from_millis(100));
         } else {
-            let request = FetchRequest::default()
-                .with_max_wait_ms(FETCH_MAX_WAIT_MS)
-                .with_min_bytes(1)
-                .with_max_bytes(8 << 20)
-                .with_session_epoch(-1)
-                .with_topics(vec![FetchTopic::default()
-                    .with_topic(topic_name(topic))
-                    .with_partitions(
-                        m.positions
-                            .iter()
-                            .map(|(&p, &o)| {
-                                FetchPartition::default()
-                                    .with_partition(p)
-                                    .with_fetch_offset(o)
-                                    .with_partition_max_bytes(1 << 20)
-                            })
-                            .collect(),
-                    )]);
-            let response = client.send(&request, 12)?;
-            let mut any = false;
-            for t in response.responses {
-                for p in t.partitions {
-                    if p.error_code != 0 {
-                        bail!(
-                            "fetch from partition {} failed: {}",
-                            p.partition_index,
-                            error_name(p.error_code)
-                        );
-                    }
-                    let (Some(records), Some(position)) = (p.records, m.positions.get_mut(&p.partition_index)) else {
-                        continue;
-                    };
-                    let before = *position;
-                    let done = print_records(&records, position, printer)?;
-                    any |= *position != before;
-                    if done {
-                        m.commit(client)?;
-                        m.heartbeat(client, true)?;
-                        return Ok(());
-                    }
-                }
+            let leaders: BTreeMap<i32, i32> = router
+                .metadata(Some(&[topic]))?
+                .topics
+                .iter()
+                .flat_map(|t| t.partitions.iter().map(|p| (p.partition_index, p.leader_id.0)))
+                .collect();
+            let before = m.positions.clone();
+            let done = crate::consume::fetch_round(router, topic, &leaders, &mut m.positions, printer, &mut last_data)?;
+            if done {
+                return leave(&mut m, router);
             }
-            if any {
-                m.commit(client)?;
-                last_data = Instant::now();
+            if m.positions != before {
+                m.commit(router.coordinator(group)?)?;
             }
         }
         if timeout.is_some_and(|t| last_data.elapsed() >= t) {
-            m.commit(client)?;
-            m.heartbeat(client, true)?;
-            return Ok(());
+            return leave(&mut m, router);
         }
     }
 }

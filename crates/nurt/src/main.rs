@@ -1,6 +1,7 @@
 //! `nurt`: the broker (`nurt serve`) and the command-line tools that talk to it.
 
 mod client;
+mod cluster;
 mod consume;
 mod group;
 mod group_consumer;
@@ -33,6 +34,9 @@ enum Command {
     /// List, describe, reset and delete consumer groups.
     #[command(subcommand)]
     Group(group::GroupCommand),
+    /// The cluster's nodes, controller, metadata quorum and partition health.
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
     /// Benchmark Nurt against NATS JetStream and Redis Streams (runs `nurt-bench`).
     Bench {
         /// Arguments for nurt-bench, e.g. --quick, --no-peers, --out DIR.
@@ -49,6 +53,7 @@ fn main() {
         Command::Produce(args) => produce::run(args),
         Command::Consume(args) => consume::run(args),
         Command::Group(cmd) => group::run(cmd),
+        Command::Cluster(cmd) => cluster::run(cmd),
         Command::Bench { args } => bench(args),
     };
     if let Err(e) = result {

@@ -10,7 +10,7 @@ use nurt_protocol::kafka_protocol::messages::produce_request::{PartitionProduceD
 use nurt_protocol::kafka_protocol::messages::ProduceRequest;
 use nurt_records::{BatchBuilder, Compression};
 
-use crate::client::{error_name, topic_name, Client};
+use crate::client::{error_name, topic_name, Router};
 use crate::murmur::partition_for_key;
 
 /// Records per batch at most when input is piped in quickly.
@@ -54,8 +54,8 @@ fn now_ms() -> i64 {
 
 pub fn run(args: ProduceArgs) -> anyhow::Result<()> {
     let compression = codec(&args.compression)?;
-    let mut client = Client::connect(&args.bootstrap_server)?;
-    let md = client.metadata(Some(&[args.topic.as_str()]))?;
+    let mut router = Router::connect(&args.bootstrap_server)?;
+    let md = router.metadata(Some(&[args.topic.as_str()]))?;
     let topic = md.topics.first().context("broker sent no metadata")?;
     if topic.error_code != 0 {
         bail!(
@@ -66,6 +66,11 @@ pub fn run(args: ProduceArgs) -> anyhow::Result<()> {
         );
     }
     let partitions = topic.partitions.len() as i32;
+    let leaders: BTreeMap<i32, i32> = topic
+        .partitions
+        .iter()
+        .map(|p| (p.partition_index, p.leader_id.0))
+        .collect();
     if let Some(p) = args.partition {
         if p < 0 || p >= partitions {
             bail!(
@@ -111,7 +116,7 @@ pub fn run(args: ProduceArgs) -> anyhow::Result<()> {
             .any(|b| b.len() >= BATCH_RECORDS_MAX || b.records_bytes() >= BATCH_BYTES_MAX);
         // Send when input pauses (interactive use), a batch is full, or at the end.
         if n == 0 || full || input.fill_buf().map(|b| b.is_empty()).unwrap_or(true) {
-            send(&mut client, &args.topic, &mut pending)?;
+            send(&mut router, &leaders, &args.topic, &mut pending)?;
         }
         if n == 0 {
             break;
@@ -121,34 +126,43 @@ pub fn run(args: ProduceArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn send(client: &mut Client, topic: &str, pending: &mut BTreeMap<i32, BatchBuilder>) -> anyhow::Result<()> {
-    if pending.is_empty() {
-        return Ok(());
-    }
-    let mut partition_data = Vec::new();
+/// Sends the pending batches, each partition's to its leader (one request per leader).
+fn send(
+    router: &mut Router,
+    leaders: &BTreeMap<i32, i32>,
+    topic: &str,
+    pending: &mut BTreeMap<i32, BatchBuilder>,
+) -> anyhow::Result<()> {
+    let mut by_leader: BTreeMap<i32, Vec<PartitionProduceData>> = BTreeMap::new();
     for (p, builder) in std::mem::take(pending) {
-        partition_data.push(
+        let leader = leaders.get(&p).copied().unwrap_or(-1);
+        if leader < 0 {
+            bail!("partition {p} of {topic} has no leader now (its replicas are down); try again later");
+        }
+        by_leader.entry(leader).or_default().push(
             PartitionProduceData::default()
                 .with_index(p)
                 .with_records(Some(Bytes::from(builder.build()?))),
         );
     }
-    let request = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(30_000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(topic_name(topic))
-            .with_partition_data(partition_data)]);
-    let response = client.send(&request, 9)?;
-    for t in response.responses {
-        for p in t.partition_responses {
-            if p.error_code != 0 {
-                bail!(
-                    "partition {} refused the records: {}{}",
-                    p.index,
-                    error_name(p.error_code),
-                    p.error_message.map(|m| format!(": {m}")).unwrap_or_default()
-                );
+    for (leader, partition_data) in by_leader {
+        let request = ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(30_000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(topic_name(topic))
+                .with_partition_data(partition_data)]);
+        let response = router.broker(leader)?.send(&request, 9)?;
+        for t in response.responses {
+            for p in t.partition_responses {
+                if p.error_code != 0 {
+                    bail!(
+                        "partition {} refused the records: {}{}",
+                        p.index,
+                        error_name(p.error_code),
+                        p.error_message.map(|m| format!(": {m}")).unwrap_or_default()
+                    );
+                }
             }
         }
     }
