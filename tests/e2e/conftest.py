@@ -110,3 +110,26 @@ def broker(make_broker):
 
 def pytest_report_header(config):
     return f"nurt binary: {NURT}"
+
+
+# The Java client (ClientCheck.java, compiled once per session) for what only it does.
+JAVA_SRC = pathlib.Path(__file__).parent / "java" / "ClientCheck.java"
+JARS = CACHE / "jars"
+
+
+@pytest.fixture(scope="session")
+def java_classpath():
+    jars = sorted(JARS.glob("*.jar"))
+    if not any(j.name.startswith("kafka-clients") for j in jars):
+        pytest.fail(f"Java client jars missing in {JARS}: run scripts/install-test-deps.sh")
+    out = CACHE / "java-classes"
+    out.mkdir(parents=True, exist_ok=True)
+    classpath = ":".join(str(j) for j in jars)
+    subprocess.run(["javac", "-cp", classpath, "-d", str(out), str(JAVA_SRC)], check=True)
+    return f"{out}:{classpath}"
+
+
+def java(classpath, *args):
+    result = subprocess.run(["java", "-cp", classpath, "ClientCheck", *map(str, args)], capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return [l for l in result.stdout.splitlines() if l.strip()]

@@ -7,29 +7,7 @@ import time
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from conftest import CACHE
-
-JAVA_SRC = pathlib.Path(__file__).parent / "java" / "ClientCheck.java"
-JARS = CACHE / "jars"
-
-
-@pytest.fixture(scope="session")
-def java_classpath():
-    jars = sorted(JARS.glob("*.jar"))
-    if not any(j.name.startswith("kafka-clients") for j in jars):
-        pytest.fail(f"Java client jars missing in {JARS}: run scripts/install-test-deps.sh")
-    out = CACHE / "java-classes"
-    out.mkdir(parents=True, exist_ok=True)
-    classpath = ":".join(str(j) for j in jars)
-    subprocess.run(["javac", "-cp", classpath, "-d", str(out), str(JAVA_SRC)], check=True)
-    return f"{out}:{classpath}"
-
-
-def java(classpath, *args):
-    result = subprocess.run(["java", "-cp", classpath, "ClientCheck", *map(str, args)], capture_output=True, text=True, timeout=180)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return [l for l in result.stdout.splitlines() if l.strip()]
-
+from conftest import java
 
 def test_java_admin_producer_consumer_then_kafka_python(broker, java_classpath):
     out = java(java_classpath, "admin-create", broker.bootstrap, "java-topic", 3)

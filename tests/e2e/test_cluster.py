@@ -14,7 +14,7 @@ from kafka.protocol.metadata import FindCoordinatorRequest
 
 from cluster import QUIET, LoopbackNet, make_cluster, namespaces_available, wait_until  # noqa: F401 (fixture)
 from conftest import CACHE
-from test_clients import JARS
+from conftest import JARS
 
 # Short timeouts keep every test to seconds: an election within 0.5-1 s of losing the
 # controller, heartbeats every 200 ms, fencing after 2 s without one.

@@ -7,7 +7,7 @@ from confluent_kafka import ElectionType, TopicPartition
 from kafka import KafkaAdminClient
 from kafka import TopicPartition as KTopicPartition
 
-from cluster import FAST_FAILOVER, make_cluster, wait_until  # noqa: F401 (fixture)
+from cluster import FAST_FAILOVER, QUIET, make_cluster, wait_until  # noqa: F401 (fixture)
 from history import ProducerHistory, check_history, read_topic, wait_full_isr, wait_replicas_identical
 from test_cluster import create_topic
 
@@ -150,3 +150,38 @@ def test_cli_routes_to_leaders_and_coordinators_and_reports_cluster_status(make_
     wait_until(lambda: "FENCED" in nurt("cluster", "status", *one), 20, "node 3 reported fenced")
     status = nurt("cluster", "status", *one)
     assert "under-replicated partitions: 0" not in status and "cli-" in status, status
+
+
+@pytest.mark.timeout(120)
+def test_a_dead_brokers_unreplicated_partitions_wait_for_it_and_others_keep_serving(make_cluster):
+    """A partition whose only replica is on a killed broker reports no leader (nothing else
+    has its data: it is never handed to another broker); every other partition keeps
+    serving; the broker returns and leads it again with its data."""
+    from confluent_kafka.admin import NewTopic
+
+    cluster = make_cluster(settings=FAST)
+    admin = cluster.nodes[0].admin()
+    admin.create_topics([NewTopic("alone", num_partitions=1, replica_assignment=[[3]])], operation_timeout=15)["alone"].result(timeout=30)
+    create_topic(cluster.nodes[0], "others", 3, 1)
+    cluster.wait_for_topic("alone")
+    before = ProducerHistory(cluster.bootstrap, "alone")
+    before.start()
+    before.wait_for_acks(100)
+    before.stop()
+    cluster.node(3).kill()
+    wait_until(lambda: cluster.node(1).metadata().topics["alone"].partitions[0].leader == -1, 20, "no leader for alone-0")
+    # Partitions of the live brokers keep taking writes.
+    t = cluster.node(1).metadata().topics["others"]
+    live = [i for i, p in t.partitions.items() if p.leader in (1, 2)]
+    assert live, t.partitions
+    from confluent_kafka import Producer
+
+    delivered = []
+    p = Producer({"bootstrap.servers": cluster.node(1).bootstrap, "acks": "all", "message.timeout.ms": 10000, "logger": QUIET})
+    for i in live:
+        p.produce("others", value=b"still", partition=i, on_delivery=lambda err, msg: delivered.append(err))
+    p.flush(15)
+    assert delivered == [None] * len(live), delivered
+    cluster.node(3).start()
+    wait_until(lambda: cluster.node(1).metadata().topics["alone"].partitions[0].leader == 3, 20, "node 3 leading alone-0 again")
+    check_history(before, read_topic(cluster.bootstrap, "alone", 1))

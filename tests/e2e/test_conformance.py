@@ -13,7 +13,7 @@ from confluent_kafka.admin import AclOperation, AdminClient, NewTopic, OffsetSpe
 from confluent_kafka import TopicCollection
 
 import kwire
-from conftest import NURT
+from conftest import NURT, java
 from test_groups import wait_until
 from test_librdkafka import create_topic, produce_all
 
@@ -352,3 +352,51 @@ def test_kip848_regex_subscription_follows_new_topics(broker):
         assert values == [b"found"]
     finally:
         c.close()
+
+
+def test_dynamic_broker_and_group_configs(broker, java_classpath):
+    """IncrementalAlterConfigs on BROKER resources (the cluster default "" and one broker)
+    changes topic-config defaults at run time, with Kafka's config sources; GROUP resources
+    (KIP-848 group configs) are described and validated (librdkafka's 0081 does both)."""
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ConfigSource, ResourceType
+
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    create_topic(broker.bootstrap, "dyn", 1)
+
+    def alter(resource_type, name, key, value):
+        """IncrementalAlterConfigs SET by the Java client, as kafka-configs.sh does (librdkafka
+        and kafka-python refuse the cluster default's empty BROKER name); "ok" or "error=..."."""
+        (answer,) = java(java_classpath, "alter-config", broker.bootstrap, resource_type, name, key, value)
+        return answer
+
+    def alter_group(key, value):
+        """The same by librdkafka (the Java client in the test cache predates GROUP resources)."""
+        entry = ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)
+        (f,) = admin.incremental_alter_configs([ConfigResource(ResourceType.GROUP, "dyn-group", incremental_configs=[entry])]).values()
+        f.result(30)
+
+    def topic_retention():
+        (entries,) = [f.result(30) for f in admin.describe_configs([ConfigResource(ResourceType.TOPIC, "dyn")]).values()]
+        e = entries["retention.ms"]
+        return e.value, e.source
+
+    assert topic_retention() == ("604800000", ConfigSource.DEFAULT_CONFIG.value)
+    assert alter("BROKER", "", "log.retention.ms", "3600000") == "ok"
+    wait_until(lambda: topic_retention() == ("3600000", ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG.value), 10, "the cluster default applied")
+    assert alter("BROKER", "1", "log.retention.ms", "7200000") == "ok"
+    wait_until(lambda: topic_retention() == ("7200000", ConfigSource.DYNAMIC_BROKER_CONFIG.value), 10, "the per-broker value applied")
+    # It survives a restart (it is metadata).
+    broker.restart()
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    assert topic_retention() == ("7200000", ConfigSource.DYNAMIC_BROKER_CONFIG.value)
+    # Not every key is dynamic: a clear refusal.
+    refused = alter("BROKER", "", "socket.request.max.bytes", "1")
+    assert refused in ("error=InvalidConfigurationException", "error=InvalidRequestException"), refused
+    # Group configs: described with their defaults, validated against their bounds.
+    (group_entries,) = [f.result(30) for f in admin.describe_configs([ConfigResource(ResourceType.GROUP, "dyn-group")]).values()]
+    assert group_entries["consumer.session.timeout.ms"].value == "45000"
+    alter_group("consumer.session.timeout.ms", "50000")
+    (group_entries,) = [f.result(30) for f in admin.describe_configs([ConfigResource(ResourceType.GROUP, "dyn-group")]).values()]
+    assert group_entries["consumer.session.timeout.ms"].value == "50000"
+    with pytest.raises(KafkaException, match="INVALID_CONFIG"):
+        alter_group("consumer.session.timeout.ms", "1")

@@ -14,7 +14,6 @@ import time
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from test_clients import java_classpath  # noqa: F401 (fixture)
 from test_librdkafka import create_topic, produce_all
 
 WORKER = pathlib.Path(__file__).parent / "group_worker.py"

@@ -38,18 +38,90 @@ impl ProducerContext for CountingContext {
 
 /// Creates `topic` with `partitions` (replication 1).
 pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) -> anyhow::Result<()> {
+    create_replicated_topic(bootstrap, topic, partitions, 1, &[])
+}
+
+/// Creates `topic` with `partitions`, each on `replication` brokers, with topic `configs`.
+pub fn create_replicated_topic(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    replication: i32,
+    configs: &[(&str, &str)],
+) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", bootstrap).create()?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let results = rt.block_on(admin.create_topics(
-        &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
-        &AdminOptions::new(),
-    ))?;
+    let new_topic = configs.iter().fold(
+        NewTopic::new(topic, partitions, TopicReplication::Fixed(replication)),
+        |t, (k, v)| t.set(k, v),
+    );
+    let results = rt.block_on(admin.create_topics(&[new_topic], &AdminOptions::new()))?;
     for r in results {
         if let Err((t, e)) = r {
             bail!("creating topic {t}: {e}");
         }
     }
     Ok(())
+}
+
+/// Waits until Metadata lists `brokers` brokers (a cluster's nodes have all joined: a broker
+/// is listed once registered and unfenced).
+pub fn wait_for_brokers(bootstrap: &str, brokers: usize, timeout: Duration) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", bootstrap).create()?;
+    let deadline = Instant::now() + timeout;
+    let mut listed = 0;
+    while Instant::now() < deadline {
+        if let Ok(m) = admin.inner().fetch_metadata(None, Duration::from_secs(2)) {
+            listed = m.brokers().len();
+            if listed == brokers {
+                return Ok(());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bail!("{listed} of {brokers} brokers joined within {timeout:?}")
+}
+
+/// Waits until every partition of `topic` has a leader and all `replication` replicas in
+/// sync (so acks=all measures replication, not followers catching up); returns the leaders
+/// by partition.
+pub fn wait_for_in_sync(
+    bootstrap: &str,
+    topic: &str,
+    replication: usize,
+    timeout: Duration,
+) -> anyhow::Result<Vec<i32>> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", bootstrap).create()?;
+    let deadline = Instant::now() + timeout;
+    let mut last = String::from("no metadata");
+    while Instant::now() < deadline {
+        match admin.inner().fetch_metadata(Some(topic), Duration::from_secs(2)) {
+            Ok(m) => {
+                if let Some(t) = m.topics().iter().find(|t| t.name() == topic) {
+                    let ready = !t.partitions().is_empty()
+                        && t.error().is_none()
+                        && t.partitions()
+                            .iter()
+                            .all(|p| p.leader() >= 0 && p.isr().len() == replication);
+                    if ready {
+                        let mut partitions: Vec<(i32, i32)> =
+                            t.partitions().iter().map(|p| (p.id(), p.leader())).collect();
+                        partitions.sort_unstable();
+                        return Ok(partitions.into_iter().map(|(_, leader)| leader).collect());
+                    }
+                    last = t
+                        .partitions()
+                        .iter()
+                        .map(|p| format!("{}: leader {} isr {:?}", p.id(), p.leader(), p.isr()))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                }
+            }
+            Err(e) => last = e.to_string(),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bail!("{topic} not fully in sync within {timeout:?} ({last})")
 }
 
 fn producer(bootstrap: &str, acks: &str, counter: Arc<Counter>) -> anyhow::Result<BaseProducer<CountingContext>> {

@@ -1,10 +1,12 @@
 //! `nurt-bench` (also run as `nurt bench`): OpenMessaging-Benchmark-style workloads against a
 //! Nurt broker it starts, driven by librdkafka, side by side with NATS JetStream and Redis
-//! Streams on the same machine in the same run. Writes a Markdown table, JSON and an SVG plot.
+//! Streams on the same machine in the same run, and the acks=all workloads again against a
+//! 3-node Nurt cluster. Writes a Markdown table, JSON and an SVG plot.
 //!
 //! Unsafe code is allowed here only for librdkafka's batch consume API (see `kafka::consume`).
 #![allow(unsafe_code)]
 
+mod cluster;
 mod kafka;
 mod peers;
 mod report;
@@ -32,6 +34,9 @@ struct Args {
     /// Skip NATS JetStream and Redis Streams.
     #[arg(long)]
     no_peers: bool,
+    /// Skip the 3-node cluster (acks=all produce and latency against three local nodes).
+    #[arg(long)]
+    no_cluster: bool,
     /// Where results.md, results.json and latency.svg go.
     #[arg(long, default_value = "bench-results")]
     out: PathBuf,
@@ -82,6 +87,9 @@ fn main() -> anyhow::Result<()> {
         ("p1-100b", 100, 1, "1", 3_000_000),
         ("p100-100b", 100, 100, "1", 3_000_000),
     ];
+    // The 3-node cluster runs this one again (`cluster::run`).
+    let cluster_run = produce_runs[1];
+    let mut baseline = cluster::Baseline::default();
     let cpu_before = system::cpu_seconds(pid);
     let mut moved_bytes = 0f64;
     for &(topic, size, partitions, acks, count) in produce_runs {
@@ -89,9 +97,17 @@ fn main() -> anyhow::Result<()> {
         kafka::create_topic(&bootstrap, topic, partitions)?;
         let label = format!("produce {size} B, {partitions} partition(s), acks={acks}");
         let pb = bar(&label, count);
+        let run_cpu_before = system::cpu_seconds(pid);
         let (rps, mbps) = kafka::produce(&bootstrap, topic, size, count, acks, &pb)?;
+        let bytes = count as f64 * size as f64;
+        if topic == cluster_run.0 {
+            baseline = cluster::Baseline {
+                produce: (rps, mbps),
+                cpu_per_gb: (system::cpu_seconds(pid) - run_cpu_before) / (bytes / 1e9),
+            };
+        }
         pb.finish();
-        moved_bytes += count as f64 * size as f64;
+        moved_bytes += bytes;
         report.rows.push(Row {
             system: "Nurt".into(),
             workload: label,
@@ -162,7 +178,25 @@ fn main() -> anyhow::Result<()> {
         "Nurt RSS with 1000 more partitions".into(),
         format!("{} MiB", system::rss_kib(pid) / 1024),
     ));
+    // Errors or warnings would mean a run measured something else than it says.
+    report.notes.push((
+        "Nurt: warnings and errors in the broker's log".into(),
+        broker.show_complaints("nurt").to_string(),
+    ));
     drop(broker);
+    // The single node's data is not needed any more; the cluster writes three copies of its own.
+    let _ = std::fs::remove_dir_all(work.join("nurt"));
+
+    if !args.no_cluster {
+        let (_, size, partitions, _, count) = cluster_run;
+        let workloads = cluster::Workloads {
+            size,
+            partitions,
+            count: count / scale,
+            latency: (Duration::from_secs(secs), Duration::from_secs(warm)),
+        };
+        cluster::run(&nurt, &work, workloads, &baseline, &mut report)?;
+    }
 
     if !args.no_peers {
         let nurt_rps = report.rows[0].records_per_s;

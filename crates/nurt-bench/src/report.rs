@@ -13,6 +13,29 @@ pub struct Row {
     pub mb_per_s: f64,
 }
 
+/// One measure of the 3-node cluster next to the single node's, both from the same run.
+#[derive(Debug, Clone)]
+pub struct Compared {
+    pub measure: String,
+    /// "records/s", "MB/s", "CPU-s/GB" or "ms".
+    pub unit: &'static str,
+    pub single: f64,
+    pub cluster: f64,
+}
+
+impl Compared {
+    fn value(&self, v: f64) -> String {
+        match self.unit {
+            "records/s" => format!("{v:.0} {}", self.unit),
+            "MB/s" => format!("{v:.1} {}", self.unit),
+            _ => format!("{v:.2} {}", self.unit),
+        }
+    }
+}
+
+/// One line of the latency plot: name, colour and (percentile label, microseconds).
+type Series<'a> = (&'a str, &'a str, &'a [(String, u64)]);
+
 /// Everything one run measured.
 #[derive(Debug, Default)]
 pub struct Report {
@@ -20,6 +43,10 @@ pub struct Report {
     pub rows: Vec<Row>,
     /// (percentile label, microseconds)
     pub latency_us: Vec<(String, u64)>,
+    /// The same latency workload against the 3-node cluster (empty if it did not run).
+    pub cluster_latency_us: Vec<(String, u64)>,
+    /// The 3-node cluster against the single node (empty if it did not run).
+    pub cluster: Vec<Compared>,
     pub notes: Vec<(String, String)>,
 }
 
@@ -52,9 +79,37 @@ impl Report {
             );
         }
         if !self.latency_us.is_empty() {
-            t.push_str("\nEnd-to-end latency (Nurt, 1 KiB at 20,000 records/s, acks=all, from intended send time):\n\n| percentile | latency |\n| --- | ---: |\n");
-            for (p, us) in &self.latency_us {
-                let _ = writeln!(t, "| {p} | {:.2} ms |", *us as f64 / 1000.0);
+            t.push_str(
+                "\nEnd-to-end latency (Nurt, 1 KiB at 20,000 records/s, acks=all, from intended send time):\n\n",
+            );
+            if self.cluster_latency_us.is_empty() {
+                t.push_str("| percentile | latency |\n| --- | ---: |\n");
+                for (p, us) in &self.latency_us {
+                    let _ = writeln!(t, "| {p} | {:.2} ms |", *us as f64 / 1000.0);
+                }
+            } else {
+                t.push_str("| percentile | 1 node | 3 nodes |\n| --- | ---: | ---: |\n");
+                for ((p, us), (_, cluster_us)) in self.latency_us.iter().zip(&self.cluster_latency_us) {
+                    let _ = writeln!(
+                        t,
+                        "| {p} | {:.2} ms | {:.2} ms |",
+                        *us as f64 / 1000.0,
+                        *cluster_us as f64 / 1000.0
+                    );
+                }
+            }
+        }
+        if !self.cluster.is_empty() {
+            t.push_str("\n3-node cluster against the single node, same run (acks=all, replication factor 3, min.insync.replicas=2; the three brokers and the client share this machine):\n\n| measure | 1 node | 3 nodes | 3 nodes / 1 node |\n| --- | ---: | ---: | ---: |\n");
+            for c in &self.cluster {
+                let _ = writeln!(
+                    t,
+                    "| {} | {} | {} | {:.2}x |",
+                    c.measure,
+                    c.value(c.single),
+                    c.value(c.cluster),
+                    c.cluster / c.single
+                );
             }
         }
         if !self.notes.is_empty() {
@@ -86,24 +141,58 @@ impl Report {
             .iter()
             .map(|(p, us)| format!("{}:{us}", json_str(p)))
             .collect();
+        let cluster_latency: Vec<String> = self
+            .cluster_latency_us
+            .iter()
+            .map(|(p, us)| format!("{}:{us}", json_str(p)))
+            .collect();
+        let compared: Vec<String> = self
+            .cluster
+            .iter()
+            .map(|c| {
+                format!(
+                    "{{\"measure\":{},\"unit\":{},\"single_node\":{:.3},\"three_nodes\":{:.3},\"ratio\":{:.3}}}",
+                    json_str(&c.measure),
+                    json_str(c.unit),
+                    c.single,
+                    c.cluster,
+                    c.cluster / c.single
+                )
+            })
+            .collect();
         let notes: Vec<String> = self
             .notes
             .iter()
             .map(|(k, v)| format!("{}:{}", json_str(k), json_str(v)))
             .collect();
         format!(
-            "{{\"machine\":{},\"results\":[{}],\"latency_us\":{{{}}},\"notes\":{{{}}}}}\n",
+            "{{\"machine\":{},\"results\":[{}],\"latency_us\":{{{}}},\"cluster\":{{\"latency_us\":{{{}}},\"compared\":[{}]}},\"notes\":{{{}}}}}\n",
             json_str(&self.machine),
             rows.join(","),
             latency.join(","),
+            cluster_latency.join(","),
+            compared.join(","),
             notes.join(",")
         )
     }
 
-    /// Latency by percentile as an SVG line plot.
+    /// Latency by percentile as an SVG line plot: the single node, and the 3-node cluster if
+    /// it ran.
     pub fn svg(&self) -> String {
         let (w, h, pad) = (640.0, 360.0, 50.0);
-        let max = self.latency_us.iter().map(|(_, v)| *v).max().unwrap_or(1).max(1) as f64;
+        let series: Vec<Series> = [
+            ("1 node", "#1f77b4", self.latency_us.as_slice()),
+            ("3 nodes", "#ff7f0e", self.cluster_latency_us.as_slice()),
+        ]
+        .into_iter()
+        .filter(|(_, _, s)| !s.is_empty())
+        .collect();
+        let max = series
+            .iter()
+            .flat_map(|(_, _, s)| s.iter().map(|(_, v)| *v))
+            .max()
+            .unwrap_or(1)
+            .max(1) as f64;
         let n = self.latency_us.len().max(2) as f64;
         let point = |i: usize, v: u64| {
             (
@@ -115,23 +204,37 @@ impl Report {
         let _ = writeln!(svg, "<text x=\"{}\" y=\"20\" text-anchor=\"middle\">Nurt end-to-end latency by percentile (1 KiB, 20k/s, acks=all)</text>", w / 2.0);
         let _ = writeln!(svg, "<line x1=\"{pad}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/><line x1=\"{pad}\" y1=\"{pad}\" x2=\"{pad}\" y2=\"{}\" stroke=\"black\"/>", h - pad, w - pad, h - pad, h - pad);
         let _ = writeln!(svg, "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{:.2} ms</text><text x=\"{}\" y=\"{}\" text-anchor=\"end\">0</text>", pad - 4.0, pad + 4.0, max / 1000.0, pad - 4.0, h - pad);
-        let pts: Vec<String> = self
-            .latency_us
-            .iter()
-            .enumerate()
-            .map(|(i, (_, v))| {
+        for (i, (label, _)) in self.latency_us.iter().enumerate() {
+            let (x, _) = point(i, 0);
+            let _ = writeln!(
+                svg,
+                "<text x=\"{x:.1}\" y=\"{}\" text-anchor=\"middle\">{label}</text>",
+                h - pad + 16.0
+            );
+        }
+        for (k, (name, color, values)) in series.iter().enumerate() {
+            let pts: Vec<String> = values
+                .iter()
+                .enumerate()
+                .map(|(i, (_, v))| {
+                    let (x, y) = point(i, *v);
+                    format!("{x:.1},{y:.1}")
+                })
+                .collect();
+            let _ = writeln!(
+                svg,
+                "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{}\"/>",
+                pts.join(" ")
+            );
+            for (i, (_, v)) in values.iter().enumerate() {
                 let (x, y) = point(i, *v);
-                format!("{x:.1},{y:.1}")
-            })
-            .collect();
-        let _ = writeln!(
-            svg,
-            "<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"2\" points=\"{}\"/>",
-            pts.join(" ")
-        );
-        for (i, (label, v)) in self.latency_us.iter().enumerate() {
-            let (x, y) = point(i, *v);
-            let _ = writeln!(svg, "<circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"3\" fill=\"#1f77b4\"/><text x=\"{x:.1}\" y=\"{}\" text-anchor=\"middle\">{label}</text><text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{:.2}</text>", h - pad + 16.0, y - 8.0, *v as f64 / 1000.0);
+                let _ = writeln!(svg, "<circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"3\" fill=\"{color}\"/><text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"{color}\">{:.2}</text>", y - 8.0, *v as f64 / 1000.0);
+            }
+            // A legend entry per series, top left, once there is more than one line.
+            if series.len() > 1 {
+                let y = pad + 14.0 + 16.0 * k as f64;
+                let _ = writeln!(svg, "<line x1=\"{}\" y1=\"{y:.1}\" x2=\"{}\" y2=\"{y:.1}\" stroke=\"{color}\" stroke-width=\"2\"/><text x=\"{}\" y=\"{:.1}\">{name}</text>", pad + 10.0, pad + 30.0, pad + 36.0, y + 4.0);
+            }
         }
         svg.push_str("</svg>\n");
         svg

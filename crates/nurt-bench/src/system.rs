@@ -1,7 +1,7 @@
 //! The machine and the processes under test: cores, CPU model, RSS and CPU time from /proc,
 //! free ports, and servers started on loopback for the run.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -54,7 +54,19 @@ pub fn cpu_seconds(pid: u32) -> f64 {
 
 /// A free TCP port on loopback.
 pub fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(free_ports(1)?[0])
+}
+
+/// `n` distinct free TCP ports on loopback: every listener stays bound until all are chosen,
+/// so the kernel cannot hand out one port twice.
+pub fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
+    let listeners = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    Ok(listeners
+        .iter()
+        .map(|l| l.local_addr().map(|a| a.port()))
+        .collect::<std::io::Result<Vec<_>>>()?)
 }
 
 /// Waits until `port` accepts connections.
@@ -77,6 +89,30 @@ pub fn wait_for_port(port: u16, child: &mut Child) -> anyhow::Result<()> {
 pub struct Server {
     pub child: Child,
     pub port: u16,
+    /// Its stderr (in the run's scratch directory).
+    pub log: PathBuf,
+}
+
+impl Server {
+    /// The lines of its log that are warnings or errors (tracing's and the peers' formats).
+    fn complaints(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| [" WARN ", " ERROR ", "[WRN]", "[ERR]"].iter().any(|w| l.contains(w)))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Prints the first of its log's warnings and errors, prefixed with `who`, to stderr;
+    /// returns how many there were.
+    pub fn show_complaints(&self, who: &str) -> usize {
+        let lines = self.complaints();
+        for line in lines.iter().take(10) {
+            eprintln!("{who}: {line}");
+        }
+        lines.len()
+    }
 }
 
 impl Drop for Server {
@@ -96,14 +132,71 @@ pub fn start(name: &'static str, program: &str, args: &[&str], dir: &Path) -> an
                 .replace("{dir}", &dir.display().to_string())
         })
         .collect();
-    let mut child = Command::new(program)
-        .args(&args)
+    let mut server = spawn(name, program, &args, port, &dir.join(format!("{name}.log")))?;
+    wait_for_port(port, &mut server.child)?;
+    Ok(server)
+}
+
+/// Starts `program args..` with stderr to `log`, without waiting for it.
+fn spawn(name: &str, program: &str, args: &[String], port: u16, log: &Path) -> anyhow::Result<Server> {
+    let stderr = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    let child = Command::new(program)
+        .args(args)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .with_context(|| {
             format!("cannot start {name} ({program}): is it installed? (scripts/install-bench-deps.sh)")
         })?;
-    wait_for_port(port, &mut child)?;
-    Ok(Server { child, port })
+    Ok(Server {
+        child,
+        port,
+        log: log.to_path_buf(),
+    })
+}
+
+/// Starts `nodes` Nurt nodes on loopback that form one cluster (every node a voter of the
+/// metadata quorum, data and log in `dir`) and waits until each listens for clients.
+pub fn start_cluster(nurt: &str, nodes: usize, dir: &Path) -> anyhow::Result<Vec<Server>> {
+    let ports = free_ports(2 * nodes)?;
+    let (client, internal) = ports.split_at(nodes);
+    let voters: Vec<String> = internal
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("{}@127.0.0.1:{p}", i + 1))
+        .collect();
+    let voters = voters.join(",");
+    // Every node is started before any is waited for: the voters need each other to elect a
+    // controller, and a node joins only once there is one.
+    let mut servers = Vec::with_capacity(nodes);
+    for i in 0..nodes {
+        let id = (i + 1).to_string();
+        let args: Vec<String> = [
+            "serve",
+            "--node-id",
+            &id,
+            "--data-dir",
+            &dir.join(format!("nurt-node{id}")).display().to_string(),
+            "--listen",
+            &format!("127.0.0.1:{}", client[i]),
+            "--controller-listen",
+            &format!("127.0.0.1:{}", internal[i]),
+            "--voters",
+            &voters,
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+        servers.push(spawn(
+            "nurt",
+            nurt,
+            &args,
+            client[i],
+            &dir.join(format!("nurt-node{id}.log")),
+        )?);
+    }
+    for s in &mut servers {
+        wait_for_port(s.port, &mut s.child)?;
+    }
+    Ok(servers)
 }

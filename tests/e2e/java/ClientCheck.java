@@ -22,7 +22,27 @@ public class ClientCheck {
             case "produce": produce(bootstrap, topic, Integer.parseInt(args[3]), args[4]); break;
             case "consume": consume(bootstrap, topic, Integer.parseInt(args[3])); break;
             case "group": group(bootstrap, topic, args[3], args[4]); break;
+            // alter-config BOOTSTRAP TYPE NAME KEY VALUE: IncrementalAlterConfigs SET, as
+            // kafka-configs.sh does (NAME "" is the cluster default, --entity-default).
+            case "alter-config": alterConfig(bootstrap, args[2], args[3], args[4], args[5]); break;
             default: throw new IllegalArgumentException(mode);
+        }
+    }
+
+    /** Prints "ok", or "error=" and the broker's error class: a refusal is an answer, not a failure. */
+    static void alterConfig(String bootstrap, String type, String name, String key, String value) throws Exception {
+        Properties p = new Properties();
+        p.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        try (Admin admin = Admin.create(p)) {
+            var resource = new org.apache.kafka.common.config.ConfigResource(
+                org.apache.kafka.common.config.ConfigResource.Type.valueOf(type), name);
+            var op = new AlterConfigOp(new ConfigEntry(key, value), AlterConfigOp.OpType.SET);
+            try {
+                admin.incrementalAlterConfigs(Map.of(resource, List.of(op))).all().get();
+                System.out.println("ok");
+            } catch (java.util.concurrent.ExecutionException e) {
+                System.out.println("error=" + e.getCause().getClass().getSimpleName());
+            }
         }
     }
 
