@@ -1,7 +1,8 @@
 """A consumer-group member for the e2e tests, run as its own process so it can be killed.
 
 Usage: group_worker.py BOOTSTRAP GROUP TOPIC OUT_FILE PROTOCOL
-Writes JSON lines to OUT_FILE: {"assign": [...]}, {"revoke": [...]}, {"p": P, "o": O} per
+Writes JSON lines to OUT_FILE: {"assign": [...]}, {"revoke": [...]}, {"lost": [...]} (the
+coordinator fenced the member: its partitions went without a clean revoke), {"p": P, "o": O} per
 record, and {"committed": true} after each synchronous commit of a processed batch. Runs until
 SIGTERM (clean close: leaves the group) or SIGKILL.
 """
@@ -46,7 +47,11 @@ def on_revoke(c, partitions):
     out.write(json.dumps({"revoke": sorted(p.partition for p in partitions)}) + "\n")
 
 
-consumer.subscribe([topic], on_assign=on_assign, on_revoke=on_revoke)
+def on_lost(c, partitions):
+    out.write(json.dumps({"lost": sorted(p.partition for p in partitions)}) + "\n")
+
+
+consumer.subscribe([topic], on_assign=on_assign, on_revoke=on_revoke, on_lost=on_lost)
 while running:
     msgs = consumer.consume(num_messages=200, timeout=0.2)
     good = [m for m in msgs if m.error() is None]

@@ -400,3 +400,15 @@ def test_dynamic_broker_and_group_configs(broker, java_classpath):
     assert group_entries["consumer.session.timeout.ms"].value == "50000"
     with pytest.raises(KafkaException, match="INVALID_CONFIG"):
         alter_group("consumer.session.timeout.ms", "1")
+
+
+def test_internal_topics_are_listed_and_marked_internal(broker, java_classpath):
+    """An all-topics Metadata lists __consumer_offsets with is_internal=true, as Kafka does:
+    librdkafka sees it, and the Java Admin lists it only when asked for internal topics
+    (it filters on the flag)."""
+    create_topic(broker.bootstrap, "plain", 1)
+    names = AdminClient({"bootstrap.servers": broker.bootstrap}).list_topics(timeout=10).topics
+    assert "__consumer_offsets" in names and "plain" in names, sorted(names)
+    listed = dict(line.split("=", 1) for line in java(java_classpath, "list-topics", broker.bootstrap, "-"))
+    assert "__consumer_offsets" in listed["all"].split(","), listed
+    assert listed["default"].split(",") == ["plain"], listed

@@ -154,7 +154,12 @@ def test_a_deposed_leaders_unreplicated_suffix_is_truncated_on_return(make_clust
 
 
 @pytest.mark.timeout(180)
-def test_a_group_keeps_its_offsets_and_consumes_when_its_coordinator_dies(make_cluster):
+@pytest.mark.parametrize("protocol", ["classic", "consumer"])
+def test_a_group_keeps_its_offsets_and_consumes_when_its_coordinator_dies(make_cluster, protocol):
+    """The group's state and offsets are on every in-sync replica of its __consumer_offsets
+    partition: when the coordinator is killed the new one carries on with them. KIP-848
+    members keep their member epoch and partitions (their state is records): no partition is
+    lost or revoked by the failover."""
     cluster = make_cluster(settings=FAST)
     create_topic(cluster.nodes[0], "work", 3, 3, {"min.insync.replicas": "2"})
     wait_full_isr(cluster, "work", 3)
@@ -165,10 +170,19 @@ def test_a_group_keeps_its_offsets_and_consumes_when_its_coordinator_dies(make_c
     total = len(history.acked)
 
     def consumer():
-        return Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": "survivors", "auto.offset.reset": "earliest", "enable.auto.commit": False, "logger": QUIET})
+        conf = {"bootstrap.servers": cluster.bootstrap, "group.id": "survivors", "auto.offset.reset": "earliest", "enable.auto.commit": False, "logger": QUIET}
+        if protocol == "consumer":
+            conf["group.protocol"] = "consumer"
+        return Consumer(conf)
 
+    churn = []
     c = consumer()
-    c.subscribe(["work"])
+    c.subscribe(
+        ["work"],
+        on_assign=lambda _, ps: churn.append(("assign", len(ps))),
+        on_revoke=lambda _, ps: churn.append(("revoke", len(ps))),
+        on_lost=lambda _, ps: churn.append(("lost", len(ps))),
+    )
     seen = set()
     wait_until(lambda: [seen.add(m.value()) for m in c.consume(100, 0.5) if m.error() is None] is not None and len(seen) >= 100, 30, "100 records consumed")
     c.commit(asynchronous=False)
@@ -182,10 +196,13 @@ def test_a_group_keeps_its_offsets_and_consumes_when_its_coordinator_dies(make_c
     index = (h & 0x7FFFFFFF) % 50
     offsets = cluster.wait_for_topic("__consumer_offsets")
     coordinator = cluster.node(offsets.partitions[index].leader)
+    before_kill = len(churn)
     coordinator.kill()
     # The group carries on: the same consumer keeps consuming and committing.
     wait_until(lambda: [seen.add(m.value()) for m in c.consume(100, 0.5) if m.error() is None] is not None and len(seen) >= total, 60, "the rest consumed after the coordinator died")
     c.commit(asynchronous=False)
+    if protocol == "consumer":
+        assert churn[before_kill:] == [], f"the failover fenced or rebalanced the member: {churn[before_kill:]}"
     c.close()
     # A new member of the group starts where the group committed: nothing is read again.
     again = consumer()

@@ -20,6 +20,9 @@ const REPLICATION: i32 = 3;
 /// replicas to be in sync.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Records/s of the light latency workload (1 KiB, acks=all), run on both.
+pub const LIGHT_RATE: u64 = 2_000;
+
 /// The single node's results the cluster is compared with.
 #[derive(Debug, Default)]
 pub struct Baseline {
@@ -27,6 +30,8 @@ pub struct Baseline {
     pub produce: (f64, f64),
     /// Broker CPU-seconds per GB produced during it.
     pub cpu_per_gb: f64,
+    /// The light latency workload's percentiles (label, microseconds).
+    pub light_latency_us: Vec<(String, u64)>,
 }
 
 /// The workloads (records in the produce run; the latency run's measured time and warm-up).
@@ -100,6 +105,16 @@ pub fn run(
     let h = kafka::latency(&bootstrap, topic, 1024, 20_000, secs, warm, &pb)?;
     pb.finish();
     report.cluster_latency_us = report::percentiles(&h);
+    let topic = "cluster-latency-light";
+    kafka::create_replicated_topic(&bootstrap, topic, 1, REPLICATION, &configs)?;
+    kafka::wait_for_in_sync(&bootstrap, topic, REPLICATION as usize, JOIN_TIMEOUT)?;
+    let pb = bar(
+        "3 nodes: latency 1 KiB @ 2k/s, acks=all",
+        LIGHT_RATE * (secs + warm).as_secs(),
+    );
+    let h = kafka::latency(&bootstrap, topic, 1024, LIGHT_RATE, secs, warm, &pb)?;
+    pb.finish();
+    let light_latency_us = report::percentiles(&h);
 
     let mut compared = vec![
         Compared {
@@ -121,18 +136,23 @@ pub fn run(
             cluster: cpu_per_gb,
         },
     ];
-    for p in ["p50", "p99", "p99.9"] {
-        let at = |l: &[(String, u64)]| {
-            l.iter()
-                .find(|(q, _)| q == p)
-                .map_or(0.0, |(_, us)| *us as f64 / 1000.0)
-        };
-        compared.push(Compared {
-            measure: format!("latency {p}, 1 KiB at 20,000 records/s"),
-            unit: "ms",
-            single: at(&report.latency_us),
-            cluster: at(&report.cluster_latency_us),
-        });
+    let at = |l: &[(String, u64)], p: &str| {
+        l.iter()
+            .find(|(q, _)| q == p)
+            .map_or(0.0, |(_, us)| *us as f64 / 1000.0)
+    };
+    for (rate, single, cluster) in [
+        ("20,000", &report.latency_us, &report.cluster_latency_us),
+        ("2,000", &baseline.light_latency_us, &light_latency_us),
+    ] {
+        for p in ["p50", "p99", "p99.9"] {
+            compared.push(Compared {
+                measure: format!("latency {p}, 1 KiB at {rate} records/s"),
+                unit: "ms",
+                single: at(single, p),
+                cluster: at(cluster, p),
+            });
+        }
     }
     report.cluster = compared;
 

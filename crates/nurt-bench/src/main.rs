@@ -101,10 +101,8 @@ fn main() -> anyhow::Result<()> {
         let (rps, mbps) = kafka::produce(&bootstrap, topic, size, count, acks, &pb)?;
         let bytes = count as f64 * size as f64;
         if topic == cluster_run.0 {
-            baseline = cluster::Baseline {
-                produce: (rps, mbps),
-                cpu_per_gb: (system::cpu_seconds(pid) - run_cpu_before) / (bytes / 1e9),
-            };
+            baseline.produce = (rps, mbps);
+            baseline.cpu_per_gb = (system::cpu_seconds(pid) - run_cpu_before) / (bytes / 1e9);
         }
         pb.finish();
         moved_bytes += bytes;
@@ -153,6 +151,22 @@ fn main() -> anyhow::Result<()> {
     )?;
     pb.finish();
     report.latency_us = report::percentiles(&h);
+    // A light load too, for the 3-node comparison: what replication adds when the three
+    // brokers and the client do not have to share this machine's cores at their limit.
+    kafka::create_topic(&bootstrap, "latency-light", 1)?;
+    let rate = cluster::LIGHT_RATE;
+    let pb = bar("latency 1 KiB @ 2k/s, acks=all", rate * (secs + warm));
+    let h = kafka::latency(
+        &bootstrap,
+        "latency-light",
+        1024,
+        rate,
+        Duration::from_secs(secs),
+        Duration::from_secs(warm),
+        &pb,
+    )?;
+    pb.finish();
+    baseline.light_latency_us = report::percentiles(&h);
 
     kafka::create_topic(&bootstrap, "p1000", 1000)?;
     let count = 1_000_000 / scale;

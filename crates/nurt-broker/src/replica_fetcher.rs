@@ -112,6 +112,9 @@ async fn run(broker: Arc<Broker>, leader: i32) {
         correlation_id = correlation_id.wrapping_add(1);
         match fetch_once(&broker, leader, &followed, &mut connection, correlation_id).await {
             Ok(true) => {}
+            // Kafka backs off (`replica.fetch.backoff.ms`) after errors only: an empty answer
+            // is a long poll that expired, and the next fetch goes out at once (sleeping
+            // there would hold every acks=all produce that arrives meanwhile).
             Ok(false) => tokio::time::sleep(backoff).await,
             Err(e) => {
                 tracing::debug!("fetching from leader {leader}: {e}");
@@ -122,7 +125,8 @@ async fn run(broker: Arc<Broker>, leader: i32) {
     }
 }
 
-/// One fetch round trip. Ok(false) when no partition could make progress (back off).
+/// One fetch round trip. Ok(false) when the leader answered a partition with an error or a
+/// partition could not apply its answer (back off).
 async fn fetch_once(
     broker: &Broker,
     leader: i32,
@@ -154,19 +158,22 @@ async fn fetch_once(
         )));
     }
     let by_id: BTreeMap<([u8; 16], i32), &Followed> = followed.iter().map(|f| ((f.0.topic_id, f.0.index), f)).collect();
-    let mut progress = false;
+    let mut healthy = true;
     for topic in response.responses {
         for data in topic.partitions {
             let Some((partition, epoch)) = by_id.get(&(*topic.topic_id.as_bytes(), data.partition_index)) else {
                 continue;
             };
             match apply(partition, *epoch, &data) {
-                Ok(moved) => progress |= moved,
-                Err(e) => tracing::error!("replicating {}-{}: {e}", partition.topic, partition.index),
+                Ok(answered) => healthy &= answered,
+                Err(e) => {
+                    tracing::error!("replicating {}-{}: {e}", partition.topic, partition.index);
+                    healthy = false;
+                }
             }
         }
     }
-    Ok(progress)
+    Ok(healthy)
 }
 
 /// The internal listener of broker `id`, from its registration.
@@ -255,7 +262,8 @@ async fn read_response(stream: &mut TcpStream, correlation_id: i32) -> std::io::
     Ok(response)
 }
 
-/// Applies one partition of the leader's answer; whether it made progress.
+/// Applies one partition of the leader's answer; false when the leader answered it with an
+/// error.
 fn apply(partition: &Partition, leader_epoch: i32, data: &PartitionData) -> Result<bool, nurt_log::LogError> {
     match data.error_code {
         codes::NONE => {
@@ -271,18 +279,17 @@ fn apply(partition: &Partition, leader_epoch: i32, data: &PartitionData) -> Resu
                     partition.index,
                     diverging.epoch
                 );
-                return partition.truncate_as_follower(to, leader_epoch);
+                return partition.truncate_as_follower(to, leader_epoch).map(|_| true);
             }
             let records = data.records.as_deref().unwrap_or_default();
-            let before = partition.fetch_position().fetch_offset;
-            let after = partition.append_as_follower(
+            partition.append_as_follower(
                 records,
                 data.high_watermark,
                 data.log_start_offset,
                 leader_epoch,
                 now_ms(),
             )?;
-            Ok(after > before || !records.is_empty())
+            Ok(true)
         }
         codes::OFFSET_OUT_OF_RANGE => {
             let position = partition.fetch_position();
@@ -294,10 +301,14 @@ fn apply(partition: &Partition, leader_epoch: i32, data: &PartitionData) -> Resu
                     data.log_start_offset,
                     position.fetch_offset
                 );
-                partition.restart_as_follower_at(data.log_start_offset, leader_epoch)
+                partition
+                    .restart_as_follower_at(data.log_start_offset, leader_epoch)
+                    .map(|_| true)
             } else {
                 // Past the leader's end (it answers with its log end as the high watermark).
-                partition.truncate_as_follower(data.high_watermark.max(0), leader_epoch)
+                partition
+                    .truncate_as_follower(data.high_watermark.max(0), leader_epoch)
+                    .map(|_| true)
             }
         }
         code => {

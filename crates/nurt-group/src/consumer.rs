@@ -3,6 +3,8 @@
 //! moves each member towards it, revoking before assigning so no partition ever has two
 //! owners. Member epochs fence stale members.
 
+mod persist;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::assignor::{self, AssignmentSpec, TopicPartition};
@@ -49,6 +51,7 @@ pub struct ConsumerMember {
     pub rack_id: Option<String>,
     pub client_id: String,
     pub client_host: String,
+    pub rebalance_timeout_ms: i32,
     pub subscribed: Vec<String>,
     /// The subscription's regular expression, anchored (`^(?:re)$`), and the topics it
     /// matched when the topic names were last seen.
@@ -64,6 +67,28 @@ pub struct ConsumerMember {
 }
 
 impl ConsumerMember {
+    /// A member with nothing subscribed or assigned yet, at epoch 0, last heard at `now_ms`.
+    fn new(member_id: &str, now_ms: i64) -> Self {
+        Self {
+            member_id: member_id.to_string(),
+            instance_id: None,
+            rack_id: None,
+            client_id: String::new(),
+            client_host: String::new(),
+            rebalance_timeout_ms: -1,
+            subscribed: Vec::new(),
+            regex: None,
+            regex_matched: Vec::new(),
+            assignor: None,
+            epoch: 0,
+            previous_epoch: 0,
+            assigned: BTreeSet::new(),
+            pending_revocation: BTreeSet::new(),
+            last_heartbeat_ms: now_ms,
+            last_sent: None,
+        }
+    }
+
     /// Every topic the member subscribes to: by name, and by its regex.
     pub fn subscriptions(&self) -> impl Iterator<Item = &String> {
         self.subscribed.iter().chain(self.regex_matched.iter())
@@ -78,10 +103,17 @@ pub struct ConsumerGroup {
     pub assignment_epoch: i32,
     members: BTreeMap<String, ConsumerMember>,
     target: BTreeMap<String, BTreeSet<TopicPartition>>,
-    /// Subscribed topics' ids and partition counts when the target was computed.
+    /// Subscribed topics' ids and partition counts when the target was computed, and their
+    /// hash (persisted, so a new coordinator knows whether they changed meanwhile).
     topics_seen: BTreeMap<String, (TopicId, i32)>,
+    topics_hash: u64,
     /// The topic names regexes were last matched against.
     names_matched: Vec<String>,
+    /// Loaded from records: the first regex match restores what was matched before (a
+    /// change of the topics themselves shows in `topics_hash`).
+    regexes_loaded: bool,
+    /// The state as last written to records ([`ConsumerGroup::take_records`]).
+    persisted: persist::Persisted,
 }
 
 /// Compiles a subscription regex the way Kafka applies it: to whole topic names.
@@ -111,7 +143,10 @@ impl ConsumerGroup {
             members: BTreeMap::new(),
             target: BTreeMap::new(),
             topics_seen: BTreeMap::new(),
+            topics_hash: 0,
             names_matched: Vec::new(),
+            regexes_loaded: false,
+            persisted: persist::Persisted::default(),
         }
     }
 
@@ -223,21 +258,12 @@ impl ConsumerGroup {
                 self.members.insert(
                     member_id.clone(),
                     ConsumerMember {
-                        member_id: member_id.clone(),
                         instance_id: req.instance_id.clone(),
                         rack_id: req.rack_id.clone(),
                         client_id: req.client_id.clone(),
                         client_host: req.client_host.clone(),
-                        subscribed: Vec::new(),
-                        regex: None,
-                        regex_matched: Vec::new(),
-                        assignor: None,
-                        epoch: 0,
-                        previous_epoch: 0,
-                        assigned: BTreeSet::new(),
-                        pending_revocation: BTreeSet::new(),
-                        last_heartbeat_ms: now_ms,
-                        last_sent: None,
+                        rebalance_timeout_ms: req.rebalance_timeout_ms,
+                        ..ConsumerMember::new(&member_id, now_ms)
                     },
                 );
                 membership_changed = true;
@@ -311,6 +337,7 @@ impl ConsumerGroup {
             return false;
         }
         self.names_matched = topics.keys().cloned().collect();
+        let loaded = std::mem::take(&mut self.regexes_loaded);
         let mut changed = false;
         for m in self.members.values_mut() {
             let Some(re) = &m.regex else { continue };
@@ -324,7 +351,7 @@ impl ConsumerGroup {
                 changed = true;
             }
         }
-        changed
+        changed && !loaded
     }
 
     /// Recomputes the target assignment when the group epoch moved past it or the subscribed
@@ -335,8 +362,10 @@ impl ConsumerGroup {
             .iter()
             .filter_map(|n| topics.get(*n).map(|v| ((*n).clone(), *v)))
             .collect();
-        let topics_changed = seen != self.topics_seen;
+        let hash = persist::topics_hash(&seen);
+        let topics_changed = hash != self.topics_hash;
         self.topics_seen = seen;
+        self.topics_hash = hash;
         if membership_changed || topics_changed {
             self.epoch += 1;
         }
@@ -404,6 +433,13 @@ impl ConsumerGroup {
             m.previous_epoch = m.epoch;
             m.epoch = assignment_epoch;
         }
+    }
+
+    /// Whether [`ConsumerGroup::tick`] at `now_ms` would remove a member.
+    pub fn has_expired_members(&self, cfg: &GroupConfig, now_ms: i64) -> bool {
+        self.members
+            .values()
+            .any(|m| now_ms > m.last_heartbeat_ms + cfg.consumer_session_timeout_ms)
     }
 
     /// Removes members whose session timed out; returns whether any was removed.

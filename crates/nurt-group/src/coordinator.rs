@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use crate::classic::{ClassicGroup, ClassicState, JoinRequest, SyncRequest};
 use crate::consumer::{ConsumerGroup, HeartbeatRequest, HeartbeatResponse};
 use crate::offsets::OffsetStore;
+use crate::record::consumer::ConsumerRecord;
 use crate::record::{GroupRecord, OffsetValue};
 use crate::{Completion, GroupConfig, GroupError, Token, TopicId};
 
@@ -50,6 +51,16 @@ fn kip848_state_for_list(state: &str) -> &'static str {
         "reconciling" => "Reconciling",
         _ => "Stable",
     }
+}
+
+fn consumer_records(group_id: &str, records: Vec<ConsumerRecord>) -> Vec<GroupRecord> {
+    records
+        .into_iter()
+        .map(|record| GroupRecord::Consumer {
+            group: group_id.to_string(),
+            record,
+        })
+        .collect()
 }
 
 /// Answers and records produced by one call.
@@ -118,6 +129,24 @@ impl GroupCoordinator {
             }
             GroupRecord::Group { group, value: None } => {
                 self.groups.remove(group);
+            }
+            GroupRecord::Consumer {
+                group,
+                record: ConsumerRecord::GroupEpoch(None),
+            } => {
+                if matches!(self.groups.get(group), Some(Group::Consumer(_))) {
+                    self.groups.remove(group);
+                }
+            }
+            GroupRecord::Consumer { group, record } => {
+                // A consumer record after a classic group's: the group changed protocol.
+                if !matches!(self.groups.get(group), Some(Group::Consumer(_))) {
+                    self.groups
+                        .insert(group.clone(), Group::Consumer(ConsumerGroup::new(group.clone())));
+                }
+                if let Some(Group::Consumer(g)) = self.groups.get_mut(group) {
+                    g.replay(record, now_ms);
+                }
             }
         }
     }
@@ -253,7 +282,8 @@ impl GroupCoordinator {
         (results, out)
     }
 
-    /// ConsumerGroupHeartbeat (KIP-848).
+    /// ConsumerGroupHeartbeat (KIP-848): the answer, and the records of what it changed
+    /// (to persist before the answer goes out).
     pub fn consumer_heartbeat(
         &mut self,
         group_id: &str,
@@ -261,12 +291,13 @@ impl GroupCoordinator {
         topics: &BTreeMap<String, (TopicId, i32)>,
         fresh_member_id: String,
         now_ms: i64,
-    ) -> HeartbeatResponse {
+    ) -> (HeartbeatResponse, Vec<GroupRecord>) {
         if group_id.is_empty() {
-            return HeartbeatResponse {
+            let answer = HeartbeatResponse {
                 error: Some(GroupError::InvalidGroupId),
                 ..Default::default()
             };
+            return (answer, Vec::new());
         }
         let replace = match self.groups.get(group_id) {
             None => true,
@@ -280,13 +311,19 @@ impl GroupCoordinator {
             );
         }
         match self.groups.get_mut(group_id) {
-            Some(Group::Consumer(g)) => g.heartbeat(req, topics, fresh_member_id, &self.cfg, now_ms),
-            _ => HeartbeatResponse {
-                error: Some(GroupError::GroupTypeMismatch),
-                member_id: req.member_id,
-                member_epoch: req.member_epoch,
-                ..Default::default()
-            },
+            Some(Group::Consumer(g)) => {
+                let answer = g.heartbeat(req, topics, fresh_member_id, &self.cfg, now_ms);
+                (answer, consumer_records(group_id, g.take_records()))
+            }
+            _ => {
+                let answer = HeartbeatResponse {
+                    error: Some(GroupError::GroupTypeMismatch),
+                    member_id: req.member_id,
+                    member_epoch: req.member_epoch,
+                    ..Default::default()
+                };
+                (answer, Vec::new())
+            }
         }
     }
 
@@ -377,8 +414,11 @@ impl GroupCoordinator {
         if self.groups.get(group_id).is_some_and(Group::has_members) {
             return Err(GroupError::NonEmptyGroup);
         }
-        self.groups.remove(group_id);
-        let mut records = self.offsets.tombstones(group_id, None);
+        let mut records = match self.groups.remove(group_id) {
+            Some(Group::Consumer(g)) => consumer_records(group_id, g.tombstones()),
+            _ => Vec::new(),
+        };
+        records.extend(self.offsets.tombstones(group_id, None));
         records.push(GroupRecord::Group {
             group: group_id.to_string(),
             value: None,
@@ -429,7 +469,19 @@ impl GroupCoordinator {
                     }
                 }
                 Group::Consumer(g) => {
+                    if !g.has_expired_members(&cfg, now_ms) {
+                        continue;
+                    }
+                    let undo = Undo(vec![(id.clone(), Some(Group::Consumer(g.clone())))]);
                     g.tick(&cfg, now_ms);
+                    let records = consumer_records(id, g.take_records());
+                    outputs.push((
+                        undo,
+                        Output {
+                            completions: Vec::new(),
+                            records,
+                        },
+                    ));
                 }
             }
         }

@@ -1,5 +1,10 @@
 //! Group records as Kafka lays them out in `__consumer_offsets`: offset commits (key v1,
-//! value v3) and classic group metadata (key v2, value v3). A `None` value is a tombstone.
+//! value v3), classic group metadata (key v2, value v3) and KIP-848 group state
+//! ([`consumer`], keys v3 and v5–v8). A `None` value is a tombstone.
+
+pub mod consumer;
+
+use consumer::ConsumerRecord;
 
 /// A committed offset.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +52,8 @@ pub enum GroupRecord {
         group: String,
         value: Option<GroupMetadataValue>,
     },
+    /// KIP-848 group state.
+    Consumer { group: String, record: ConsumerRecord },
 }
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
@@ -121,7 +128,7 @@ impl GroupRecord {
     /// The group the record belongs to.
     pub fn group(&self) -> &str {
         match self {
-            Self::Offset { group, .. } | Self::Group { group, .. } => group,
+            Self::Offset { group, .. } | Self::Group { group, .. } | Self::Consumer { group, .. } => group,
         }
     }
 
@@ -129,6 +136,7 @@ impl GroupRecord {
     pub fn encode(&self) -> (Vec<u8>, Option<Vec<u8>>) {
         let mut key = Vec::new();
         match self {
+            Self::Consumer { group, record } => record.encode(group),
             Self::Offset {
                 group,
                 topic,
@@ -214,6 +222,11 @@ impl GroupRecord {
                     Some(v) => Some(decode_group_value(v)?),
                 };
                 Ok(Self::Group { group, value })
+            }
+            v if consumer::KEY_VERSIONS.contains(&v) => {
+                let group = k.str()?;
+                let record = ConsumerRecord::decode(v, &mut k, value)?;
+                Ok(Self::Consumer { group, record })
             }
             _ => Err(CorruptRecord("unknown key version")),
         }

@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 
 use crate::classic::{ClassicState, JoinMember, JoinRequest, JoinResponse, SyncRequest, SyncResponse};
 use crate::consumer::HeartbeatRequest;
+use crate::consumer::HeartbeatResponse;
 use crate::coordinator::OffsetCommit;
-use crate::{Completion, GroupConfig, GroupCoordinator, GroupError, GroupRecord};
+use crate::{Completion, Group, GroupConfig, GroupCoordinator, GroupError, GroupRecord, TopicId};
 
 /// Every group's tick output, merged (these tests persist nothing).
 fn ticked(c: &mut GroupCoordinator, now_ms: i64) -> crate::Output {
@@ -281,50 +282,79 @@ fn offsets_commit_only_for_members_and_delete_only_empty_groups() {
     assert_eq!(c.delete_group("g").unwrap_err(), GroupError::GroupIdNotFound);
 }
 
-#[test]
-fn kip848_revokes_before_reassigning() {
-    let mut c = GroupCoordinator::new(cfg());
-    let topic = [7u8; 16];
-    let topics: BTreeMap<String, ([u8; 16], i32)> = [("orders".to_string(), (topic, 4))].into();
-    let hb = |id: &str, epoch, owned: Option<Vec<i32>>| HeartbeatRequest {
+/// A KIP-848 heartbeat of member `id` subscribing to "orders" when it joins (epoch 0),
+/// owning `owned` partitions of `topic`.
+fn orders_heartbeat(topic: TopicId, id: &str, epoch: i32, owned: Option<Vec<i32>>) -> HeartbeatRequest {
+    HeartbeatRequest {
         member_id: id.into(),
         member_epoch: epoch,
         rebalance_timeout_ms: 30_000,
         subscribed_topic_names: (epoch == 0).then(|| vec!["orders".to_string()]),
         owned: owned.map(|ps| vec![(topic, ps)]),
+        client_id: format!("client-{id}"),
         ..Default::default()
-    };
-    let a = c.consumer_heartbeat("g", hb("a", 0, None), &topics, String::new(), 0);
+    }
+}
+
+/// A KIP-848 heartbeat to group "g", answer only.
+fn beat(
+    c: &mut GroupCoordinator,
+    req: HeartbeatRequest,
+    topics: &BTreeMap<String, (TopicId, i32)>,
+    fresh: String,
+    now_ms: i64,
+) -> HeartbeatResponse {
+    c.consumer_heartbeat("g", req, topics, fresh, now_ms).0
+}
+
+#[test]
+fn kip848_revokes_before_reassigning() {
+    let mut c = GroupCoordinator::new(cfg());
+    let topic = [7u8; 16];
+    let topics: BTreeMap<String, ([u8; 16], i32)> = [("orders".to_string(), (topic, 4))].into();
+    let hb = |id: &str, epoch, owned| orders_heartbeat(topic, id, epoch, owned);
+    let a = beat(&mut c, hb("a", 0, None), &topics, String::new(), 0);
     assert_eq!((a.error, a.member_epoch), (None, 1));
     assert_eq!(a.assignment, Some(vec![(topic, vec![0, 1, 2, 3])]));
     // b joins: it gets nothing yet, a still owns everything.
-    let b = c.consumer_heartbeat("g", hb("b", 0, None), &topics, String::new(), 10);
+    let b = beat(&mut c, hb("b", 0, None), &topics, String::new(), 10);
     assert_eq!(b.error, None);
     assert_eq!(b.assignment, Some(vec![]));
     // a is told to give up two partitions, keeping its epoch until it has.
-    let a = c.consumer_heartbeat("g", hb("a", 1, Some(vec![0, 1, 2, 3])), &topics, String::new(), 20);
+    let a = beat(&mut c, hb("a", 1, Some(vec![0, 1, 2, 3])), &topics, String::new(), 20);
     let kept = a.assignment.clone().unwrap()[0].1.clone();
     assert_eq!((a.member_epoch, kept.len()), (1, 2));
     // b asks again: the revoked partitions are not free until a confirms.
-    let b2 = c.consumer_heartbeat("g", hb("b", b.member_epoch, Some(vec![])), &topics, String::new(), 30);
+    let b2 = beat(
+        &mut c,
+        hb("b", b.member_epoch, Some(vec![])),
+        &topics,
+        String::new(),
+        30,
+    );
     assert_eq!(b2.assignment, None);
-    let a = c.consumer_heartbeat("g", hb("a", 1, Some(kept.clone())), &topics, String::new(), 40);
+    let a = beat(&mut c, hb("a", 1, Some(kept.clone())), &topics, String::new(), 40);
     assert_eq!((a.error, a.member_epoch), (None, 2));
-    let b3 = c.consumer_heartbeat("g", hb("b", b2.member_epoch, Some(vec![])), &topics, String::new(), 50);
+    let b3 = beat(
+        &mut c,
+        hb("b", b2.member_epoch, Some(vec![])),
+        &topics,
+        String::new(),
+        50,
+    );
     let got = b3.assignment.unwrap()[0].1.clone();
     assert_eq!(got.len(), 2);
     assert!(got.iter().all(|p| !kept.contains(p)));
     // A stale epoch is fenced; a member that stops heartbeating is expired.
     assert_eq!(b3.member_epoch, 2);
     assert_eq!(
-        c.consumer_heartbeat("g", hb("a", 5, None), &topics, String::new(), 60)
-            .error,
+        beat(&mut c, hb("a", 5, None), &topics, String::new(), 60).error,
         Some(GroupError::FencedMemberEpoch)
     );
     // a last heartbeat at 40, b at 50: only a has timed out one ms past its session.
     let t = 40 + c.cfg.consumer_session_timeout_ms + 1;
     ticked(&mut c, t);
-    let b4 = c.consumer_heartbeat("g", hb("b", 2, Some(got)), &topics, String::new(), t);
+    let b4 = beat(&mut c, hb("b", 2, Some(got)), &topics, String::new(), t);
     assert_eq!(b4.error, None);
     assert_eq!(b4.assignment.map(|a| a[0].1.len()), Some(4));
 }
@@ -391,7 +421,7 @@ fn kip848_regex_subscriptions_follow_the_topics() {
         subscribed_topic_regex: Some("orders-.*".into()),
         ..Default::default()
     };
-    let a = c.consumer_heartbeat("g", join, &topics, String::new(), 0);
+    let a = beat(&mut c, join, &topics, String::new(), 0);
     assert_eq!(a.error, None);
     assert_eq!(
         a.assignment,
@@ -406,7 +436,7 @@ fn kip848_regex_subscriptions_follow_the_topics() {
         owned: Some(vec![(orders_eu, vec![0, 1])]),
         ..Default::default()
     };
-    let a2 = c.consumer_heartbeat("g", again, &topics, String::new(), 10);
+    let a2 = beat(&mut c, again, &topics, String::new(), 10);
     let mut got = a2.assignment.expect("the assignment changed");
     got.sort();
     assert_eq!(got, vec![(orders_eu, vec![0, 1]), (orders_us, vec![0])]);
@@ -416,6 +446,97 @@ fn kip848_regex_subscriptions_follow_the_topics() {
         subscribed_topic_regex: Some("orders-(".into()),
         ..Default::default()
     };
-    let b = c.consumer_heartbeat("g", bad, &topics, String::new(), 20);
+    let b = beat(&mut c, bad, &topics, String::new(), 20);
     assert_eq!(b.error, Some(GroupError::InvalidRegularExpression));
+}
+
+/// KIP-848 group state is records: a coordinator that replays what another wrote (through
+/// the byte encoding) has the same members, epochs, target and current assignments, gives
+/// every member a fresh session, and answers the next heartbeats without fencing anyone or
+/// bumping the group epoch.
+#[test]
+fn kip848_group_state_survives_a_reload() {
+    let mut c = GroupCoordinator::new(cfg());
+    let topic = [7u8; 16];
+    let topics: BTreeMap<String, ([u8; 16], i32)> = [("orders".to_string(), (topic, 4))].into();
+    let hb = |id: &str, epoch, owned| orders_heartbeat(topic, id, epoch, owned);
+    let mut log: Vec<GroupRecord> = Vec::new();
+    // A heartbeat whose records go through their bytes into `log`.
+    let call = |c: &mut GroupCoordinator, log: &mut Vec<GroupRecord>, req, now| {
+        let (answer, records) = c.consumer_heartbeat("g", req, &topics, String::new(), now);
+        for r in records {
+            let (k, v) = r.encode();
+            log.push(GroupRecord::decode(&k, v.as_deref()).unwrap());
+        }
+        answer
+    };
+    call(&mut c, &mut log, hb("a", 0, None), 0);
+    let b = call(&mut c, &mut log, hb("b", 0, None), 10);
+    // a is mid-revocation when the coordinator goes away.
+    let a = call(&mut c, &mut log, hb("a", 1, Some(vec![0, 1, 2, 3])), 20);
+    let kept = a.assignment.unwrap()[0].1.clone();
+    let writes = log.len();
+    assert!(call(&mut c, &mut log, hb("a", 1, Some(vec![0, 1, 2, 3])), 25)
+        .error
+        .is_none());
+    assert_eq!(log.len(), writes, "a heartbeat that changes nothing writes nothing");
+
+    let mut loaded = GroupCoordinator::new(cfg());
+    let load_ms = 1_000_000;
+    for r in &log {
+        loaded.replay(r, load_ms);
+    }
+    let (Some(Group::Consumer(before)), Some(Group::Consumer(after))) = (c.group("g"), loaded.group("g")) else {
+        panic!("a consumer group on both sides");
+    };
+    assert_eq!(
+        (before.epoch, before.assignment_epoch),
+        (after.epoch, after.assignment_epoch)
+    );
+    let view = |g: &crate::consumer::ConsumerGroup| {
+        g.members()
+            .map(|m| {
+                (
+                    m.member_id.clone(),
+                    m.client_id.clone(),
+                    m.subscribed.clone(),
+                    m.epoch,
+                    m.assigned.clone(),
+                    m.pending_revocation.clone(),
+                    g.target_of(&m.member_id),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(view(before), view(after));
+    let group_epoch = after.epoch;
+
+    // Sessions start at the load: nobody expires a moment before a full session.
+    let session_ms = loaded.cfg.consumer_session_timeout_ms;
+    assert!(ticked(&mut loaded, load_ms + session_ms - 1).records.is_empty());
+    let mut c = loaded;
+    // a finishes revoking with the epoch it had; b then gets the freed partitions.
+    let a = call(&mut c, &mut log, hb("a", 1, Some(kept.clone())), load_ms + 10);
+    assert_eq!((a.error, a.member_epoch), (None, 2));
+    let b = call(&mut c, &mut log, hb("b", b.member_epoch, Some(vec![])), load_ms + 20);
+    assert_eq!(b.error, None);
+    let got = b.assignment.expect("the freed partitions")[0].1.clone();
+    assert!(
+        got.len() == 2 && got.iter().all(|p| !kept.contains(p)),
+        "{got:?} vs {kept:?}"
+    );
+    let Some(Group::Consumer(g)) = c.group("g") else {
+        panic!()
+    };
+    assert_eq!(g.epoch, group_epoch, "no rebalance because of the reload");
+
+    // Members leave; the group is deleted; replaying everything leaves no group behind.
+    call(&mut c, &mut log, hb("a", -1, None), load_ms + 30);
+    call(&mut c, &mut log, hb("b", -1, None), load_ms + 40);
+    log.extend(c.delete_group("g").unwrap());
+    let mut replayed = GroupCoordinator::new(cfg());
+    for r in &log {
+        replayed.replay(r, load_ms);
+    }
+    assert!(replayed.group("g").is_none());
 }

@@ -24,8 +24,22 @@ public class ClientCheck {
             case "group": group(bootstrap, topic, args[3], args[4]); break;
             // alter-config BOOTSTRAP TYPE NAME KEY VALUE: IncrementalAlterConfigs SET, as
             // kafka-configs.sh does (NAME "" is the cluster default, --entity-default).
+            // list-topics BOOTSTRAP -: the topics Admin lists with and without listInternal.
+            case "list-topics": listTopics(bootstrap); break;
             case "alter-config": alterConfig(bootstrap, args[2], args[3], args[4], args[5]); break;
             default: throw new IllegalArgumentException(mode);
+        }
+    }
+
+    /** Prints "all=" the topics listed with listInternal(true), "default=" those without. */
+    static void listTopics(String bootstrap) throws Exception {
+        Properties p = new Properties();
+        p.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        try (Admin admin = Admin.create(p)) {
+            var all = new TreeSet<>(admin.listTopics(new ListTopicsOptions().listInternal(true)).names().get());
+            var plain = new TreeSet<>(admin.listTopics().names().get());
+            System.out.println("all=" + String.join(",", all));
+            System.out.println("default=" + String.join(",", plain));
         }
     }
 

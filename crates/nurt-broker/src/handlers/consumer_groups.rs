@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use nurt_group::consumer::HeartbeatRequest;
-use nurt_group::{Group, TopicId};
+use nurt_group::{Group, Output, TopicId};
 use nurt_protocol::kafka_protocol::messages::consumer_group_describe_response::{
     self as describe, DescribedGroup, Member,
 };
@@ -24,7 +24,9 @@ fn topic_view(broker: &Broker) -> BTreeMap<String, (TopicId, i32)> {
         .collect()
 }
 
-pub fn consumer_group_heartbeat(
+/// The answer goes out once the group state it changed is on every in-sync replica of the
+/// group's `__consumer_offsets` partition (the group state is records, as in Kafka).
+pub async fn consumer_group_heartbeat(
     broker: &Broker,
     ctx: &Context,
     r: ConsumerGroupHeartbeatRequest,
@@ -50,9 +52,22 @@ pub fn consumer_group_heartbeat(
     };
     let topics = topic_view(broker);
     let fresh = uuid::Uuid::new_v4().to_string();
-    let answer = match broker.groups.with_coordinator(&r.group_id.0, |c| {
-        c.consumer_heartbeat(&r.group_id.0, req, &topics, fresh, now_ms())
-    }) {
+    let answer = broker
+        .groups
+        .immediate(
+            &r.group_id.0,
+            |c| {
+                let (answer, records) = c.consumer_heartbeat(&r.group_id.0, req, &topics, fresh, now_ms());
+                let output = Output {
+                    completions: Vec::new(),
+                    records,
+                };
+                (Ok(answer), output)
+            },
+            Err,
+        )
+        .await;
+    let answer = match answer {
         Ok(answer) => answer,
         Err(e) => {
             return ConsumerGroupHeartbeatResponse::default()

@@ -111,7 +111,7 @@ pub async fn handle(
         RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(offsets::offset_fetch(broker, r, v)),
         RequestKind::OffsetDelete(r) => ResponseKind::OffsetDelete(offsets::offset_delete(broker, r).await),
         RequestKind::ConsumerGroupHeartbeat(r) => {
-            ResponseKind::ConsumerGroupHeartbeat(consumer_groups::consumer_group_heartbeat(broker, &ctx, r))
+            ResponseKind::ConsumerGroupHeartbeat(consumer_groups::consumer_group_heartbeat(broker, &ctx, r).await)
         }
         RequestKind::ConsumerGroupDescribe(r) => {
             ResponseKind::ConsumerGroupDescribe(consumer_groups::consumer_group_describe(broker, r))
