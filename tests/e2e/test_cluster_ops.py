@@ -1,6 +1,10 @@
 """Cluster operations with real admin clients: a preferred-leader election (librdkafka), a
 reassignment onto a broker-only node visible in ListPartitionReassignments while it is in
-progress (kafka-python), and DescribeQuorum (kafka-python)."""
+progress (kafka-python), DescribeQuorum (kafka-python), the CLI across nodes, and consumers
+reading from the follower in their rack (KIP-392)."""
+
+import json
+import time
 
 import pytest
 from confluent_kafka import ElectionType, TopicPartition
@@ -8,7 +12,7 @@ from kafka import KafkaAdminClient
 from kafka import TopicPartition as KTopicPartition
 
 from cluster import FAST_FAILOVER, QUIET, make_cluster, wait_until  # noqa: F401 (fixture)
-from history import ProducerHistory, check_history, read_topic, wait_full_isr, wait_replicas_identical
+from history import ProducerHistory, check_history, leader_of, read_topic, wait_full_isr, wait_replicas_identical
 from test_cluster import create_topic
 
 FAST = FAST_FAILOVER
@@ -185,3 +189,68 @@ def test_a_dead_brokers_unreplicated_partitions_wait_for_it_and_others_keep_serv
     cluster.node(3).start()
     wait_until(lambda: cluster.node(1).metadata().topics["alone"].partitions[0].leader == 3, 20, "node 3 leading alone-0 again")
     check_history(before, read_topic(cluster.bootstrap, "alone", 1))
+
+
+RACK_AWARE = "replica.selector.class=org.apache.kafka.common.replica.RackAwareReplicaSelector"
+
+
+def fetches_by_node(stats_json, into):
+    """Fetch requests librdkafka sent to each broker, from one statistics callback."""
+    stats = json.loads(stats_json)
+    for b in stats["brokers"].values():
+        if b["nodeid"] >= 0:
+            into[b["nodeid"]] = b.get("req", {}).get("Fetch", 0)
+
+
+@pytest.mark.timeout(120)
+def test_a_consumer_reads_from_the_in_sync_follower_in_its_rack(make_cluster):
+    """KIP-392 follower fetching: with the rack-aware replica selector, the leader answers a
+    consumer that gives its client.rack with the in-sync follower in that rack
+    (preferred_read_replica), and the consumer reads every record from that follower; a
+    consumer without client.rack keeps reading from the leader."""
+    from confluent_kafka import Consumer, Producer
+
+    cluster = make_cluster(settings=FAST + (RACK_AWARE,), start=False)
+    for n in cluster.nodes:
+        n.settings.append(f"broker.rack=rack{n.id}")
+    cluster.start()
+    create_topic(cluster.nodes[0], "near", 1, 3)
+    wait_full_isr(cluster, "near", 3)
+    leader = leader_of(cluster, "near", 0).id
+    follower = next(n.id for n in cluster.nodes if n.id != leader)
+    p = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all", "logger": QUIET})
+    for i in range(200):
+        p.produce("near", value=f"r{i}".encode(), partition=0)
+    assert p.flush(30) == 0
+
+    def read_all(rack):
+        fetches = {}
+        conf = {
+            "bootstrap.servers": cluster.bootstrap,
+            "group.id": f"near-{rack}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "statistics.interval.ms": 200,
+            "stats_cb": lambda s: fetches_by_node(s, fetches),
+            "logger": QUIET,
+        }
+        if rack:
+            conf["client.rack"] = rack
+        c = Consumer(conf)
+        c.assign([TopicPartition("near", 0, 0)])
+        values = []
+        deadline = time.monotonic() + 30
+        while len(values) < 200 and time.monotonic() < deadline:
+            values += [m.value() for m in c.consume(100, 0.5) if m.error() is None]
+        # One more statistics round after the last record.
+        end = time.monotonic() + 1
+        while time.monotonic() < end:
+            c.poll(0.2)
+        c.close()
+        assert values == [f"r{i}".encode() for i in range(200)], len(values)
+        return fetches
+
+    near = read_all(f"rack{follower}")
+    assert near.get(follower, 0) > 0, f"no fetch went to follower {follower} in the client's rack: {near}"
+    plain = read_all(None)
+    assert plain.get(leader, 0) > 0 and all(n == 0 for node, n in plain.items() if node != leader), plain

@@ -5,6 +5,8 @@ acknowledged record read exactly once, at its acknowledged offset, in send order
 replica byte-identical. Also: too few replicas refuse acks=all, an acks=1 suffix a deposed
 leader wrote alone is truncated when it returns, and a group outlives its coordinator."""
 
+import os
+import subprocess
 import time
 
 import pytest
@@ -216,3 +218,45 @@ def test_a_group_keeps_its_offsets_and_consumes_when_its_coordinator_dies(make_c
     assert not late, f"{len(late)} records delivered again after the commit"
     assert sum(committed_after.values()) == total, committed_after
     coordinator.start()
+
+
+@pytest.mark.timeout(240)
+def test_a_follower_whose_disk_fills_leaves_the_isr_and_returns_with_nothing_lost(make_cluster, tmp_path):
+    """A follower's data dir fills up while an idempotent acks=all producer writes: the
+    follower cannot append, leaves the ISR, and the two others keep acknowledging
+    (min.insync.replicas=2). Once space is freed (the node restarted if it stopped), it
+    catches up and rejoins; every acknowledged record is read once, in order, and the
+    replicas are byte-identical."""
+    cluster = make_cluster(settings=FAST, start=False)
+    victim = cluster.node(3)
+    victim.data_dir.mkdir(parents=True, exist_ok=True)
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", str(victim.data_dir)], capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        cluster.start()
+        from confluent_kafka.admin import NewTopic
+
+        admin = cluster.nodes[0].admin()
+        topic = NewTopic("filling", num_partitions=1, replica_assignment=[[1, 2, 3]], config={"min.insync.replicas": "2"})
+        admin.create_topics([topic], operation_timeout=15)["filling"].result(timeout=30)
+        wait_full_isr(cluster, "filling", 3)
+        # Leave the victim a little room, then let the producer use it up.
+        stat = os.statvfs(victim.data_dir)
+        filler = victim.data_dir / "filler"
+        with open(filler, "wb") as f:
+            f.write(b"\0" * max(0, stat.f_bavail * stat.f_frsize - 512 * 1024))
+        history = ProducerHistory(cluster.bootstrap, "filling")
+        history.start()
+        wait_until(lambda: 3 not in cluster.node(1).metadata().topics["filling"].partitions[0].isrs, 60, "the full follower out of the ISR")
+        history.wait_for_acks(500)
+        filler.unlink()
+        if not victim.running:
+            victim.start()
+        wait_full_isr(cluster, "filling", 3, timeout_s=90)
+        history.stop()
+        check_history(history, read_topic(cluster.bootstrap, "filling", 1))
+        wait_replicas_identical(cluster, "filling", 1)
+    finally:
+        if victim.running:
+            victim.kill()
+        subprocess.run(["umount", "-l", str(victim.data_dir)], check=False)

@@ -58,6 +58,9 @@ const BROKER_KEYS: &[&str] = &[
     "log.cleaner.enable",
 ];
 
+/// Kafka's rack-aware replica selector (KIP-392), the one `replica.selector.class` takes.
+pub const RACK_AWARE_REPLICA_SELECTOR: &str = "org.apache.kafka.common.replica.RackAwareReplicaSelector";
+
 /// The name of the client listener (Kafka's default listener name).
 pub const CLIENT_LISTENER: &str = "PLAINTEXT";
 /// The name of the internal listener: Raft, controller requests and replication.
@@ -227,6 +230,11 @@ impl BrokerConfig {
                     }
                 }
             }
+            "replica.selector.class" if !value.is_empty() && value != RACK_AWARE_REPLICA_SELECTOR => {
+                return Err(BrokerError::Config(format!(
+                    "replica.selector.class: Nurt has Kafka's {RACK_AWARE_REPLICA_SELECTOR} (KIP-392), not '{value}'"
+                )))
+            }
             "node.id" if value.parse::<i32>().is_err() => {
                 return Err(BrokerError::Config(format!("node.id must be a number, got '{value}'")))
             }
@@ -301,6 +309,12 @@ impl BrokerConfig {
     }
     pub fn cleaner_enabled(&self) -> bool {
         self.parsed("log.cleaner.enable", true)
+    }
+    /// `replica.selector.class` names the rack-aware selector: consumers that give their
+    /// `client.rack` are sent to an in-sync follower in that rack (KIP-392). Kafka's default
+    /// (unset) keeps every consumer on the leader.
+    pub fn rack_aware_replica_selector(&self) -> bool {
+        self.values.get("replica.selector.class").map(String::as_str) == Some(RACK_AWARE_REPLICA_SELECTOR)
     }
     /// `broker.rack`
     pub fn rack(&self) -> Option<String> {

@@ -133,6 +133,19 @@ impl Partition {
             .is_some_and(|l| l.pending() == Some(proposal))
     }
 
+    /// KIP-392: the in-sync follower a consumer in `client_rack` fetching at `fetch_offset`
+    /// should read from instead of this leader, if any (`Leader::preferred_read_replica`).
+    pub fn preferred_read_replica<'a>(
+        &self,
+        fetch_offset: i64,
+        client_rack: &str,
+        rack_of: impl Fn(i32) -> Option<&'a str>,
+    ) -> Option<i32> {
+        lock(&self.replication)
+            .as_ref()?
+            .preferred_read_replica(fetch_offset, client_rack, rack_of)
+    }
+
     /// Whether an acks=all produce may append: enough in-sync replicas.
     pub fn may_append_acks_all(&self) -> bool {
         let min_insync = lock(&self.inner).settings.min_insync_replicas;

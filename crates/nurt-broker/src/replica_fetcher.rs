@@ -32,43 +32,79 @@ const RESPONSE_BYTES_MAX: usize = 256 << 20;
 /// A followed partition and the leader epoch it follows in.
 type Followed = (Arc<Partition>, i32);
 
+/// What a loop fetches: (topic id, partition, leader epoch), sorted.
+type FollowedSet = Vec<([u8; 16], i32, i32)>;
+
+/// One leader's fetch loop.
+#[derive(Debug)]
+struct Loop {
+    handle: tokio::task::JoinHandle<()>,
+    /// Told when `followed` changes, so a fetch in flight without a newly followed partition
+    /// is dropped and sent again with it (instead of the partition waiting out the leader's
+    /// `replica.fetch.wait.max.ms`, and an acks=all produce to it with it).
+    changed: Arc<tokio::sync::Notify>,
+    followed: FollowedSet,
+}
+
 /// The running fetch loops, by leader.
 #[derive(Debug, Default)]
 pub struct Fetchers {
-    loops: Mutex<HashMap<i32, tokio::task::JoinHandle<()>>>,
+    loops: Mutex<HashMap<i32, Loop>>,
     stopped: std::sync::atomic::AtomicBool,
 }
 
 impl Fetchers {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i32, tokio::task::JoinHandle<()>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i32, Loop>> {
         self.loops.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Starts a loop for every leader a hosted partition follows and that has none.
+    /// Starts a loop for every leader a hosted partition follows and that has none, and
+    /// tells running loops whose partitions changed.
     pub fn ensure(broker: &Arc<Broker>) {
-        let leaders: std::collections::BTreeSet<i32> = broker
-            .all_partitions()
-            .iter()
-            .filter_map(|p| followed_leader(broker, p))
-            .collect();
+        let mut by_leader: BTreeMap<i32, FollowedSet> = BTreeMap::new();
+        for p in broker.all_partitions() {
+            if let Some(leader) = followed_leader(broker, &p) {
+                by_leader
+                    .entry(leader)
+                    .or_default()
+                    .push((p.topic_id, p.index, p.leader_epoch()));
+            }
+        }
         let fetchers = &broker.fetchers;
         let mut loops = fetchers.lock();
         if fetchers.stopped.load(std::sync::atomic::Ordering::SeqCst) {
             return;
         }
-        loops.retain(|_, h| !h.is_finished());
-        for leader in leaders {
-            loops
-                .entry(leader)
-                .or_insert_with(|| tokio::spawn(run(Arc::clone(broker), leader)));
+        loops.retain(|_, l| !l.handle.is_finished());
+        for (leader, mut followed) in by_leader {
+            followed.sort_unstable();
+            match loops.get_mut(&leader) {
+                Some(l) if l.followed != followed => {
+                    l.followed = followed;
+                    l.changed.notify_one();
+                }
+                Some(_) => {}
+                None => {
+                    let changed = Arc::new(tokio::sync::Notify::new());
+                    let handle = tokio::spawn(run(Arc::clone(broker), leader, Arc::clone(&changed)));
+                    loops.insert(
+                        leader,
+                        Loop {
+                            handle,
+                            changed,
+                            followed,
+                        },
+                    );
+                }
+            }
         }
     }
 
     /// Stops every loop (shutdown).
     pub fn stop_all(&self) {
         self.stopped.store(true, std::sync::atomic::Ordering::SeqCst);
-        for (_, handle) in self.lock().drain() {
-            handle.abort();
+        for (_, l) in self.lock().drain() {
+            l.handle.abort();
         }
     }
 }
@@ -93,7 +129,7 @@ fn followed_from(broker: &Broker, leader: i32) -> Vec<Followed> {
         .collect()
 }
 
-async fn run(broker: Arc<Broker>, leader: i32) {
+async fn run(broker: Arc<Broker>, leader: i32, changed: Arc<tokio::sync::Notify>) {
     let mut connection: Option<TcpStream> = None;
     let mut correlation_id = 0i32;
     let backoff = Duration::from_millis(broker.config.replica_fetch_backoff_ms().max(10));
@@ -110,7 +146,15 @@ async fn run(broker: Arc<Broker>, leader: i32) {
             continue;
         }
         correlation_id = correlation_id.wrapping_add(1);
-        match fetch_once(&broker, leader, &followed, &mut connection, correlation_id).await {
+        let outcome = tokio::select! {
+            outcome = fetch_once(&broker, leader, &followed, &mut connection, correlation_id) => outcome,
+            () = changed.notified() => {
+                // The answer to the fetch in flight would be read by nobody: start afresh.
+                connection = None;
+                continue;
+            }
+        };
+        match outcome {
             Ok(true) => {}
             // Kafka backs off (`replica.fetch.backoff.ms`) after errors only: an empty answer
             // is a long poll that expired, and the next fetch goes out at once (sleeping
@@ -159,19 +203,26 @@ async fn fetch_once(
     }
     let by_id: BTreeMap<([u8; 16], i32), &Followed> = followed.iter().map(|f| ((f.0.topic_id, f.0.index), f)).collect();
     let mut healthy = true;
+    let mut moved = false;
     for topic in response.responses {
         for data in topic.partitions {
             let Some((partition, epoch)) = by_id.get(&(*topic.topic_id.as_bytes(), data.partition_index)) else {
                 continue;
             };
             match apply(partition, *epoch, &data) {
-                Ok(answered) => healthy &= answered,
+                Ok(Applied::Error) => healthy = false,
+                Ok(Applied::Nothing) => {}
+                Ok(Applied::Moved) => moved = true,
                 Err(e) => {
                     tracing::error!("replicating {}-{}: {e}", partition.topic, partition.index);
                     healthy = false;
                 }
             }
         }
+    }
+    if moved {
+        // Consumers long-polling on this follower (KIP-392) wait for its high watermark.
+        broker.notify_data();
     }
     Ok(healthy)
 }
@@ -262,9 +313,17 @@ async fn read_response(stream: &mut TcpStream, correlation_id: i32) -> std::io::
     Ok(response)
 }
 
-/// Applies one partition of the leader's answer; false when the leader answered it with an
-/// error.
-fn apply(partition: &Partition, leader_epoch: i32, data: &PartitionData) -> Result<bool, nurt_log::LogError> {
+/// What one partition of the leader's answer did here.
+enum Applied {
+    /// The leader answered it with an error.
+    Error,
+    Nothing,
+    /// Records appended, the high watermark moved, or the log was cut.
+    Moved,
+}
+
+/// Applies one partition of the leader's answer.
+fn apply(partition: &Partition, leader_epoch: i32, data: &PartitionData) -> Result<Applied, nurt_log::LogError> {
     match data.error_code {
         codes::NONE => {
             let diverging = &data.diverging_epoch;
@@ -279,9 +338,10 @@ fn apply(partition: &Partition, leader_epoch: i32, data: &PartitionData) -> Resu
                     partition.index,
                     diverging.epoch
                 );
-                return partition.truncate_as_follower(to, leader_epoch).map(|_| true);
+                return partition.truncate_as_follower(to, leader_epoch).map(|_| Applied::Moved);
             }
             let records = data.records.as_deref().unwrap_or_default();
+            let high_watermark = partition.offsets().high_watermark;
             partition.append_as_follower(
                 records,
                 data.high_watermark,
@@ -289,7 +349,8 @@ fn apply(partition: &Partition, leader_epoch: i32, data: &PartitionData) -> Resu
                 leader_epoch,
                 now_ms(),
             )?;
-            Ok(true)
+            let moved = !records.is_empty() || partition.offsets().high_watermark != high_watermark;
+            Ok(if moved { Applied::Moved } else { Applied::Nothing })
         }
         codes::OFFSET_OUT_OF_RANGE => {
             let position = partition.fetch_position();
@@ -303,17 +364,17 @@ fn apply(partition: &Partition, leader_epoch: i32, data: &PartitionData) -> Resu
                 );
                 partition
                     .restart_as_follower_at(data.log_start_offset, leader_epoch)
-                    .map(|_| true)
+                    .map(|_| Applied::Moved)
             } else {
                 // Past the leader's end (it answers with its log end as the high watermark).
                 partition
                     .truncate_as_follower(data.high_watermark.max(0), leader_epoch)
-                    .map(|_| true)
+                    .map(|_| Applied::Moved)
             }
         }
         code => {
             tracing::debug!("{}-{}: leader answered error {code}", partition.topic, partition.index);
-            Ok(false)
+            Ok(Applied::Error)
         }
     }
 }

@@ -22,6 +22,9 @@ pub struct FetchPartition<R> {
     pub high_watermark: i64,
     pub last_stable_offset: i64,
     pub log_start_offset: i64,
+    /// To a consumer (v11+, KIP-392): the replica to fetch this partition from instead, or
+    /// -1 for none.
+    pub preferred_read_replica: i32,
     /// The records and their length; `None` encodes an empty record set.
     pub records: Option<(R, usize)>,
     /// To a follower whose log diverges (v12+, tagged field 0): the largest epoch ≤ its last
@@ -160,7 +163,7 @@ pub fn encode_fetch_response<R>(version: i16, correlation_id: i32, response: Fet
                 o.buf.put_i32(-1);
             }
             if version >= 11 {
-                o.buf.put_i32(-1); // preferred_read_replica
+                o.buf.put_i32(p.preferred_read_replica);
             }
             o.records(p.records);
             partition_tags(&mut o, p.diverging_epoch, p.current_leader);
@@ -196,7 +199,7 @@ mod tests {
     use kafka_protocol::messages::{ApiKey, BrokerId, FetchResponse, ResponseKind, TopicName};
     use kafka_protocol::protocol::StrBytes;
 
-    fn sample(records: &[&'static [u8]]) -> (FetchResponseParts<Bytes>, FetchResponse) {
+    fn sample(records: &[&'static [u8]], version: i16) -> (FetchResponseParts<Bytes>, FetchResponse) {
         let parts: Vec<FetchPartition<Bytes>> = records
             .iter()
             .enumerate()
@@ -206,6 +209,8 @@ mod tests {
                 high_watermark: 100 + i as i64,
                 last_stable_offset: 90,
                 log_start_offset: 7,
+                // Versions before 11 have no field for it (kafka-protocol refuses to drop it).
+                preferred_read_replica: if i == 1 && version >= 11 { 2 } else { -1 },
                 records: (!r.is_empty()).then(|| (Bytes::from_static(r), r.len())),
                 diverging_epoch: (i == 0).then_some((4, 1234)),
                 current_leader: (i != 2).then_some((3, 9)),
@@ -221,6 +226,7 @@ mod tests {
                     .with_last_stable_offset(p.last_stable_offset)
                     .with_log_start_offset(p.log_start_offset)
                     .with_aborted_transactions(None)
+                    .with_preferred_read_replica(BrokerId(p.preferred_read_replica))
                     .with_records(Some(p.records.as_ref().map_or_else(Bytes::new, |r| r.0.clone())))
                     .with_diverging_epoch(p.diverging_epoch.map_or_else(Default::default, |(epoch, end_offset)| {
                         EpochEndOffset::default().with_epoch(epoch).with_end_offset(end_offset)
@@ -252,7 +258,7 @@ mod tests {
     #[test]
     fn matches_kafka_protocol_for_every_served_version() {
         for version in 4..=18 {
-            let (ours, theirs) = sample(&[b"batch-bytes-one", b"", b"two"]);
+            let (ours, theirs) = sample(&[b"batch-bytes-one", b"", b"two"], version);
             let mut flat = BytesMut::new();
             for part in encode_fetch_response(version, 77, ours) {
                 match part {

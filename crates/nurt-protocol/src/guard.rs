@@ -171,11 +171,15 @@ impl<'a> Cursor<'a> {
             }
             Ty::Struct(inner) => self.structure(inner, version, flexible),
             Ty::OptStruct(inner) => {
-                let marker = self.take(1, "nullable struct marker")?[0] as i8;
-                if marker < 0 {
-                    return Ok(());
+                // -1 null, 1 present: the only markers Kafka writes. Other bytes are refused
+                // here, since Kafka's reader takes any negative marker for null but
+                // kafka-protocol's decoder anything but 1 (the two would read different
+                // layouts from the same bytes).
+                match self.take(1, "nullable struct marker")?[0] as i8 {
+                    -1 => Ok(()),
+                    1 => self.structure(inner, version, flexible),
+                    _ => Err(Short("nullable struct marker is neither -1 nor 1")),
                 }
-                self.structure(inner, version, flexible)
             }
             Ty::Values(inner) => {
                 let Some(n) = self.collection(flexible)? else {

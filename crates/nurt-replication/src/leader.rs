@@ -344,5 +344,6 @@ impl Follower {
     }
 }
 
+mod read_replica;
 #[cfg(test)]
 mod tests;

@@ -26,6 +26,7 @@ fn partition_error(index: i32, code: i16) -> FetchPartition<ReadSlice> {
         high_watermark: -1,
         last_stable_offset: -1,
         log_start_offset: -1,
+        preferred_read_replica: -1,
         records: None,
         diverging_epoch: None,
         current_leader: None,
@@ -35,9 +36,16 @@ fn partition_error(index: i32, code: i16) -> FetchPartition<ReadSlice> {
 /// Who is fetching: a consumer, or a follower replica (and whether this read is the first of
 /// its request, which records the follower's progress).
 #[derive(Debug, Clone, Copy)]
-enum Fetcher {
-    Consumer,
-    Follower { replica: i32, first_read: bool },
+enum Fetcher<'a> {
+    /// A consumer; from v11 on it may read from followers (KIP-392) and names its rack.
+    Consumer {
+        follower_reads: bool,
+        rack: &'a str,
+    },
+    Follower {
+        replica: i32,
+        first_read: bool,
+    },
 }
 
 /// Locates one partition's records (a file range, not yet read) within `budget` bytes.
@@ -46,7 +54,7 @@ fn read_partition(
     partition: &Arc<Partition>,
     request: &RequestPartition,
     version: i16,
-    fetcher: Fetcher,
+    fetcher: Fetcher<'_>,
     budget: usize,
     first: bool,
 ) -> FetchPartition<ReadSlice> {
@@ -59,7 +67,20 @@ fn read_partition(
         };
     }
     let read = match fetcher {
-        Fetcher::Consumer => partition.read(request.fetch_offset, budget),
+        Fetcher::Consumer { rack, .. } => {
+            if let Some(replica) = preferred_read_replica(broker, partition, request.fetch_offset, rack) {
+                // KIP-392: no records, only where to read them.
+                let offsets = partition.offsets();
+                return FetchPartition {
+                    high_watermark: offsets.high_watermark,
+                    last_stable_offset: offsets.high_watermark,
+                    log_start_offset: offsets.log_start_offset,
+                    preferred_read_replica: replica,
+                    ..partition_error(request.partition, codes::NONE)
+                };
+            }
+            partition.read(request.fetch_offset, budget)
+        }
         Fetcher::Follower { replica, first_read } => {
             if !role.replicas.contains(&replica) {
                 return partition_error(request.partition, codes::NOT_LEADER_OR_FOLLOWER);
@@ -98,6 +119,7 @@ fn read_partition(
             high_watermark: offsets.high_watermark,
             last_stable_offset: offsets.high_watermark,
             log_start_offset: offsets.log_start_offset,
+            preferred_read_replica: -1,
             records: slice.filter(|_| may_read).map(|s| {
                 let len = s.len;
                 (s, len)
@@ -122,6 +144,36 @@ fn read_partition(
     }
 }
 
+/// KIP-392: with `replica.selector.class` set to the rack-aware selector, the follower a
+/// consumer in `rack` should fetch `partition` from instead of this leader.
+fn preferred_read_replica(broker: &Broker, partition: &Partition, fetch_offset: i64, rack: &str) -> Option<i32> {
+    if rack.is_empty() || !broker.config.rack_aware_replica_selector() || !partition.is_leader() {
+        return None;
+    }
+    let image = broker.image();
+    partition.preferred_read_replica(fetch_offset, rack, |id| {
+        image.broker(id).and_then(|b| b.registration.rack.as_deref())
+    })
+}
+
+/// Whether this node may serve `fetcher` from `partition`: its leader always; a follower
+/// replica to a consumer that may read from followers (KIP-392; up to this replica's high
+/// watermark, as Kafka does).
+fn may_serve(broker: &Broker, partition: &Partition, fetcher: Fetcher<'_>) -> bool {
+    if partition.is_leader() {
+        return true;
+    }
+    let role = partition.role();
+    matches!(
+        fetcher,
+        Fetcher::Consumer {
+            follower_reads: true,
+            ..
+        }
+    ) && role.leader >= 0
+        && role.replicas.contains(&broker.node_id)
+}
+
 /// Reads every requested partition once; returns the topics, the record bytes found, and
 /// whether any partition answered with an error (which ends a long poll).
 fn read_once(
@@ -129,7 +181,7 @@ fn read_once(
     topics: &[FetchTopic],
     version: i16,
     max_bytes: usize,
-    fetcher: Fetcher,
+    fetcher: Fetcher<'_>,
     refuse_code: i16,
 ) -> (Vec<TopicOut<ReadSlice>>, usize, bool) {
     let mut total = 0usize;
@@ -144,7 +196,7 @@ fn read_once(
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for p in &topic.partitions {
             let led = name.as_deref().map(|n| match broker.partition(n, p.partition) {
-                Some(partition) if partition.is_leader() => Ok(partition),
+                Some(partition) if may_serve(broker, &partition, fetcher) => Ok(partition),
                 _ => Err(broker.not_led_here(n, p.partition)),
             });
             let data = match led {
@@ -185,14 +237,19 @@ fn reply(topics: Vec<TopicOut<ReadSlice>>) -> FetchReply {
 /// Who a fetch claiming to come from replica `replica_id` is: a follower only on the internal
 /// listener (a client cannot prove it is a broker, CVE-2018-1288) and from a registered
 /// broker in its current registration.
-fn fetcher_of(broker: &Broker, request: &FetchRequest, version: i16, internal: bool) -> Result<Fetcher, i16> {
+fn fetcher_of<'a>(
+    broker: &Broker,
+    request: &'a FetchRequest,
+    version: i16,
+    internal: bool,
+) -> Result<Fetcher<'a>, i16> {
     let (replica, epoch) = if version >= 15 {
         (request.replica_state.replica_id.0, request.replica_state.replica_epoch)
     } else {
         (request.replica_id.0, -1)
     };
     if replica < 0 && request.replica_id.0 < 0 {
-        return Ok(Fetcher::Consumer);
+        return Ok(consumer(request, version));
     }
     let registered = broker
         .image()
@@ -208,10 +265,18 @@ fn fetcher_of(broker: &Broker, request: &FetchRequest, version: i16, internal: b
     }
 }
 
+/// A consumer's fetch: from v11 on it names its rack and may read from followers.
+fn consumer(request: &FetchRequest, version: i16) -> Fetcher<'_> {
+    Fetcher::Consumer {
+        follower_reads: version >= 11,
+        rack: if version >= 11 { &request.rack_id } else { "" },
+    }
+}
+
 pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16, internal: bool) -> FetchReply {
     let (mut fetcher, refuse_code) = match fetcher_of(broker, &request, version, internal) {
         Ok(f) => (f, codes::NONE),
-        Err(code) => (Fetcher::Consumer, code),
+        Err(code) => (consumer(&request, version), code),
     };
     if request.session_id > 0 {
         return FetchResponseParts {
