@@ -650,14 +650,23 @@ impl Broker {
             .map_err(|e| BrokerError::Io(self.data_dir().join(crate::hw_checkpoint::FILE), e))
     }
 
-    /// Flushes every log, stops the quorum and marks the shutdown clean.
+    /// Flushes every log, stops the quorum and marks the shutdown clean — unless a log could
+    /// not be closed (a failed flush, a torn log): then every other log is still flushed and
+    /// the quorum stopped, but the shutdown is not marked clean, so the next start recovers.
     pub async fn shutdown(&self) -> Result<(), BrokerError> {
         self.fetchers.stop_all();
+        let mut first_error = None;
         for p in self.all_partitions() {
-            p.close()?;
+            if let Err(e) = p.close() {
+                tracing::error!("closing {}-{}: {e}", p.topic, p.index);
+                first_error.get_or_insert(BrokerError::from(e));
+            }
         }
         self.checkpoint_high_watermarks()?;
         self.quorum.shutdown().await?;
+        if let Some(e) = first_error {
+            return Err(e);
+        }
         self.data_dir.mark_clean()?;
         Ok(())
     }

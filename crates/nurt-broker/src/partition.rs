@@ -6,7 +6,11 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use nurt_log::{Log, LogError, ProducerStateTable, ReadSlice, SequenceCheck, Storage};
+use nurt_log::{IsolationLevel, Log, LogError, ReadSlice, SequenceCheck, Storage};
+
+/// A `read_committed` read: the bytes, the partition's offsets, and the aborted transactions
+/// as (producer id, first offset).
+pub type CommittedRead = (Option<ReadSlice>, Offsets, Vec<(i64, i64)>);
 use nurt_metadata::TopicId;
 use nurt_records::batch::{self, BatchHeader};
 use nurt_records::record::decode_batch;
@@ -71,13 +75,26 @@ pub struct Appended {
 pub struct Offsets {
     pub log_start_offset: i64,
     pub high_watermark: i64,
+    /// min(high watermark, first offset of the oldest open transaction): where
+    /// `read_committed` readers stop.
+    pub last_stable_offset: i64,
     pub log_end_offset: i64,
+}
+
+impl Offsets {
+    fn of(log: &Log) -> Self {
+        Self {
+            log_start_offset: log.log_start_offset(),
+            high_watermark: log.high_watermark(),
+            last_stable_offset: log.last_stable_offset(),
+            log_end_offset: log.log_end_offset(),
+        }
+    }
 }
 
 #[derive(Debug)]
 pub(crate) struct Inner {
     pub(crate) log: Log,
-    pub(crate) producers: ProducerStateTable,
     pub(crate) settings: TopicSettings,
 }
 
@@ -128,9 +145,6 @@ pub struct PartitionId {
 /// Bound on a produced batch's decompressed size when the broker must decode it.
 const DECOMPRESSED_BYTES_MAX: usize = 64 << 20;
 
-/// Segments scanned on open to rebuild idempotent producer state.
-const PRODUCER_STATE_SEGMENTS: usize = 2;
-
 impl Partition {
     /// Opens (or creates) the log of partition `id` in `dir`.
     /// `high_watermark` is the last checkpointed one (clamped to the log).
@@ -151,7 +165,6 @@ impl Partition {
         } = id;
         let mut log = Log::open(storage, dir, settings.log.clone(), clean, now_ms)?;
         log.set_high_watermark(high_watermark);
-        let producers = producer_state(&log)?;
         Ok(Self {
             topic,
             topic_id,
@@ -159,11 +172,7 @@ impl Partition {
             node_id,
             role: std::sync::RwLock::new(ReplicaRole::default()),
             high_watermark: tokio::sync::watch::channel(log.high_watermark()).0,
-            inner: Mutex::new(Inner {
-                log,
-                producers,
-                settings,
-            }),
+            inner: Mutex::new(Inner { log, settings }),
             replication: Mutex::new(None),
         })
     }
@@ -253,7 +262,7 @@ impl Partition {
                 }));
             }
         }
-        match inner.producers.check(&header) {
+        match inner.log.producer_state().check(&header) {
             SequenceCheck::Append => {}
             SequenceCheck::Duplicate { base_offset } => {
                 return Ok(Appended {
@@ -271,7 +280,6 @@ impl Partition {
         }
         let leader_epoch = self.leader_epoch();
         let info = inner.log.append(records, leader_epoch, log_append_time, now_ms)?;
-        inner.producers.on_append(&header, info.base_offset);
         let appended = Appended {
             base_offset: info.base_offset,
             last_offset: info.last_offset,
@@ -291,18 +299,26 @@ impl Partition {
 
     /// The current offsets.
     pub fn offsets(&self) -> Offsets {
-        let inner = lock(&self.inner);
-        Offsets {
-            log_start_offset: inner.log.log_start_offset(),
-            high_watermark: inner.log.high_watermark(),
-            log_end_offset: inner.log.log_end_offset(),
-        }
+        Offsets::of(&lock(&self.inner).log)
     }
 
     /// Locates the bytes for a consumer's fetch at `offset`, below the high watermark (read
     /// them without the lock).
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<(Option<ReadSlice>, Offsets), LogError> {
         self.read_with(offset, max_bytes, false)
+    }
+
+    /// A `read_committed` consumer's fetch at `offset`: bytes below the last stable offset,
+    /// and the aborted transactions (producer id, first offset) the consumer must skip in
+    /// them, from the aborted-transaction indexes.
+    pub fn read_committed(&self, offset: i64, max_bytes: usize) -> Result<CommittedRead, LogError> {
+        let inner = lock(&self.inner);
+        let slice = inner
+            .log
+            .read_isolated(offset, max_bytes, IsolationLevel::ReadCommitted)?;
+        let offsets = Offsets::of(&inner.log);
+        let aborted = inner.log.aborted_transactions(offset, offsets.last_stable_offset);
+        Ok((slice, offsets, aborted))
     }
 
     /// A read below the high watermark, or up to the log end for a follower.
@@ -318,12 +334,7 @@ impl Partition {
         } else {
             inner.log.read(offset, max_bytes)?
         };
-        let offsets = Offsets {
-            log_start_offset: inner.log.log_start_offset(),
-            high_watermark: inner.log.high_watermark(),
-            log_end_offset: inner.log.log_end_offset(),
-        };
-        Ok((slice, offsets))
+        Ok((slice, Offsets::of(&inner.log)))
     }
 
     /// The batch holding the first timestamp ≥ `timestamp_ms`.
@@ -361,13 +372,6 @@ impl Partition {
     pub fn close(&self) -> Result<(), LogError> {
         lock(&self.inner).log.close()
     }
-}
-
-/// Idempotent producer state rebuilt from the last segments of `log`.
-pub(crate) fn producer_state(log: &Log) -> Result<ProducerStateTable, LogError> {
-    let mut producers = ProducerStateTable::default();
-    log.scan_headers(PRODUCER_STATE_SEGMENTS, |h| producers.on_append(h, h.base_offset))?;
-    Ok(producers)
 }
 
 /// Checks a produced record set the way Kafka does, in Kafka's order: a whole batch v2 whose

@@ -12,7 +12,7 @@ use nurt_records::batch::Batches;
 use nurt_replication::{AcksOutcome, IsrProposal, Leader, PartitionState};
 
 use crate::codes;
-use crate::partition::{lock, producer_state, Offsets, Partition, ReplicaRole};
+use crate::partition::{lock, Offsets, Partition, ReplicaRole};
 
 /// Where a follower fetches from next.
 #[derive(Debug, Clone, Copy)]
@@ -240,8 +240,8 @@ impl Partition {
             if header.last_offset() < inner.log.log_end_offset() {
                 continue;
             }
+            // The log keeps the producer state (idempotence, transactions) of what it appends.
             inner.log.append_as_follower(bytes, now_ms)?;
-            inner.producers.on_append(&header, header.base_offset);
         }
         let hw = leader_high_watermark.min(inner.log.log_end_offset());
         inner.log.set_high_watermark(hw);
@@ -266,7 +266,6 @@ impl Partition {
             return Ok(false);
         }
         inner.log.truncate_to(offset)?;
-        inner.producers = producer_state(&inner.log)?;
         let hw = inner.log.high_watermark();
         drop(inner);
         drop(replication);
@@ -283,7 +282,6 @@ impl Partition {
             return Ok(false);
         }
         inner.log.truncate_fully_and_start_at(offset)?;
-        inner.producers = producer_state(&inner.log)?;
         Ok(true)
     }
 

@@ -129,7 +129,34 @@ fn followed_from(broker: &Broker, leader: i32) -> Vec<Followed> {
         .collect()
 }
 
+/// A partition that cannot apply what it fetched (a full disk fails every fetch) is logged at
+/// ERROR at most this often; the repeats go to debug.
+const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Partitions whose replication is failing, and when that was last logged at ERROR.
+type Failing = HashMap<([u8; 16], i32), std::time::Instant>;
+
+fn replication_failed(failing: &mut Failing, partition: &Partition, e: &nurt_log::LogError) {
+    let now = std::time::Instant::now();
+    let key = (partition.topic_id, partition.index);
+    match failing.get(&key) {
+        Some(at) if now.duration_since(*at) < ERROR_LOG_INTERVAL => {
+            tracing::debug!("replicating {}-{}: {e}", partition.topic, partition.index);
+        }
+        _ => {
+            tracing::error!(
+                "replicating {}-{}: {e} (retrying every replica.fetch.backoff.ms; logged again in {}s if it persists)",
+                partition.topic,
+                partition.index,
+                ERROR_LOG_INTERVAL.as_secs()
+            );
+            failing.insert(key, now);
+        }
+    }
+}
+
 async fn run(broker: Arc<Broker>, leader: i32, changed: Arc<tokio::sync::Notify>) {
+    let mut failing = Failing::new();
     let mut connection: Option<TcpStream> = None;
     let mut correlation_id = 0i32;
     let backoff = Duration::from_millis(broker.config.replica_fetch_backoff_ms().max(10));
@@ -147,7 +174,7 @@ async fn run(broker: Arc<Broker>, leader: i32, changed: Arc<tokio::sync::Notify>
         }
         correlation_id = correlation_id.wrapping_add(1);
         let outcome = tokio::select! {
-            outcome = fetch_once(&broker, leader, &followed, &mut connection, correlation_id) => outcome,
+            outcome = fetch_once(&broker, leader, &followed, &mut connection, correlation_id, &mut failing) => outcome,
             () = changed.notified() => {
                 // The answer to the fetch in flight would be read by nobody: start afresh.
                 connection = None;
@@ -177,6 +204,7 @@ async fn fetch_once(
     followed: &[Followed],
     connection: &mut Option<TcpStream>,
     correlation_id: i32,
+    failing: &mut Failing,
 ) -> std::io::Result<bool> {
     if connection.is_none() {
         let addr = internal_address(broker, leader)
@@ -209,12 +237,16 @@ async fn fetch_once(
             let Some((partition, epoch)) = by_id.get(&(*topic.topic_id.as_bytes(), data.partition_index)) else {
                 continue;
             };
-            match apply(partition, *epoch, &data) {
+            let applied = apply(partition, *epoch, &data);
+            if applied.is_ok() && failing.remove(&(partition.topic_id, partition.index)).is_some() {
+                tracing::info!("replicating {}-{} again", partition.topic, partition.index);
+            }
+            match applied {
                 Ok(Applied::Error) => healthy = false,
                 Ok(Applied::Nothing) => {}
                 Ok(Applied::Moved) => moved = true,
                 Err(e) => {
-                    tracing::error!("replicating {}-{}: {e}", partition.topic, partition.index);
+                    replication_failed(failing, partition, &e);
                     healthy = false;
                 }
             }

@@ -5,6 +5,7 @@
 pub mod consumer;
 
 use consumer::ConsumerRecord;
+use nurt_records::wire::{put_bytes, put_opt_str, put_str, Reader, WireError};
 
 /// A committed offset.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,72 +57,20 @@ pub enum GroupRecord {
     Consumer { group: String, record: ConsumerRecord },
 }
 
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    out.extend_from_slice(&(s.len() as i16).to_be_bytes());
-    out.extend_from_slice(s.as_bytes());
-}
-
-fn put_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
-    match s {
-        Some(s) => put_str(out, s),
-        None => out.extend_from_slice(&(-1i16).to_be_bytes()),
-    }
-}
-
-fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
-    out.extend_from_slice(&(b.len() as i32).to_be_bytes());
-    out.extend_from_slice(b);
-}
-
 /// Why a stored record could not be read back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("corrupt group record: {0}")]
 pub struct CorruptRecord(pub &'static str);
 
-struct Reader<'a>(&'a [u8]);
+impl From<WireError> for CorruptRecord {
+    fn from(e: WireError) -> Self {
+        Self(e.0)
+    }
+}
 
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], CorruptRecord> {
-        if n > self.0.len() {
-            return Err(CorruptRecord("truncated"));
-        }
-        let (a, b) = self.0.split_at(n);
-        self.0 = b;
-        Ok(a)
-    }
-    fn i16(&mut self) -> Result<i16, CorruptRecord> {
-        let b = self.take(2)?;
-        Ok(i16::from_be_bytes([b[0], b[1]]))
-    }
-    fn i32(&mut self) -> Result<i32, CorruptRecord> {
-        let b = self.take(4)?;
-        Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-    fn i64(&mut self) -> Result<i64, CorruptRecord> {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(self.take(8)?);
-        Ok(i64::from_be_bytes(a))
-    }
-    fn opt_str(&mut self) -> Result<Option<String>, CorruptRecord> {
-        let n = self.i16()?;
-        if n < 0 {
-            return Ok(None);
-        }
-        let b = self.take(n as usize)?;
-        String::from_utf8(b.to_vec())
-            .map(Some)
-            .map_err(|_| CorruptRecord("string is not UTF-8"))
-    }
-    fn str(&mut self) -> Result<String, CorruptRecord> {
-        self.opt_str()?.ok_or(CorruptRecord("null string"))
-    }
-    fn bytes(&mut self) -> Result<Vec<u8>, CorruptRecord> {
-        let n = self.i32()?;
-        if n < 0 {
-            return Ok(Vec::new());
-        }
-        Ok(self.take(n as usize)?.to_vec())
-    }
+/// `i32`-length bytes, null read as empty.
+fn read_bytes(r: &mut Reader<'_>) -> Result<Vec<u8>, CorruptRecord> {
+    Ok(r.opt_bytes()?.unwrap_or_default().to_vec())
 }
 
 impl GroupRecord {
@@ -187,14 +136,14 @@ impl GroupRecord {
 
     /// Decodes a (key, value) pair written by [`GroupRecord::encode`] (or by Kafka).
     pub fn decode(key: &[u8], value: Option<&[u8]>) -> Result<Self, CorruptRecord> {
-        let mut k = Reader(key);
+        let mut k = Reader::new(key);
         match k.i16()? {
             0 | 1 => {
                 let (group, topic, partition) = (k.str()?, k.str()?, k.i32()?);
                 let value = match value {
                     None => None,
                     Some(v) => {
-                        let mut r = Reader(v);
+                        let mut r = Reader::new(v);
                         let version = r.i16()?;
                         let offset = r.i64()?;
                         let leader_epoch = if version >= 3 { r.i32()? } else { -1 };
@@ -234,7 +183,7 @@ impl GroupRecord {
 }
 
 fn decode_group_value(v: &[u8]) -> Result<GroupMetadataValue, CorruptRecord> {
-    let mut r = Reader(v);
+    let mut r = Reader::new(v);
     let version = r.i16()?;
     if version != 3 {
         return Err(CorruptRecord("unsupported group metadata version"));
@@ -245,7 +194,7 @@ fn decode_group_value(v: &[u8]) -> Result<GroupMetadataValue, CorruptRecord> {
     let leader = r.opt_str()?;
     let state_timestamp_ms = r.i64()?;
     let n = r.i32()?;
-    if n < 0 || n as usize > r.0.len() {
+    if n < 0 || n as usize > r.remaining() {
         return Err(CorruptRecord("member count"));
     }
     let mut members = Vec::with_capacity(n as usize);
@@ -257,8 +206,8 @@ fn decode_group_value(v: &[u8]) -> Result<GroupMetadataValue, CorruptRecord> {
             client_host: r.str()?,
             rebalance_timeout_ms: r.i32()?,
             session_timeout_ms: r.i32()?,
-            subscription: r.bytes()?,
-            assignment: r.bytes()?,
+            subscription: read_bytes(&mut r)?,
+            assignment: read_bytes(&mut r)?,
         });
     }
     Ok(GroupMetadataValue {

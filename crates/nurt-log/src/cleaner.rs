@@ -2,6 +2,18 @@
 //! tombstones older than `delete.retention.ms`, keep offsets (gaps are fine) and batch
 //! boundaries. Runs on rolled segments without the log's lock: it reads them through their
 //! file handles and writes `<segment>.log.cleaned` copies that `Log::install_cleaned` swaps in.
+//!
+//! Transactions (Kafka's rules, simplified where noted):
+//! - The log offers only segments wholly below its last stable offset, so no record of an open
+//!   (or not yet replicated) transaction is ever cleaned.
+//! - Records of aborted transactions (listed with each segment from the txn indexes) are
+//!   removed, and never count as their key's latest value: an aborted write must not make a
+//!   committed one disappear.
+//! - Control batches (markers) are always kept, as are the segments' txn indexes. (Kafka
+//!   removes a marker once its transaction's records are gone and `delete.retention.ms` has
+//!   passed; keeping it costs a few bytes and keeps replays exact.)
+//! - Each producer's last data batch is kept, emptied if none of its records stays, so its
+//!   epoch and sequence can be rebuilt from the log.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -13,6 +25,7 @@ use nurt_records::rewrite::{empty_batch_like, rewrite_batch};
 use crate::error::IoContext;
 use crate::log::CleanableSegment;
 use crate::storage::{Storage, StorageFile};
+use crate::txn_index::AbortedTxn;
 use crate::LogError;
 
 /// Cleaned bytes are written to the copy in chunks of about this size.
@@ -61,6 +74,15 @@ fn for_each_batch(
     Ok(())
 }
 
+/// Whether the batch belongs to a transaction that was aborted.
+fn is_aborted(header: &BatchHeader, aborted: &[AbortedTxn]) -> bool {
+    header.is_transactional()
+        && !header.is_control()
+        && aborted.iter().any(|t| {
+            t.producer_id == header.producer_id && (t.first_offset..=t.last_offset).contains(&header.base_offset)
+        })
+}
+
 /// Cleans `segments` (oldest first): builds the key → latest offset map over all of them,
 /// then writes each one's cleaned copy (fsynced) next to it. Returns the copies to install
 /// and the statistics.
@@ -75,6 +97,10 @@ pub fn clean_segments(
         for_each_batch(&*seg.file, seg.size_bytes, |batch| {
             let (header, records) = decode_batch(batch, opts.decompressed_bytes_max)?;
             if header.is_control() {
+                return Ok(());
+            }
+            if is_aborted(&header, &seg.aborted) {
+                stats.records_before += records.len() as u64;
                 return Ok(());
             }
             for r in records {
@@ -99,15 +125,21 @@ pub fn clean_segments(
             pos += batch.len() as u64;
             let last_in_segment = pos == seg.size_bytes;
             let codec = header.compression()?;
-            let kept = rewrite_batch(batch, codec, opts.decompressed_bytes_max, |r| match &r.key {
-                None => false,
-                Some(k) => {
-                    latest.get(k) == Some(&r.offset) && (r.value.is_some() || r.timestamp_ms >= tombstone_horizon)
-                }
-            })?;
-            // The last batch stays, even empty, so its offsets remain readable past the gap.
+            let kept = if is_aborted(&header, &seg.aborted) {
+                None
+            } else {
+                rewrite_batch(batch, codec, opts.decompressed_bytes_max, |r| match &r.key {
+                    None => false,
+                    Some(k) => {
+                        latest.get(k) == Some(&r.offset) && (r.value.is_some() || r.timestamp_ms >= tombstone_horizon)
+                    }
+                })?
+            };
+            // The last batch stays, even empty, so its offsets remain readable past the gap;
+            // so does a producer's last batch, for its sequence and epoch.
+            let retained = seg.retained_batches.binary_search(&header.base_offset).is_ok();
             let kept = match kept {
-                None if last_in_segment => Some(empty_batch_like(batch)?),
+                None if last_in_segment || retained => Some(empty_batch_like(batch)?),
                 other => other,
             };
             if let Some(kept) = kept {

@@ -36,6 +36,24 @@ pub enum LogError {
     /// A segment reached 4 GiB, the most its index positions can address.
     #[error("segment {0} is full")]
     SegmentFull(PathBuf),
+    /// A transaction marker carries an older producer epoch than the producer's
+    /// (INVALID_PRODUCER_EPOCH / PRODUCER_FENCED).
+    #[error("marker for producer {producer_id} has epoch {epoch}, older than its epoch {current_epoch}")]
+    ProducerFenced {
+        producer_id: i64,
+        epoch: i16,
+        current_epoch: i16,
+    },
+    /// A transaction marker comes from an older transaction coordinator than the last one
+    /// (TRANSACTION_COORDINATOR_FENCED).
+    #[error(
+        "marker for producer {producer_id} has coordinator epoch {coordinator_epoch}, older than {current_coordinator_epoch}"
+    )]
+    CoordinatorFenced {
+        producer_id: i64,
+        coordinator_epoch: i32,
+        current_coordinator_epoch: i32,
+    },
     /// A batch handed to `append` is malformed.
     #[error("invalid batch: {0}")]
     InvalidBatch(#[from] nurt_records::RecordsError),

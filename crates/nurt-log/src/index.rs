@@ -11,72 +11,61 @@ use crate::error::IoContext;
 use crate::storage::{Storage, StorageFile};
 use crate::LogError;
 
-/// One sparse index (offset or time) over a segment: fixed-size entries, sorted by key.
+/// An index of a segment, kept in memory and appended to its file: fixed-size entries in
+/// order, the file always a whole number of them. The sparse indexes ([`SparseIndex`]) and
+/// the aborted-transaction index ([`crate::txn_index::TxnIndex`]) are this over their entries.
 #[derive(Debug)]
-pub struct SparseIndex<const N: usize> {
+pub struct SegmentIndex<T> {
     path: PathBuf,
     file: Arc<dyn StorageFile>,
-    entries: Vec<[u8; N]>,
+    entry_bytes: usize,
+    pub(crate) entries: Vec<T>,
 }
+
+/// One sparse index (offset or time) over a segment: fixed-size entries, sorted by key.
+pub type SparseIndex<const N: usize> = SegmentIndex<[u8; N]>;
 
 /// Offset index entry: relative offset u32, position u32 (big endian, as Kafka lays it out).
 pub type OffsetIndex = SparseIndex<8>;
 /// Time index entry: max timestamp so far i64, relative offset u32.
 pub type TimeIndex = SparseIndex<12>;
 
-impl<const N: usize> SparseIndex<N> {
-    /// Opens (creating) the index file. With `trust` the existing entries are loaded, else the
-    /// file is emptied and the caller rebuilds it.
-    pub fn open(storage: &dyn Storage, path: &Path, trust: bool) -> Result<Self, LogError> {
-        let mut entries = Vec::new();
-        if trust {
-            if let Ok(bytes) = storage.read(path) {
-                entries = bytes
-                    .chunks_exact(N)
-                    .map(|c| {
-                        let mut e = [0u8; N];
-                        e.copy_from_slice(c);
-                        e
-                    })
-                    .collect();
-            }
-        }
+impl<T> SegmentIndex<T> {
+    /// Opens (creating) the file at `path` over `entries`, those the caller loaded from it (or
+    /// none), and cuts whatever follows them (a torn tail, or entries not trusted) so appends
+    /// stay aligned.
+    pub(crate) fn open_over(
+        storage: &dyn Storage,
+        path: &Path,
+        entry_bytes: usize,
+        entries: Vec<T>,
+    ) -> Result<Self, LogError> {
         let file = storage.open(path, true, false).at(path)?;
-        let index = Self {
+        let whole = (entries.len() * entry_bytes) as u64;
+        if file.len().at(path)? != whole {
+            file.set_len(whole).at(path)?;
+        }
+        Ok(Self {
             path: path.to_path_buf(),
             file,
+            entry_bytes,
             entries,
-        };
-        // Without trust the caller rebuilds from empty; with it, a torn tail entry is dropped
-        // so appends stay aligned.
-        let whole = (index.entries.len() * N) as u64;
-        if index.file.len().at(path)? != whole {
-            index.file.set_len(whole).at(path)?;
-        }
-        Ok(index)
+        })
     }
 
-    fn push(&mut self, entry: [u8; N]) -> Result<(), LogError> {
-        self.file.append(&[&entry]).at(&self.path)?;
+    /// Appends `entry`, whose encoding is `bytes`.
+    pub(crate) fn push(&mut self, entry: T, bytes: &[u8]) -> Result<(), LogError> {
+        debug_assert_eq!(bytes.len(), self.entry_bytes, "an entry of the wrong size");
+        self.file.append(&[bytes]).at(&self.path)?;
         self.entries.push(entry);
         Ok(())
     }
 
-    /// Number of entries.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// True without entries.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     /// Keeps the first `n` entries (after a truncation of the segment).
-    fn keep_first(&mut self, n: usize) -> Result<(), LogError> {
+    pub(crate) fn keep_first(&mut self, n: usize) -> Result<(), LogError> {
         if n < self.entries.len() {
             self.entries.truncate(n);
-            self.file.set_len((n * N) as u64).at(&self.path)?;
+            self.file.set_len((n * self.entry_bytes) as u64).at(&self.path)?;
         }
         Ok(())
     }
@@ -98,6 +87,39 @@ impl<const N: usize> SparseIndex<N> {
     }
 }
 
+impl<const N: usize> SparseIndex<N> {
+    /// Opens (creating) the index file. With `trust` the existing entries are loaded, else the
+    /// file is emptied and the caller rebuilds it.
+    pub fn open(storage: &dyn Storage, path: &Path, trust: bool) -> Result<Self, LogError> {
+        let mut entries = Vec::new();
+        if trust {
+            if let Ok(bytes) = storage.read(path) {
+                entries = bytes
+                    .chunks_exact(N)
+                    .map(|c| {
+                        let mut e = [0u8; N];
+                        e.copy_from_slice(c);
+                        e
+                    })
+                    .collect();
+            }
+        }
+        // Without trust the caller rebuilds from empty; with it, a torn tail entry is dropped
+        // so appends stay aligned.
+        Self::open_over(storage, path, N, entries)
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True without entries.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
 fn u32_at(e: &[u8], at: usize) -> u32 {
     u32::from_be_bytes([e[at], e[at + 1], e[at + 2], e[at + 3]])
 }
@@ -111,7 +133,7 @@ impl OffsetIndex {
         let mut e = [0u8; 8];
         e[..4].copy_from_slice(&relative_offset.to_be_bytes());
         e[4..].copy_from_slice(&position.to_be_bytes());
-        self.push(e)
+        self.push(e, &e)
     }
 
     /// Position of the last indexed batch whose relative offset is ≤ `relative_offset` (0 if none).
@@ -151,7 +173,7 @@ impl TimeIndex {
         let mut e = [0u8; 12];
         e[..8].copy_from_slice(&timestamp_ms.to_be_bytes());
         e[8..].copy_from_slice(&relative_offset.to_be_bytes());
-        self.push(e)
+        self.push(e, &e)
     }
 
     /// Drops entries for relative offsets at or past `relative_offset` (the segment was cut

@@ -4,6 +4,8 @@
 //! recovery point) is how far the log is known to be on disk. The high watermark is set by the
 //! owner (the replication layer: the smallest log end over the in-sync replicas); consumers read
 //! below it, followers up to the log end. Retention and compaction only touch records below it.
+//! The transactional side (producer state, markers, last stable offset, aborted-transaction
+//! indexes, read_committed) is in [`txn`].
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,13 +13,17 @@ use std::sync::Arc;
 use nurt_records::batch::{self, BatchHeader, BATCH_HEADER_BYTES};
 
 use crate::error::IoContext;
+use crate::producer_state::ProducerStateTable;
 use crate::segment::Segment;
 use crate::storage::{create_dir_durable, write_atomic, Storage, StorageFile};
+use crate::txn_index::AbortedTxn;
 use crate::{LeaderEpochCache, LogConfig, LogError};
 
 const RECOVERY_POINT_FILE: &str = "recovery-point";
 const LOG_START_FILE: &str = "log-start-offset";
 const CLEANER_CHECKPOINT_FILE: &str = "cleaner-offset-checkpoint";
+
+pub mod txn;
 
 /// A rolled segment the cleaner may rewrite: read it through `file` without the log's lock.
 #[derive(Debug, Clone)]
@@ -26,6 +32,11 @@ pub struct CleanableSegment {
     pub file: Arc<dyn StorageFile>,
     pub size_bytes: u64,
     pub path: PathBuf,
+    /// Aborted transactions with records in this segment: the cleaner removes those records.
+    pub aborted: Vec<AbortedTxn>,
+    /// Base offsets of producers' last data batches in this segment: the cleaner keeps these
+    /// batches (emptied if need be) so producer state can be rebuilt from the log.
+    pub retained_batches: Vec<i64>,
 }
 
 /// Removes leftovers of interrupted deletions, cleanings and checkpoint writes.
@@ -77,8 +88,11 @@ pub struct Log {
     unflushed_messages: i64,
     first_unflushed_ms: Option<i64>,
     epochs: LeaderEpochCache,
-    /// Set when a failed write could not be cut back: no more appends until reopened.
+    /// Set when a failed write could not be cut back (or an abort could not be indexed): no
+    /// more appends until reopened, and no clean close.
     torn: bool,
+    /// Producer sequences and transactions, kept up to date by every append.
+    producers: ProducerStateTable,
 }
 
 /// A checkpoint holding one number; absent or unreadable reads as `None`.
@@ -114,11 +128,19 @@ impl Log {
             .collect();
         bases.sort_unstable();
         let mut segments = Vec::with_capacity(bases.len().max(1));
+        let mut first_recovered = None;
         for (i, &base) in bases.iter().enumerate() {
             let next_base = bases.get(i + 1).copied();
             let recover = !clean && next_base.is_none_or(|n| n > recovery_point);
             let path = dir.join(format!("{}.log", crate::segment::file_stem(base)));
-            segments.push(Segment::open(fs, &path, base, recover, config.index_interval_bytes)?);
+            let mut seg = Segment::open(fs, &path, base, recover, config.index_interval_bytes)?;
+            if recover {
+                // Its aborted-transaction index may miss or hold entries of lost markers:
+                // rebuilt below from the markers that survived.
+                seg.txn_index.clear()?;
+                first_recovered.get_or_insert(base);
+            }
+            segments.push(seg);
         }
         if segments.is_empty() {
             segments.push(Segment::create(fs, dir, 0, now_ms)?);
@@ -131,7 +153,7 @@ impl Log {
             .clamp(segments[0].base_offset, log_end);
         let mut epochs = LeaderEpochCache::load(fs, dir);
         epochs.truncate_from(log_end + 1);
-        Ok(Self {
+        let mut log = Self {
             storage: Arc::clone(storage),
             dir: dir.to_path_buf(),
             config,
@@ -144,7 +166,11 @@ impl Log {
             first_unflushed_ms: None,
             epochs,
             torn: false,
-        })
+            producers: ProducerStateTable::default(),
+        };
+        log.drop_snapshots_after(log_end)?;
+        log.rebuild_producer_state(first_recovered.unwrap_or(log_end))?;
+        Ok(log)
     }
 
     /// The directory of this log.
@@ -176,6 +202,7 @@ impl Log {
     /// when a follower learns a lower one from a new leader.
     pub fn set_high_watermark(&mut self, offset: i64) {
         self.high_watermark = offset.clamp(self.log_start_offset, self.log_end_offset());
+        self.producers.on_high_watermark(self.high_watermark);
     }
 
     /// How far the log is known to be fsynced.
@@ -295,6 +322,13 @@ impl Log {
             return Err(e);
         }
         appended?;
+        if let Err(e) = self.apply_to_producers(header, body, base_offset) {
+            // The batch is written but its abort is not indexed: readers could see aborted
+            // records after a clean restart, so refuse more writes and a clean close; the
+            // next open recovers this segment and rebuilds its index.
+            self.torn = true;
+            return Err(e);
+        }
         self.unflushed_messages += i64::from(header.record_count.max(1));
         self.first_unflushed_ms.get_or_insert(now_ms);
         if self.unflushed_messages >= self.config.flush_messages {
@@ -347,6 +381,8 @@ impl Log {
         }
         let end = self.log_end_offset();
         self.high_watermark = self.high_watermark.min(end);
+        self.drop_snapshots_after(end)?;
+        self.rebuild_producer_state(end)?;
         self.epochs.truncate_from(end);
         self.epochs.persist(&*self.storage)?;
         self.flushed_offset = self.flushed_offset.min(end);
@@ -368,6 +404,9 @@ impl Log {
         fs.sync_dir(&self.dir).at(&self.dir)?;
         self.log_start_offset = offset;
         self.high_watermark = offset;
+        self.producers = ProducerStateTable::default();
+        crate::snapshot::delete_where(fs, &self.dir, |_| true)?;
+        fs.sync_dir(&self.dir).at(&self.dir)?;
         write_i64_file(fs, &self.dir.join(LOG_START_FILE), offset)?;
         self.set_recovery_point(offset)?;
         self.flushed_offset = offset;
@@ -383,6 +422,8 @@ impl Log {
     pub fn roll(&mut self, now_ms: i64) -> Result<(), LogError> {
         let next = self.log_end_offset();
         self.active().sync()?;
+        // The state as of the new segment's base: recovering that segment starts from it.
+        self.snapshot_producers()?;
         self.set_recovery_point(self.active().base_offset.max(self.flushed_offset))?;
         self.segments
             .push(Segment::create(&*self.storage, &self.dir, next, now_ms)?);
@@ -583,9 +624,11 @@ impl Log {
         let next_base = self.segments[1].base_offset;
         let seg = self.segments.remove(0);
         seg.delete(&*self.storage)?;
+        self.drop_snapshots_before(next_base)?;
         if self.log_start_offset < next_base {
             self.log_start_offset = next_base;
             self.high_watermark = self.high_watermark.max(next_base);
+            self.producers.on_high_watermark(self.high_watermark);
             write_i64_file(&*self.storage, &self.dir.join(LOG_START_FILE), next_base)?;
         }
         Ok(())
@@ -626,19 +669,24 @@ impl Log {
     /// what the cleaner may rewrite.
     pub fn cleanable_segments(&self, now_ms: i64, min_compaction_lag_ms: i64) -> Vec<CleanableSegment> {
         let horizon = now_ms.saturating_sub(min_compaction_lag_ms);
-        // Only segments wholly below the high watermark (Kafka's first uncleanable offset).
-        let below_hw = self.segments[1..]
+        // Only segments wholly below the last stable offset (Kafka's first uncleanable
+        // offset): the high watermark, and no open or unreplicated transaction's records.
+        let stable = self.last_stable_offset();
+        let below = self.segments[1..]
             .iter()
-            .take_while(|s| s.base_offset <= self.high_watermark)
+            .take_while(|s| s.base_offset <= stable)
             .count();
-        self.segments[..below_hw]
+        self.segments[..below]
             .iter()
-            .take_while(|s| s.max_timestamp_ms <= horizon)
-            .map(|s| CleanableSegment {
+            .zip(&self.segments[1..])
+            .take_while(|(s, _)| s.max_timestamp_ms <= horizon)
+            .map(|(s, next)| CleanableSegment {
                 base_offset: s.base_offset,
                 file: s.file(),
                 size_bytes: s.size_bytes,
                 path: s.path().to_path_buf(),
+                aborted: self.aborted_txns(s.base_offset, next.base_offset),
+                retained_batches: self.producers.last_batch_offsets(s.base_offset, next.base_offset),
             })
             .collect()
     }
@@ -745,7 +793,9 @@ impl Log {
 
     /// Flushes and persists the checkpoints, for a clean shutdown.
     pub fn close(&mut self) -> Result<(), LogError> {
+        self.check_not_torn()?;
         self.flush()?;
+        self.snapshot_producers()?;
         let end = self.log_end_offset();
         self.set_recovery_point(end)?;
         write_i64_file(&*self.storage, &self.dir.join(LOG_START_FILE), self.log_start_offset)

@@ -330,3 +330,127 @@ fn a_joining_data_dir_adopts_its_cluster_id_durably_and_once() {
     let again = DataDir::open(Arc::clone(&storage), Path::new(DATA), 7, || Some("fresh".into())).unwrap();
     assert_eq!(again.cluster_id().as_deref(), Some("the-cluster"));
 }
+
+const TXN: &str = "/data/txn-0";
+
+fn txn_record(pid: i64, seq: i32, value: &str) -> Vec<u8> {
+    let mut b = BatchBuilder::new(Compression::None, 1_000).transactional(pid, 0, seq);
+    b.push(1_000, Some(b"k"), Some(value.as_bytes()), &[]);
+    b.build().unwrap()
+}
+
+/// Transactions over rolls, a truncation, a clean restart and an unclean end. Records in
+/// `aborted` each abort (producer id, first offset, marker offset) once an fsync covered its
+/// marker.
+fn txn_workload(storage: &Arc<dyn Storage>, aborted: &mut Vec<(i64, i64, i64)>) -> Result<(), LogError> {
+    use nurt_records::ControlType;
+    let mut pending = Vec::new();
+    for round in 0..2 {
+        let dir = DataDir::open(Arc::clone(storage), Path::new(DATA), 1, new_cluster_id)?;
+        let mut log = Log::open(storage, Path::new(TXN), config(), dir.was_clean(), 0)?;
+        for i in 0..9 {
+            let pid = i % 3 + 1;
+            log.append(&txn_record(pid, round * 100 + i as i32, "v"), 1, None, 0)?;
+            if i % 2 == 1 {
+                let end = (i + pid) % 2 == 0;
+                let kind = if end { ControlType::Commit } else { ControlType::Abort };
+                let Some(first) = log.producer_state().open_transaction(pid) else {
+                    continue;
+                };
+                let marker = log.append_marker(pid, 0, kind, 0, 1, 0)?;
+                if kind == ControlType::Abort {
+                    pending.push((pid, first, marker.base_offset));
+                }
+            }
+            if i % 3 == 2 {
+                log.flush()?;
+                aborted.append(&mut pending);
+            }
+        }
+        if round == 0 {
+            // A follower's cut of its last records (durable when it returns; aborts whose
+            // markers it removed are gone), then a clean shutdown.
+            let end = log.log_end_offset() - 3;
+            log.flush()?;
+            aborted.append(&mut pending);
+            // Forgotten before the cut: once it has started, they may be gone.
+            aborted.retain(|a| a.2 < end);
+            log.truncate_to(end)?;
+            log.close()?;
+            dir.mark_clean()?;
+        }
+    }
+    Ok(())
+}
+
+/// Recovers the transactional log and checks its indexes and state against a replay of the
+/// whole log from scratch, and that every durable abort is listed.
+fn check_txn_recovery(storage: &Arc<dyn Storage>, aborted: &[(i64, i64, i64)], what: &str) {
+    use crate::ProducerStateTable;
+    use nurt_records::control::parse_marker_batch;
+    let dir = DataDir::open(Arc::clone(storage), Path::new(DATA), 1, new_cluster_id)
+        .unwrap_or_else(|e| panic!("{what}: data dir does not open: {e}"));
+    let mut log = Log::open(storage, Path::new(TXN), config(), dir.was_clean(), 0)
+        .unwrap_or_else(|e| panic!("{what}: log does not open: {e}"));
+    log.set_high_watermark(log.log_end_offset());
+    let mut reference = ProducerStateTable::default();
+    let mut expected_aborts = Vec::new();
+    let mut offset = log.log_start_offset();
+    while let Some(slice) = log.read_for_follower(offset, 1 << 20).expect("readable") {
+        let bytes = slice.read_to_vec().expect("bytes");
+        for b in Batches::new(&bytes) {
+            let (h, raw) = b.expect("batch shape");
+            match parse_marker_batch(raw).expect("CRC-valid batch") {
+                Some(m) => {
+                    let done = reference.on_marker(h.producer_id, h.producer_epoch, m, h.base_offset, 0);
+                    if let Some(t) = done.filter(|t| t.aborted) {
+                        expected_aborts.push((t.producer_id, t.first_offset));
+                    }
+                }
+                None => reference.on_append(&h, h.base_offset),
+            }
+            offset = h.last_offset() + 1;
+        }
+    }
+    assert_eq!(log.aborted_transactions(0, i64::MAX), expected_aborts, "{what}");
+    assert_eq!(
+        log.producer_state().open_transactions(),
+        reference.open_transactions(),
+        "{what}"
+    );
+    for &(pid, first, _) in aborted {
+        assert!(
+            expected_aborts.contains(&(pid, first)),
+            "{what}: durable abort of {pid} at {first} lost"
+        );
+    }
+    let end = log.log_end_offset();
+    let info = log
+        .append(&txn_record(9, 0, "after"), 3, None, 0)
+        .expect("append after recovery");
+    assert_eq!(info.base_offset, end, "{what}");
+}
+
+#[test]
+fn every_crash_point_recovers_transaction_indexes_and_state() {
+    let sim = SimStorage::new();
+    let storage: Arc<dyn Storage> = Arc::new(sim.clone());
+    txn_workload(&storage, &mut Vec::new()).expect("the workload runs without faults");
+    let total = sim.ops();
+    assert!(
+        total > 100,
+        "the workload should exercise the storage ({total} operations)"
+    );
+    for ops in 0..=total {
+        for mode in [CutMode::LoseAll, CutMode::KeepAll, CutMode::Random(ops)] {
+            let sim = SimStorage::new();
+            let storage: Arc<dyn Storage> = Arc::new(sim.clone());
+            sim.fail_after(ops);
+            let mut aborted = Vec::new();
+            let outcome = txn_workload(&storage, &mut aborted);
+            sim.power_cut(mode);
+            let what = format!("power cut after {ops} operations ({mode:?}; workload: {outcome:?})");
+            check_txn_recovery(&storage, &aborted, &what);
+        }
+    }
+}

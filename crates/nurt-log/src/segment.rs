@@ -1,4 +1,5 @@
-//! One segment: a `.log` file of whole batches plus its two sparse indexes.
+//! One segment: a `.log` file of whole batches plus its two sparse indexes and its
+//! aborted-transaction index (`.txnindex`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -8,6 +9,7 @@ use nurt_records::batch::{self, BatchHeader, BATCH_HEADER_BYTES};
 use crate::error::IoContext;
 use crate::index::{OffsetIndex, TimeIndex};
 use crate::storage::{Storage, StorageFile};
+use crate::txn_index::TxnIndex;
 use crate::LogError;
 
 /// File name stem of the segment starting at `base_offset`.
@@ -30,6 +32,8 @@ pub struct Segment {
     file: Arc<dyn StorageFile>,
     offset_index: OffsetIndex,
     time_index: TimeIndex,
+    /// Transactions aborted by markers in this segment.
+    pub(crate) txn_index: TxnIndex,
     bytes_since_index: u32,
 }
 
@@ -47,6 +51,13 @@ impl Segment {
             created_ms: now_ms,
             offset_index: OffsetIndex::open(storage, &path.with_extension("index"), false)?,
             time_index: TimeIndex::open(storage, &path.with_extension("timeindex"), false)?,
+            txn_index: {
+                let txn_path = path.with_extension("txnindex");
+                let mut index = TxnIndex::open(storage, &txn_path)?;
+                // A leftover of an earlier segment of the same name must not leak in.
+                index.clear()?;
+                index
+            },
             path,
             file,
             bytes_since_index: 0,
@@ -55,7 +66,9 @@ impl Segment {
 
     /// Opens an existing segment. With `recover` every batch is read and checked, a torn or
     /// corrupt tail is truncated away and the indexes are rebuilt; otherwise the indexes are
-    /// trusted if sane and only the last batch is located.
+    /// trusted if sane and only the last batch is located. The aborted-transaction index is
+    /// loaded as it is: rebuilding it takes the producer state, which is the log's
+    /// ([`crate::Log::open`] clears and refills it for recovered segments).
     pub fn open(
         storage: &dyn Storage,
         path: &Path,
@@ -68,6 +81,7 @@ impl Segment {
         let created_ms = file.modified_ms().unwrap_or(0);
         let offset_index = OffsetIndex::open(storage, &path.with_extension("index"), !recover)?;
         let time_index = TimeIndex::open(storage, &path.with_extension("timeindex"), !recover)?;
+        let txn_index = TxnIndex::open(storage, &path.with_extension("txnindex"))?;
         let mut seg = Self {
             base_offset,
             next_offset: base_offset,
@@ -78,6 +92,7 @@ impl Segment {
             file,
             offset_index,
             time_index,
+            txn_index,
             bytes_since_index: 0,
         };
         let sane = seg.offset_index.is_sane(seg.size_bytes);
@@ -221,11 +236,19 @@ impl Segment {
         Arc::clone(&self.file)
     }
 
+    /// Reads `len` bytes at `position` (a whole batch, found by its header).
+    pub fn read_at(&self, position: u64, len: usize) -> Result<Vec<u8>, LogError> {
+        let mut buf = vec![0u8; len];
+        self.file.read_exact_at(&mut buf, position).at(&self.path)?;
+        Ok(buf)
+    }
+
     /// fsyncs the log and its indexes.
     pub fn sync(&self) -> Result<(), LogError> {
         self.file.sync_data().at(&self.path)?;
         self.offset_index.sync()?;
-        self.time_index.sync()
+        self.time_index.sync()?;
+        self.txn_index.sync()
     }
 
     /// Cuts the segment before the first batch whose base offset is at or past `offset`
@@ -254,6 +277,10 @@ impl Segment {
         self.next_offset = self.base_offset;
         self.max_timestamp_ms = -1;
         self.scan(false, index_interval_bytes)?;
+        // Aborts whose markers were cut must go too, or readers would drop records of a
+        // transaction the log no longer says was aborted.
+        self.txn_index.truncate_to(self.next_offset)?;
+        self.txn_index.sync()?;
         Ok(self.next_offset)
     }
 
@@ -270,6 +297,7 @@ impl Segment {
     pub fn delete(self, storage: &dyn Storage) -> Result<(), LogError> {
         storage.remove_file(&self.path).at(&self.path)?;
         self.offset_index.delete(storage)?;
-        self.time_index.delete(storage)
+        self.time_index.delete(storage)?;
+        self.txn_index.delete(storage)
     }
 }

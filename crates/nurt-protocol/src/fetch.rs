@@ -22,6 +22,9 @@ pub struct FetchPartition<R> {
     pub high_watermark: i64,
     pub last_stable_offset: i64,
     pub log_start_offset: i64,
+    /// To a `read_committed` consumer: the aborted transactions overlapping the records, as
+    /// (producer id, first offset); `None` encodes null (a `read_uncommitted` fetch).
+    pub aborted_transactions: Option<Vec<(i64, i64)>>,
     /// To a consumer (v11+, KIP-392): the replica to fetch this partition from instead, or
     /// -1 for none.
     pub preferred_read_replica: i32,
@@ -156,11 +159,17 @@ pub fn encode_fetch_response<R>(version: i16, correlation_id: i32, response: Fet
             if version >= 5 {
                 o.buf.put_i64(p.log_start_offset);
             }
-            // aborted_transactions: null (none).
-            if flexible {
-                o.buf.put_u8(0);
-            } else {
-                o.buf.put_i32(-1);
+            match p.aborted_transactions {
+                None if flexible => o.buf.put_u8(0),
+                None => o.buf.put_i32(-1),
+                Some(aborted) => {
+                    o.len(aborted.len());
+                    for (producer_id, first_offset) in aborted {
+                        o.buf.put_i64(producer_id);
+                        o.buf.put_i64(first_offset);
+                        o.no_tags();
+                    }
+                }
             }
             if version >= 11 {
                 o.buf.put_i32(p.preferred_read_replica);
@@ -194,9 +203,9 @@ pub fn encode_fetch_response<R>(version: i16, correlation_id: i32, response: Fet
 mod tests {
     use super::*;
     use kafka_protocol::messages::fetch_response::{
-        EpochEndOffset, FetchableTopicResponse, LeaderIdAndEpoch, PartitionData,
+        AbortedTransaction, EpochEndOffset, FetchableTopicResponse, LeaderIdAndEpoch, PartitionData,
     };
-    use kafka_protocol::messages::{ApiKey, BrokerId, FetchResponse, ResponseKind, TopicName};
+    use kafka_protocol::messages::{ApiKey, BrokerId, FetchResponse, ProducerId, ResponseKind, TopicName};
     use kafka_protocol::protocol::StrBytes;
 
     fn sample(records: &[&'static [u8]], version: i16) -> (FetchResponseParts<Bytes>, FetchResponse) {
@@ -209,6 +218,7 @@ mod tests {
                 high_watermark: 100 + i as i64,
                 last_stable_offset: 90,
                 log_start_offset: 7,
+                aborted_transactions: (i == 2).then(|| vec![(7, 100), (8, 101)]),
                 // Versions before 11 have no field for it (kafka-protocol refuses to drop it).
                 preferred_read_replica: if i == 1 && version >= 11 { 2 } else { -1 },
                 records: (!r.is_empty()).then(|| (Bytes::from_static(r), r.len())),
@@ -225,7 +235,15 @@ mod tests {
                     .with_high_watermark(p.high_watermark)
                     .with_last_stable_offset(p.last_stable_offset)
                     .with_log_start_offset(p.log_start_offset)
-                    .with_aborted_transactions(None)
+                    .with_aborted_transactions(p.aborted_transactions.as_ref().map(|a| {
+                        a.iter()
+                            .map(|&(producer_id, first_offset)| {
+                                AbortedTransaction::default()
+                                    .with_producer_id(ProducerId(producer_id))
+                                    .with_first_offset(first_offset)
+                            })
+                            .collect()
+                    }))
                     .with_preferred_read_replica(BrokerId(p.preferred_read_replica))
                     .with_records(Some(p.records.as_ref().map_or_else(Bytes::new, |r| r.0.clone())))
                     .with_diverging_epoch(p.diverging_epoch.map_or_else(Default::default, |(epoch, end_offset)| {

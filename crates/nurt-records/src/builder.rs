@@ -4,6 +4,11 @@ use crate::batch::{compute_crc, BATCH_HEADER_BYTES};
 use crate::varint::{varint_len, write_varint, write_varlong};
 use crate::{codec, Compression, RecordHeader, RecordsError};
 
+/// Attribute bit 4: the batch belongs to a transaction.
+pub const TRANSACTIONAL_FLAG: i16 = 0x10;
+/// Attribute bit 5: the batch holds control records (transaction markers).
+pub const CONTROL_FLAG: i16 = 0x20;
+
 /// Accumulates records, then encodes one batch with base offset 0.
 #[derive(Debug)]
 pub struct BatchBuilder {
@@ -15,6 +20,8 @@ pub struct BatchBuilder {
     producer_id: i64,
     producer_epoch: i16,
     base_sequence: i32,
+    /// Attribute bits beyond the codec: transactional (0x10), control (0x20).
+    flags: i16,
 }
 
 impl BatchBuilder {
@@ -29,6 +36,7 @@ impl BatchBuilder {
             producer_id: -1,
             producer_epoch: -1,
             base_sequence: -1,
+            flags: 0,
         }
     }
 
@@ -37,6 +45,19 @@ impl BatchBuilder {
         self.producer_id = producer_id;
         self.producer_epoch = producer_epoch;
         self.base_sequence = base_sequence;
+        self
+    }
+
+    /// Marks the batch as part of a transaction (KIP-98, attribute bit 4) of this producer.
+    pub fn transactional(self, producer_id: i64, producer_epoch: i16, base_sequence: i32) -> Self {
+        let mut b = self.idempotent(producer_id, producer_epoch, base_sequence);
+        b.flags |= TRANSACTIONAL_FLAG;
+        b
+    }
+
+    /// Marks the batch as a control batch (attribute bit 5): its records are markers, not data.
+    pub(crate) fn control(mut self) -> Self {
+        self.flags |= CONTROL_FLAG;
         self
     }
 
@@ -85,7 +106,7 @@ impl BatchBuilder {
         out.extend_from_slice(&(-1i32).to_be_bytes());
         out.push(2);
         out.extend_from_slice(&0u32.to_be_bytes()); // CRC, filled below
-        out.extend_from_slice(&i16::from(self.compression.id()).to_be_bytes());
+        out.extend_from_slice(&(i16::from(self.compression.id()) | self.flags).to_be_bytes());
         out.extend_from_slice(&(self.count - 1).max(0).to_be_bytes());
         out.extend_from_slice(&self.base_timestamp_ms.to_be_bytes());
         out.extend_from_slice(&self.max_timestamp_ms.to_be_bytes());

@@ -8,12 +8,15 @@
 pub mod batch;
 pub mod builder;
 pub mod codec;
+pub mod control;
 pub mod error;
 pub mod record;
 pub mod rewrite;
 pub mod varint;
+pub mod wire;
 
 pub use batch::{BatchHeader, Batches, Compression, TimestampType, BATCH_HEADER_BYTES};
 pub use builder::BatchBuilder;
+pub use control::{ControlType, EndTxnMarker};
 pub use error::RecordsError;
 pub use record::{Record, RecordHeader};

@@ -10,7 +10,7 @@ use nurt_protocol::fetch::{FetchPartition, FetchResponseParts, FetchTopic as Top
 use nurt_protocol::kafka_protocol::messages::fetch_request::{FetchPartition as RequestPartition, FetchTopic};
 use nurt_protocol::kafka_protocol::messages::FetchRequest;
 
-use crate::partition::Partition;
+use crate::partition::{Offsets, Partition};
 use crate::{codes, Broker};
 
 /// The response: record sets stay file ranges until the connection writes them.
@@ -26,6 +26,7 @@ fn partition_error(index: i32, code: i16) -> FetchPartition<ReadSlice> {
         high_watermark: -1,
         last_stable_offset: -1,
         log_start_offset: -1,
+        aborted_transactions: None,
         preferred_read_replica: -1,
         records: None,
         diverging_epoch: None,
@@ -37,10 +38,12 @@ fn partition_error(index: i32, code: i16) -> FetchPartition<ReadSlice> {
 /// its request, which records the follower's progress).
 #[derive(Debug, Clone, Copy)]
 enum Fetcher<'a> {
-    /// A consumer; from v11 on it may read from followers (KIP-392) and names its rack.
+    /// A consumer; from v11 on it may read from followers (KIP-392) and names its rack;
+    /// `read_committed` readers (isolation level 1) stop at the last stable offset.
     Consumer {
         follower_reads: bool,
         rack: &'a str,
+        read_committed: bool,
     },
     Follower {
         replica: i32,
@@ -67,16 +70,27 @@ fn read_partition(
         };
     }
     let read = match fetcher {
-        Fetcher::Consumer { rack, .. } => {
+        Fetcher::Consumer {
+            rack, read_committed, ..
+        } => {
             if let Some(replica) = preferred_read_replica(broker, partition, request.fetch_offset, rack) {
                 // KIP-392: no records, only where to read them.
                 let offsets = partition.offsets();
                 return FetchPartition {
                     high_watermark: offsets.high_watermark,
-                    last_stable_offset: offsets.high_watermark,
+                    last_stable_offset: offsets.last_stable_offset,
                     log_start_offset: offsets.log_start_offset,
                     preferred_read_replica: replica,
                     ..partition_error(request.partition, codes::NONE)
+                };
+            }
+            if read_committed {
+                return match partition.read_committed(request.fetch_offset, budget) {
+                    Ok((slice, offsets, aborted)) => FetchPartition {
+                        aborted_transactions: Some(aborted),
+                        ..read_answer(request.partition, slice, offsets, budget > 0 || first)
+                    },
+                    Err(e) => read_error(partition, request.partition, e),
                 };
             }
             partition.read(request.fetch_offset, budget)
@@ -91,7 +105,7 @@ fn read_partition(
                     return FetchPartition {
                         error_code: codes::NONE,
                         high_watermark: offsets.high_watermark,
-                        last_stable_offset: offsets.high_watermark,
+                        last_stable_offset: offsets.last_stable_offset,
                         log_start_offset: offsets.log_start_offset,
                         diverging_epoch: Some(diverging),
                         ..partition_error(request.partition, codes::NONE)
@@ -111,35 +125,42 @@ fn read_partition(
         }
     };
     // KIP-74: the first partition with data may exceed the budget by one batch.
-    let may_read = budget > 0 || first;
     match read {
-        Ok((slice, offsets)) => FetchPartition {
-            partition_index: request.partition,
-            error_code: codes::NONE,
-            high_watermark: offsets.high_watermark,
-            last_stable_offset: offsets.high_watermark,
-            log_start_offset: offsets.log_start_offset,
-            preferred_read_replica: -1,
-            records: slice.filter(|_| may_read).map(|s| {
-                let len = s.len;
-                (s, len)
-            }),
-            diverging_epoch: None,
-            current_leader: None,
-        },
-        Err(LogError::OffsetOutOfRange {
+        Ok((slice, offsets)) => read_answer(request.partition, slice, offsets, budget > 0 || first),
+        Err(e) => read_error(partition, request.partition, e),
+    }
+}
+
+/// A partition's answer with what was read (`may_read`: within the budget, KIP-74).
+fn read_answer(index: i32, slice: Option<ReadSlice>, offsets: Offsets, may_read: bool) -> FetchPartition<ReadSlice> {
+    FetchPartition {
+        high_watermark: offsets.high_watermark,
+        last_stable_offset: offsets.last_stable_offset,
+        log_start_offset: offsets.log_start_offset,
+        records: slice.filter(|_| may_read).map(|s| {
+            let len = s.len;
+            (s, len)
+        }),
+        ..partition_error(index, codes::NONE)
+    }
+}
+
+/// A partition's answer when its read failed.
+fn read_error(partition: &Partition, index: i32, e: LogError) -> FetchPartition<ReadSlice> {
+    match e {
+        LogError::OffsetOutOfRange {
             log_start_offset,
             log_end_offset,
             ..
-        }) => FetchPartition {
+        } => FetchPartition {
             high_watermark: log_end_offset,
             last_stable_offset: log_end_offset,
             log_start_offset,
-            ..partition_error(request.partition, codes::OFFSET_OUT_OF_RANGE)
+            ..partition_error(index, codes::OFFSET_OUT_OF_RANGE)
         },
-        Err(e) => {
+        e => {
             tracing::error!("fetch from {}-{}: {e}", partition.topic, partition.index);
-            partition_error(request.partition, codes::KAFKA_STORAGE_ERROR)
+            partition_error(index, codes::KAFKA_STORAGE_ERROR)
         }
     }
 }
@@ -270,6 +291,7 @@ fn consumer(request: &FetchRequest, version: i16) -> Fetcher<'_> {
     Fetcher::Consumer {
         follower_reads: version >= 11,
         rack: if version >= 11 { &request.rack_id } else { "" },
+        read_committed: request.isolation_level == 1,
     }
 }
 

@@ -1,4 +1,5 @@
-//! ListOffsets (earliest, latest, max timestamp, by timestamp) and OffsetForLeaderEpoch.
+//! ListOffsets (earliest, latest, max timestamp, by timestamp; `read_committed` answers stop
+//! at the last stable offset) and OffsetForLeaderEpoch.
 
 use nurt_protocol::kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
@@ -23,8 +24,17 @@ const LATEST_TIERED: i64 = -5;
 const DECOMPRESSED_BYTES_MAX: usize = 64 << 20;
 
 /// (timestamp, offset) answering `timestamp` on `partition`; (-1, -1) when nothing matches.
-fn lookup(partition: &Partition, timestamp: i64) -> Result<(i64, i64), i16> {
+/// A `read_committed` lookup (isolation level 1) never answers at or past the last stable
+/// offset, a `read_uncommitted` one never at or past the high watermark (Kafka's
+/// `fetchOffsetForTimestamp`).
+fn lookup(partition: &Partition, timestamp: i64, read_committed: bool) -> Result<(i64, i64), i16> {
     let offsets = partition.offsets();
+    let bound = if read_committed {
+        offsets.last_stable_offset
+    } else {
+        offsets.high_watermark
+    };
+    let visible = |found: (i64, i64)| if found.1 >= bound { (-1, -1) } else { found };
     let storage = |e: nurt_log::LogError| {
         tracing::error!("list offsets on {}-{}: {e}", partition.topic, partition.index);
         codes::KAFKA_STORAGE_ERROR
@@ -44,17 +54,17 @@ fn lookup(partition: &Partition, timestamp: i64) -> Result<(i64, i64), i16> {
             .map_or((-1, -1), |r| (r.timestamp_ms, r.offset)))
     };
     match timestamp {
-        LATEST => Ok((-1, offsets.high_watermark)),
+        LATEST => Ok((-1, bound)),
         EARLIEST | EARLIEST_LOCAL => Ok((-1, offsets.log_start_offset)),
         LATEST_TIERED => Ok((-1, -1)),
         // The first record carrying the largest timestamp, wherever it is (KAFKA-16310).
         MAX_TIMESTAMP => match partition.max_timestamp_batch().map_err(storage)? {
-            Some((max, slice)) => first_record(slice, &|ts| ts == max),
+            Some((max, slice)) => first_record(slice, &|ts| ts == max).map(visible),
             None => Ok((-1, -1)),
         },
         ts if ts < 0 => Err(codes::INVALID_REQUEST),
         ts => match partition.find_by_timestamp(ts).map_err(storage)? {
-            Some(slice) => first_record(slice, &|t| t >= ts),
+            Some(slice) => first_record(slice, &|t| t >= ts).map(visible),
             None => Ok((-1, -1)),
         },
     }
@@ -78,7 +88,7 @@ pub fn handle(broker: &Broker, request: ListOffsetsRequest, version: i16) -> Lis
                         Ok(partition) => partition,
                         Err(not) => return resp.with_error_code(not.code),
                     };
-                    match lookup(&partition, p.timestamp) {
+                    match lookup(&partition, p.timestamp, version >= 2 && request.isolation_level == 1) {
                         Ok((timestamp, offset)) => {
                             let resp = resp.with_timestamp(timestamp).with_offset(offset);
                             if version >= 4 {

@@ -5,7 +5,9 @@
 //! non-flexible (an `i16` type, then `i16`-length strings); values are version 0, flexible
 //! (compact strings and arrays, tagged fields). A `None` value is a tombstone.
 
-use super::{CorruptRecord, Reader};
+use nurt_records::wire::{put_compact_opt_str, put_compact_str, put_str, put_uvarint, Reader};
+
+use super::CorruptRecord;
 use crate::TopicId;
 
 /// Partitions by topic, as assignment records carry them.
@@ -77,31 +79,6 @@ pub enum ConsumerRecord {
 /// The key versions (record types) this module reads and writes.
 pub const KEY_VERSIONS: [i16; 5] = [3, 5, 6, 7, 8];
 
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    // Ids are refused above 32,767 bytes before they reach a record (the request guard).
-    debug_assert!(s.len() <= i16::MAX as usize, "a key string over i16::MAX");
-    out.extend_from_slice(&(s.len() as i16).to_be_bytes());
-    out.extend_from_slice(s.as_bytes());
-}
-
-fn put_uvarint(out: &mut Vec<u8>, mut n: u64) {
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
-}
-
-fn put_compact_str(out: &mut Vec<u8>, s: Option<&str>) {
-    match s {
-        None => out.push(0),
-        Some(s) => {
-            put_uvarint(out, s.len() as u64 + 1);
-            out.extend_from_slice(s.as_bytes());
-        }
-    }
-}
-
 fn put_partitions(out: &mut Vec<u8>, parts: &TopicPartitions) {
     put_uvarint(out, parts.len() as u64 + 1);
     for (topic, partitions) in parts {
@@ -153,17 +130,17 @@ impl ConsumerRecord {
                 value.extend_from_slice(&g.metadata_hash.to_be_bytes());
             }
             Self::Member { value: Some(m), .. } => {
-                put_compact_str(&mut value, m.instance_id.as_deref());
-                put_compact_str(&mut value, m.rack_id.as_deref());
-                put_compact_str(&mut value, Some(&m.client_id));
-                put_compact_str(&mut value, Some(&m.client_host));
+                put_compact_opt_str(&mut value, m.instance_id.as_deref());
+                put_compact_opt_str(&mut value, m.rack_id.as_deref());
+                put_compact_str(&mut value, &m.client_id);
+                put_compact_str(&mut value, &m.client_host);
                 put_uvarint(&mut value, m.subscribed_topic_names.len() as u64 + 1);
                 for t in &m.subscribed_topic_names {
-                    put_compact_str(&mut value, Some(t));
+                    put_compact_str(&mut value, t);
                 }
-                put_compact_str(&mut value, m.subscribed_topic_regex.as_deref());
+                put_compact_opt_str(&mut value, m.subscribed_topic_regex.as_deref());
                 value.extend_from_slice(&m.rebalance_timeout_ms.to_be_bytes());
-                put_compact_str(&mut value, m.server_assignor.as_deref());
+                put_compact_opt_str(&mut value, m.server_assignor.as_deref());
                 value.push(0);
             }
             Self::TargetEpoch(Some(epoch)) => {
@@ -192,7 +169,7 @@ impl ConsumerRecord {
         let mut member = || k.str();
         let mut v = match value {
             Some(v) => {
-                let mut r = Reader(v);
+                let mut r = Reader::new(v);
                 if r.i16()? != 0 {
                     return Err(CorruptRecord("unsupported consumer-group record version"));
                 }
@@ -209,7 +186,7 @@ impl ConsumerRecord {
             6 => Self::TargetEpoch(v.as_mut().map(|r| r.i32()).transpose()?),
             7 => Self::Target {
                 member_id: member()?,
-                value: v.as_mut().map(|r| r.partitions()).transpose()?,
+                value: v.as_mut().map(read_partitions).transpose()?,
             },
             8 => Self::Current {
                 member_id: member()?,
@@ -231,8 +208,7 @@ fn decode_group_epoch(r: &mut Reader<'_>) -> Result<GroupEpoch, CorruptRecord> {
     let mut metadata_hash = 0;
     let fields = r.uvarint()?;
     for _ in 0..fields {
-        let (tag, size) = (r.uvarint()?, r.uvarint()?);
-        let body = r.take(usize::try_from(size).map_err(|_| CorruptRecord("tagged field size"))?)?;
+        let (tag, body) = r.tagged_field()?;
         if tag == 0 {
             let bytes: [u8; 8] = body.try_into().map_err(|_| CorruptRecord("metadata hash size"))?;
             metadata_hash = u64::from_be_bytes(bytes);
@@ -246,7 +222,7 @@ fn decode_member(r: &mut Reader<'_>) -> Result<MemberMetadata, CorruptRecord> {
     let rack_id = r.compact_opt_str()?;
     let client_id = r.compact_str()?;
     let client_host = r.compact_str()?;
-    let n = r.compact_len()?;
+    let n = compact_count(r)?;
     let mut subscribed_topic_names = Vec::with_capacity(n);
     for _ in 0..n {
         subscribed_topic_names.push(r.compact_str()?);
@@ -267,74 +243,32 @@ fn decode_current(r: &mut Reader<'_>) -> Result<CurrentAssignment, CorruptRecord
     Ok(CurrentAssignment {
         member_epoch: r.i32()?,
         previous_member_epoch: r.i32()?,
-        state: r.take(1)?[0] as i8,
-        assigned: r.partitions()?,
-        pending_revocation: r.partitions()?,
+        state: r.i8()?,
+        assigned: read_partitions(r)?,
+        pending_revocation: read_partitions(r)?,
     })
 }
 
-impl Reader<'_> {
-    fn uvarint(&mut self) -> Result<u64, CorruptRecord> {
-        let mut n = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = self.take(1)?[0];
-            n |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return Ok(n);
-            }
-        }
-        Err(CorruptRecord("varint too long"))
-    }
+/// A compact array length, null read as empty. Never more than the bytes left, so no
+/// allocation is sized by a corrupt length.
+fn compact_count(r: &mut Reader<'_>) -> Result<usize, CorruptRecord> {
+    Ok(r.compact_len(1)?.unwrap_or(0))
+}
 
-    /// A compact length (stored + 1; 0 is null, read as empty). Never more than the bytes
-    /// left, so no allocation is sized by a corrupt length.
-    fn compact_len(&mut self) -> Result<usize, CorruptRecord> {
-        let n = self.uvarint()?.saturating_sub(1);
-        match usize::try_from(n) {
-            Ok(n) if n <= self.0.len() => Ok(n),
-            _ => Err(CorruptRecord("length past the end")),
+fn read_partitions(r: &mut Reader<'_>) -> Result<TopicPartitions, CorruptRecord> {
+    let topics = compact_count(r)?;
+    let mut out = Vec::with_capacity(topics);
+    for _ in 0..topics {
+        let topic: TopicId = r.array()?;
+        let n = compact_count(r)?;
+        let mut partitions = Vec::with_capacity(n);
+        for _ in 0..n {
+            partitions.push(r.i32()?);
         }
+        r.skip_tagged_fields()?;
+        out.push((topic, partitions));
     }
-
-    fn compact_opt_str(&mut self) -> Result<Option<String>, CorruptRecord> {
-        let stored = self.uvarint()?;
-        if stored == 0 {
-            return Ok(None);
-        }
-        let n = usize::try_from(stored - 1).map_err(|_| CorruptRecord("string length"))?;
-        String::from_utf8(self.take(n)?.to_vec())
-            .map(Some)
-            .map_err(|_| CorruptRecord("string is not UTF-8"))
-    }
-
-    fn compact_str(&mut self) -> Result<String, CorruptRecord> {
-        self.compact_opt_str()?.ok_or(CorruptRecord("null string"))
-    }
-
-    fn partitions(&mut self) -> Result<TopicPartitions, CorruptRecord> {
-        let topics = self.compact_len()?;
-        let mut out = Vec::with_capacity(topics);
-        for _ in 0..topics {
-            let topic: TopicId = self.take(16)?.try_into().map_err(|_| CorruptRecord("topic id"))?;
-            let n = self.compact_len()?;
-            let mut partitions = Vec::with_capacity(n);
-            for _ in 0..n {
-                partitions.push(self.i32()?);
-            }
-            self.skip_tagged_fields()?;
-            out.push((topic, partitions));
-        }
-        Ok(out)
-    }
-
-    fn skip_tagged_fields(&mut self) -> Result<(), CorruptRecord> {
-        for _ in 0..self.uvarint()? {
-            let _tag = self.uvarint()?;
-            let size = usize::try_from(self.uvarint()?).map_err(|_| CorruptRecord("tagged field size"))?;
-            self.take(size)?;
-        }
-        Ok(())
-    }
+    Ok(out)
 }
 
 #[cfg(test)]
