@@ -1,4 +1,5 @@
-"""Idempotent producers across broker restarts (issue 11, must-show 1): the broker's producer
+"""Idempotent producers across broker restarts (issue 11, must-show 1), and DescribeProducers
+(KIP-664) showing them. The broker's producer
 state (sequence numbers of each producer's last five batches) survives a clean restart (from
 the producer-state snapshot written at shutdown) and a SIGKILL (from the last snapshot plus
 the batches after it), so a librdkafka producer retrying in-flight batches writes nothing
@@ -9,6 +10,7 @@ import logging
 import threading
 import time
 
+import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from test_librdkafka import consume_all, create_topic
@@ -135,3 +137,38 @@ def test_a_retried_batch_is_recognised_after_a_restart_a_roll_and_a_kill(broker)
     assert log_end() == 8, "nothing was written twice"
     assert send(8) == (0, 8), "the next sequence appends"
     assert send(10)[0] == 45, "a gap is OUT_OF_ORDER_SEQUENCE_NUMBER"
+
+
+def test_describe_producers_shows_each_producers_last_sequence(broker):
+    """DescribeProducers (KIP-664) by kafka-python's admin: the idempotent producers a
+    partition's leader tracks, with epoch and last sequence, surviving a restart; an unknown
+    partition is an error."""
+    import kafka.errors
+    from kafka import KafkaAdminClient
+    from kafka import TopicPartition as KTopicPartition
+
+    import kwire
+
+    create_topic(broker.bootstrap, "described", 2)
+    now = int(time.time() * 1000)
+    conn = kwire.Conn(broker.bootstrap)
+    for seq, count in [(0, 3), (3, 2)]:
+        batch = kwire.batch([b"v"] * count, now, producer_id=777, producer_epoch=2, base_sequence=seq)
+        assert kwire.produce_v3(conn, "described", 0, batch)[0] == 0
+    assert kwire.produce_v3(conn, "described", 0, kwire.batch([b"plain"], now))[0] == 0
+    conn.close()
+
+    def described(partition):
+        admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+        try:
+            state = admin.describe_producers([KTopicPartition("described", partition)])
+            return [(p.producer_id, p.producer_epoch, p.last_sequence, p.current_transaction_start_offset) for p in state[KTopicPartition("described", partition)].active_producers]
+        finally:
+            admin.close()
+
+    assert described(0) == [(777, 2, 4, -1)], "one idempotent producer; plain batches track nothing"
+    assert described(1) == []
+    broker.restart()
+    assert described(0) == [(777, 2, 4, -1)]
+    with pytest.raises(kafka.errors.KafkaError):
+        described(9)

@@ -302,6 +302,11 @@ impl Partition {
         Offsets::of(&lock(&self.inner).log)
     }
 
+    /// The producers this replica's log tracks (DescribeProducers).
+    pub fn active_producers(&self) -> Vec<nurt_log::ActiveProducer> {
+        lock(&self.inner).log.producer_state().active_producers()
+    }
+
     /// Locates the bytes for a consumer's fetch at `offset`, below the high watermark (read
     /// them without the lock).
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<(Option<ReadSlice>, Offsets), LogError> {

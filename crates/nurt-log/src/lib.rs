@@ -29,7 +29,7 @@ pub use epoch::LeaderEpochCache;
 pub use error::LogError;
 pub use log::txn::IsolationLevel;
 pub use log::{AppendInfo, CleanableSegment, Log, ReadSlice};
-pub use producer_state::{CompletedTxn, MarkerCheck, ProducerStateTable, SequenceCheck};
+pub use producer_state::{ActiveProducer, CompletedTxn, MarkerCheck, ProducerStateTable, SequenceCheck};
 pub use storage::{OsStorage, Storage, StorageFile};
 pub use txn_index::AbortedTxn;
 

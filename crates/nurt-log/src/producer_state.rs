@@ -98,6 +98,21 @@ pub struct CompletedTxn {
     pub aborted: bool,
 }
 
+/// One producer as DescribeProducers reports it (-1 where nothing is known).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActiveProducer {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    /// The sequence number of its last record.
+    pub last_sequence: i32,
+    /// The max timestamp of its last batch or marker.
+    pub last_timestamp_ms: i64,
+    /// The epoch of the coordinator that wrote its last transaction marker.
+    pub coordinator_epoch: i32,
+    /// The first offset of its open transaction.
+    pub current_txn_start_offset: i64,
+}
+
 /// Producer id → state, and the transactions not yet stable.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ProducerStateTable {
@@ -316,6 +331,24 @@ impl ProducerStateTable {
             ongoing,
             unreplicated: BTreeMap::new(),
         }
+    }
+
+    /// Every producer tracked, by producer id, as DescribeProducers (KIP-664) reports them.
+    pub fn active_producers(&self) -> Vec<ActiveProducer> {
+        let mut out: Vec<ActiveProducer> = self
+            .producers
+            .iter()
+            .map(|(&producer_id, e)| ActiveProducer {
+                producer_id,
+                producer_epoch: e.epoch,
+                last_sequence: e.batches.back().map_or(-1, |b| b.last_seq),
+                last_timestamp_ms: e.last_timestamp,
+                coordinator_epoch: e.coordinator_epoch,
+                current_txn_start_offset: e.txn_first_offset.unwrap_or(-1),
+            })
+            .collect();
+        out.sort_unstable_by_key(|p| p.producer_id);
+        out
     }
 
     /// Number of producers tracked.

@@ -293,6 +293,9 @@ const DESCRIBE_TOPIC_PARTITIONS: Struct = s(&[
     f(OptStruct(&DESCRIBE_TOPIC_PARTITIONS_CURSOR)),
 ]);
 
+const DESCRIBE_PRODUCERS_TOPIC: Struct = s(&[f(Str), f(Values(&I32))]);
+const DESCRIBE_PRODUCERS: Struct = s(&[f(Array(&DESCRIBE_PRODUCERS_TOPIC))]);
+
 /// The schema of request `api_key`, if the broker serves it.
 pub fn request(api_key: i16) -> Option<&'static Struct> {
     Some(match api_key {
@@ -327,6 +330,7 @@ pub fn request(api_key: i16) -> Option<&'static Struct> {
         47 => &OFFSET_DELETE,
         55 => &DESCRIBE_QUORUM,
         60 => &DESCRIBE_CLUSTER,
+        61 => &DESCRIBE_PRODUCERS,
         68 => &CONSUMER_GROUP_HEARTBEAT,
         69 => &CONSUMER_GROUP_DESCRIBE,
         75 => &DESCRIBE_TOPIC_PARTITIONS,

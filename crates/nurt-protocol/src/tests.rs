@@ -230,6 +230,14 @@ fn samples() -> Vec<(ApiKey, RequestKind)> {
             ),
         ),
         (
+            ApiKey::DescribeProducers,
+            RequestKind::DescribeProducers(DescribeProducersRequest::default().with_topics(vec![
+                describe_producers_request::TopicRequest::default()
+                    .with_name(TopicName(name("t")))
+                    .with_partition_indexes(vec![0, 3]),
+            ])),
+        ),
+        (
             ApiKey::FindCoordinator,
             RequestKind::FindCoordinator(FindCoordinatorRequest::default().with_key(name("g")).with_key_type(1)),
         ),

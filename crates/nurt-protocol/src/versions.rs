@@ -42,6 +42,7 @@ pub const SUPPORTED: &[(i16, i16, i16)] = &[
     (47, 0, 0), // OffsetDelete
     (55, 0, 2), // DescribeQuorum
     (60, 0, 2), // DescribeCluster
+    (61, 0, 0), // DescribeProducers
     (68, 0, 1), // ConsumerGroupHeartbeat
     (69, 0, 1), // ConsumerGroupDescribe
     (75, 0, 0), // DescribeTopicPartitions

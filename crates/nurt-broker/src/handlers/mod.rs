@@ -16,6 +16,7 @@ mod metadata;
 mod offsets;
 mod produce;
 mod producer_id;
+mod producers;
 mod quorum;
 mod reassignments;
 mod topics;
@@ -125,6 +126,7 @@ pub async fn handle(
             ResponseKind::ListPartitionReassignments(reassignments::list_reassignments(broker, r))
         }
         RequestKind::DescribeQuorum(r) => ResponseKind::DescribeQuorum(quorum::describe_quorum(broker, r, v).await),
+        RequestKind::DescribeProducers(r) => ResponseKind::DescribeProducers(producers::describe_producers(broker, r)),
         RequestKind::DescribeTopicPartitions(r) => {
             ResponseKind::DescribeTopicPartitions(quorum::describe_topic_partitions(broker, r))
         }
