@@ -58,6 +58,11 @@ pub struct Broker {
     pub quorum: Quorum,
     pub controller: Controller,
     pub groups: GroupService,
+    pub txns: crate::txn_service::TxnService,
+    /// Transaction markers newly loaded coordinators still owe (written by the txn clock).
+    pub owed_markers: std::sync::Mutex<Vec<nurt_txn::TxnMarkers>>,
+    /// A creation of `__transaction_state` is on its way.
+    creating_txn_topic: AtomicBool,
     topics: RwLock<HashMap<Arc<str>, Arc<HostedTopic>>>,
     data_version: Arc<watch::Sender<u64>>,
     /// Group records of the single-node format still to be written into `__consumer_offsets`.
@@ -148,6 +153,7 @@ impl Broker {
         let data_version = Arc::new(watch::channel(0).0);
         let groups = GroupService::new(group_config(&config), Arc::clone(&data_version));
         let high_watermarks = crate::hw_checkpoint::read(&*storage, &path);
+        let txns = crate::txn_service::TxnService::new(crate::txn_service::txn_config(&config));
         Ok(Arc::new(Self {
             request_budget: RequestBudget::new(config.queued_max_request_bytes()),
             config,
@@ -157,6 +163,9 @@ impl Broker {
             quorum,
             controller,
             groups,
+            txns,
+            owed_markers: std::sync::Mutex::new(Vec::new()),
+            creating_txn_topic: AtomicBool::new(false),
             topics: RwLock::new(HashMap::new()),
             data_version,
             legacy_offsets: std::sync::Mutex::new(legacy_offsets),
@@ -210,33 +219,61 @@ impl Broker {
     /// cluster with fewer live brokers than the replication factor is retried on the next
     /// FindCoordinator, as in Kafka.
     pub async fn ensure_offsets_topic(&self) {
-        if self.image().topic(OFFSETS_TOPIC).is_some() || self.creating_offsets_topic.swap(true, Ordering::SeqCst) {
+        let topic = crate::controller::CreateTopic {
+            name: OFFSETS_TOPIC.to_string(),
+            num_partitions: self.config.offsets_topic_partitions(),
+            replication_factor: self.config.offsets_topic_replication_factor(),
+            assignments: None,
+            configs: vec![
+                ("cleanup.policy".into(), "compact".into()),
+                ("compression.type".into(), "producer".into()),
+                ("segment.bytes".into(), OFFSETS_SEGMENT_BYTES.into()),
+            ],
+        };
+        self.ensure_internal_topic(topic, &self.creating_offsets_topic).await;
+    }
+
+    /// Creates `__transaction_state` (`transaction.state.log.num.partitions`,
+    /// `transaction.state.log.replication.factor`, `transaction.state.log.min.isr`,
+    /// compacted) if it does not exist yet, on the first FindCoordinator for a transaction.
+    pub async fn ensure_txn_topic(&self) {
+        let topic = crate::controller::CreateTopic {
+            name: crate::txn_service::TXN_TOPIC.to_string(),
+            num_partitions: self.config.txn_topic_partitions(),
+            replication_factor: self.config.txn_topic_replication_factor(),
+            assignments: None,
+            configs: vec![
+                ("cleanup.policy".into(), "compact".into()),
+                ("compression.type".into(), "uncompressed".into()),
+                (
+                    "min.insync.replicas".into(),
+                    self.config.txn_topic_min_isr().to_string(),
+                ),
+                ("segment.bytes".into(), OFFSETS_SEGMENT_BYTES.into()),
+            ],
+        };
+        self.ensure_internal_topic(topic, &self.creating_txn_topic).await;
+    }
+
+    async fn ensure_internal_topic(&self, topic: crate::controller::CreateTopic, creating: &AtomicBool) {
+        let name = topic.name.clone();
+        if self.image().topic(&name).is_some() || creating.swap(true, Ordering::SeqCst) {
             return;
         }
         let op = ControllerOp::CreateTopics {
-            topics: vec![crate::controller::CreateTopic {
-                name: OFFSETS_TOPIC.to_string(),
-                num_partitions: self.config.offsets_topic_partitions(),
-                replication_factor: self.config.offsets_topic_replication_factor(),
-                assignments: None,
-                configs: vec![
-                    ("cleanup.policy".into(), "compact".into()),
-                    ("compression.type".into(), "producer".into()),
-                    ("segment.bytes".into(), OFFSETS_SEGMENT_BYTES.into()),
-                ],
-            }],
+            topics: vec![topic],
             validate_only: false,
         };
         match self.controller.submit(op).await {
             Ok(OpAnswer::Topics(results)) => match results.first() {
-                Some(Ok(_)) => tracing::info!("created {OFFSETS_TOPIC}"),
+                Some(Ok(_)) => tracing::info!("created {name}"),
                 Some(Err(e)) if e.code == codes::TOPIC_ALREADY_EXISTS => {}
-                Some(Err(e)) => tracing::warn!("cannot create {OFFSETS_TOPIC} yet: {}", e.message),
+                Some(Err(e)) => tracing::warn!("cannot create {name} yet: {}", e.message),
                 None => {}
             },
-            other => tracing::warn!("cannot create {OFFSETS_TOPIC} yet: {other:?}"),
+            other => tracing::warn!("cannot create {name} yet: {other:?}"),
         }
-        self.creating_offsets_topic.store(false, Ordering::SeqCst);
+        creating.store(false, Ordering::SeqCst);
     }
 
     /// Writes the single-node offsets log into the groups' partitions, once this node leads
@@ -483,10 +520,26 @@ impl Broker {
         // The image's lock is not taken twice: a waiting writer would deadlock it.
         drop(image);
         self.sync_group_shards();
+        self.sync_txn_shards();
         if topics_went {
             self.groups.forget_deleted_topics(|t| !live.contains(t));
         }
         Ok(())
+    }
+
+    /// Loads or drops transaction coordinator shards after the `__transaction_state`
+    /// partitions changed roles; markers a new shard still owes are queued for the txn clock.
+    fn sync_txn_shards(&self) {
+        use crate::txn_service::TXN_TOPIC;
+        let partitions = self.image().topic(TXN_TOPIC).map_or(0, |t| t.partitions.len() as i32);
+        let hosted: Vec<Arc<Partition>> = self
+            .topic(TXN_TOPIC)
+            .map(|t| t.partitions.values().cloned().collect())
+            .unwrap_or_default();
+        let owed = self.txns.sync_shards(partitions, &hosted);
+        if !owed.is_empty() {
+            self.owed_markers.lock().unwrap_or_else(|p| p.into_inner()).extend(owed);
+        }
     }
 
     /// Loads or drops group shards after the `__consumer_offsets` partitions changed roles.

@@ -23,6 +23,12 @@ const BROKER_KEYS: &[&str] = &[
     "leader.imbalance.check.interval.seconds",
     "leader.imbalance.per.broker.percentage",
     "offsets.topic.num.partitions",
+    "transaction.state.log.num.partitions",
+    "transaction.state.log.replication.factor",
+    "transaction.state.log.min.isr",
+    "transaction.max.timeout.ms",
+    "transactional.id.expiration.ms",
+    "transaction.abort.timed.out.transaction.cleanup.interval.ms",
     "offsets.topic.replication.factor",
     "replica.lag.time.max.ms",
     "replica.fetch.max.bytes",
@@ -360,6 +366,35 @@ impl BrokerConfig {
             "offsets.topic.replication.factor",
             if self.is_cluster() { 3 } else { 1 },
         )
+    }
+    /// `transaction.state.log.num.partitions` (Kafka: 50)
+    pub fn txn_topic_partitions(&self) -> i32 {
+        self.parsed("transaction.state.log.num.partitions", 50)
+    }
+    /// `transaction.state.log.replication.factor` (Kafka: 3; the embedded single node: 1)
+    pub fn txn_topic_replication_factor(&self) -> i32 {
+        self.parsed(
+            "transaction.state.log.replication.factor",
+            if self.is_cluster() { 3 } else { 1 },
+        )
+    }
+    /// `transaction.state.log.min.isr` (Kafka: 2; the embedded single node: 1)
+    pub fn txn_topic_min_isr(&self) -> i32 {
+        self.parsed("transaction.state.log.min.isr", if self.is_cluster() { 2 } else { 1 })
+    }
+    /// `transaction.max.timeout.ms` (Kafka: 900000): the longest `transaction.timeout.ms` a
+    /// producer may ask for.
+    pub fn txn_max_timeout_ms(&self) -> i32 {
+        self.parsed("transaction.max.timeout.ms", 900_000)
+    }
+    /// `transactional.id.expiration.ms` (Kafka: 7 days)
+    pub fn txn_id_expiration_ms(&self) -> i64 {
+        self.parsed("transactional.id.expiration.ms", 604_800_000)
+    }
+    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms` (Kafka: 10000): how often
+    /// transactions past their timeout are looked for.
+    pub fn txn_timeout_check_interval_ms(&self) -> u64 {
+        self.parsed("transaction.abort.timed.out.transaction.cleanup.interval.ms", 10_000)
     }
     /// `replica.lag.time.max.ms` (Kafka: 30000): a follower that has not caught up for this
     /// long leaves the ISR.

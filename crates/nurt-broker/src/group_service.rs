@@ -17,8 +17,9 @@ use std::time::Duration;
 
 use nurt_group::{Completion, GroupConfig, GroupCoordinator, GroupError, GroupRecord, Output, Token, Undo};
 use nurt_records::batch::Batches;
+use nurt_records::control::parse_marker_batch;
 use nurt_records::record::decode_batch;
-use nurt_records::{BatchBuilder, Compression};
+use nurt_records::{BatchBuilder, Compression, ControlType};
 use tokio::sync::oneshot;
 
 use crate::partition::Partition;
@@ -45,6 +46,22 @@ struct Shard {
     coordinator: Mutex<GroupCoordinator>,
     /// Delayed answers (JoinGroup, SyncGroup) waiting for an output of this shard.
     waiting: Mutex<HashMap<Token, oneshot::Sender<Completion>>>,
+}
+
+/// Why a transactional write (TxnOffsetCommit) was not done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxnWriteError {
+    /// The shard's refusal (not here, not written, not replicated).
+    Group(GroupError),
+    /// The producer's epoch is older than the one this partition has seen from it
+    /// (Kafka's log answers INVALID_PRODUCER_EPOCH to a coordinator's append).
+    InvalidProducerEpoch,
+}
+
+impl From<GroupError> for TxnWriteError {
+    fn from(e: GroupError) -> Self {
+        Self::Group(e)
+    }
 }
 
 /// Records appended but not yet replicated, and the answers to release once they are.
@@ -98,7 +115,9 @@ pub fn group_config(config: &BrokerConfig) -> GroupConfig {
 }
 
 /// Replays a partition's group records into a fresh coordinator. A record that does not
-/// decode means the log is not what a coordinator wrote: the shard is not served.
+/// decode means the log is not what a coordinator wrote: the shard is not served. Records of
+/// a transactional batch (TxnOffsetCommit) are pending for its producer; a control batch is
+/// not group records but a transaction marker, applied in its place in the log.
 fn load(partition: &Partition, cfg: GroupConfig) -> Result<GroupCoordinator, BrokerError> {
     let now = now_ms();
     let mut coordinator = GroupCoordinator::new(cfg);
@@ -110,10 +129,20 @@ fn load(partition: &Partition, cfg: GroupConfig) -> Result<GroupCoordinator, Bro
         for b in Batches::new(&bytes) {
             let (_, raw) = b.map_err(|e| corrupt(&e))?;
             let (header, records) = decode_batch(raw, OFFSETS_BATCH_BYTES_MAX).map_err(|e| corrupt(&e))?;
+            if header.is_control() {
+                // Compaction may leave a control batch empty; other control records (not
+                // markers) mean nothing to groups.
+                if let Some(marker) = parse_marker_batch(raw).map_err(|e| corrupt(&e))? {
+                    coordinator.complete_transaction(header.producer_id, marker.control_type == ControlType::Commit);
+                }
+                offset = header.last_offset() + 1;
+                continue;
+            }
+            let producer = header.is_transactional().then_some(header.producer_id);
             for r in records {
                 let record = GroupRecord::decode(r.key.as_deref().unwrap_or_default(), r.value.as_deref())
                     .map_err(|e| corrupt(&format!("record at offset {} cannot be read: {e}", r.offset)))?;
-                coordinator.replay(&record, now);
+                coordinator.replay_from(&record, producer, now);
             }
             offset = header.last_offset() + 1;
         }
@@ -125,22 +154,66 @@ impl Shard {
     /// Appends `records` to the partition as one batch: the last offset written and the
     /// leader epoch it was written in, if any.
     fn append(&self, records: &[GroupRecord]) -> Result<Option<(i64, i32)>, GroupError> {
+        self.append_batch(records, None).map_err(|e| match e {
+            TxnWriteError::Group(e) => e,
+            TxnWriteError::InvalidProducerEpoch => GroupError::CoordinatorNotAvailable,
+        })
+    }
+
+    /// Appends `records` as one batch, transactional for `(producer id, epoch)` if given.
+    ///
+    /// Kafka's coordinator writes transactional offset commits with the producer's id and
+    /// epoch and base sequence 0, and its log checks only the epoch of coordinator appends
+    /// (`ProducerAppendInfo`: sequences are checked for client appends). Our partition
+    /// checks sequences of every batch with a producer id and refuses a negative one, so the
+    /// batch continues the producer's sequence in this partition (0 for a producer new here
+    /// or with a newer epoch), which also makes the log fence an older epoch. Only
+    /// TxnOffsetCommit writes data batches of a producer to `__consumer_offsets`, and it does
+    /// so under the shard's coordinator lock, so nothing else moves that sequence between
+    /// reading and appending it.
+    fn append_batch(
+        &self,
+        records: &[GroupRecord],
+        txn: Option<(i64, i16)>,
+    ) -> Result<Option<(i64, i32)>, TxnWriteError> {
         if records.is_empty() {
             return Ok(None);
         }
         let now = now_ms();
         let mut builder = BatchBuilder::new(Compression::None, now);
+        if let Some((producer_id, producer_epoch)) = txn {
+            let current = self
+                .partition
+                .active_producers()
+                .into_iter()
+                .find(|p| p.producer_id == producer_id);
+            let base_sequence = match current {
+                Some(p) if p.producer_epoch > producer_epoch => return Err(TxnWriteError::InvalidProducerEpoch),
+                Some(p) if p.producer_epoch == producer_epoch && p.last_sequence >= 0 => {
+                    if p.last_sequence == i32::MAX {
+                        0
+                    } else {
+                        p.last_sequence + 1
+                    }
+                }
+                _ => 0,
+            };
+            builder = builder.transactional(producer_id, producer_epoch, base_sequence);
+        }
         for r in records {
             let (key, value) = r.encode();
             builder.push(now, Some(&key), value.as_deref(), &[]);
         }
-        let batch = builder.build().map_err(|_| GroupError::CoordinatorNotAvailable)?;
+        let batch = builder
+            .build()
+            .map_err(|_| TxnWriteError::Group(GroupError::CoordinatorNotAvailable))?;
         match self.partition.append(&batch, now) {
             Ok(appended) => Ok(Some((appended.last_offset, appended.leader_epoch))),
-            Err(crate::partition::AppendError::NotLeader) => Err(GroupError::NotCoordinator),
+            Err(crate::partition::AppendError::NotLeader) => Err(TxnWriteError::Group(GroupError::NotCoordinator)),
+            Err(crate::partition::AppendError::ProducerFenced) => Err(TxnWriteError::InvalidProducerEpoch),
             Err(e) => {
                 tracing::error!("writing group records to {OFFSETS_TOPIC}-{}: {e}", self.partition.index);
-                Err(GroupError::CoordinatorNotAvailable)
+                Err(TxnWriteError::Group(GroupError::CoordinatorNotAvailable))
             }
         }
     }
@@ -362,6 +435,58 @@ impl GroupService {
         self.notify();
         shard.replicated(last).await?;
         Ok(Ok(answer))
+    }
+
+    /// Like [`GroupService::write`], but the records are appended as ONE transactional batch
+    /// of `producer_id`/`producer_epoch` (TxnOffsetCommit) and applied as pending for that
+    /// producer: invisible to OffsetFetch until [`GroupService::on_txn_marker`] applies the
+    /// producer's commit marker. The answer waits for replication like `write`'s.
+    pub async fn write_transactional<T, E>(
+        &self,
+        group_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        call: impl FnOnce(&mut GroupCoordinator) -> Result<(Vec<GroupRecord>, T), E>,
+    ) -> Result<Result<T, E>, TxnWriteError> {
+        let shard = self.shard_for(group_id)?;
+        let (answer, last) = {
+            let mut coordinator = lock(&shard.coordinator);
+            let undo = coordinator.undo_point(group_id);
+            let (records, answer) = match call(&mut coordinator) {
+                Err(e) => return Ok(Err(e)),
+                Ok(done) => done,
+            };
+            let last = match shard.append_batch(&records, Some((producer_id, producer_epoch))) {
+                Ok(last) => last,
+                Err(e) => {
+                    coordinator.undo(undo);
+                    return Err(e);
+                }
+            };
+            coordinator.apply_from(&records, Some(producer_id));
+            (answer, last)
+        };
+        self.notify();
+        shard.replicated(last).await?;
+        Ok(Ok(answer))
+    }
+
+    /// Applies a transaction marker for `producer_id` to the coordinator of
+    /// `__consumer_offsets` partition `partition_index`: on commit the producer's pending
+    /// offsets there become committed, on abort they are dropped. To be called by the
+    /// transaction code AFTER it appended the marker to that partition (so the coordinator
+    /// never runs ahead of its log; a coordinator loaded later replays the marker from the
+    /// log). A no-op when this node does not coordinate that partition.
+    pub fn on_txn_marker(&self, partition_index: i32, producer_id: i64, commit: bool) {
+        let shard = self
+            .shards
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&partition_index)
+            .cloned();
+        if let Some(shard) = shard {
+            lock(&shard.coordinator).complete_transaction(producer_id, commit);
+        }
     }
 
     /// Advances time: session and rebalance timeouts, in every shard.

@@ -26,6 +26,8 @@ pub mod replica_fetcher;
 pub mod rpc;
 pub mod server;
 pub mod settings;
+pub mod txn_markers;
+pub mod txn_service;
 
 pub use broker::Broker;
 pub use config::BrokerConfig;

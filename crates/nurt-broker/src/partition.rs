@@ -37,6 +37,13 @@ pub enum AppendError {
     OutOfOrderSequence,
     #[error("producer epoch is fenced by a newer one")]
     ProducerFenced,
+    /// A non-transactional batch from a producer with a transaction open here (Kafka's
+    /// INVALID_TXN_STATE).
+    #[error("the producer has a transaction open on this partition")]
+    InvalidTxnState,
+    /// A transaction marker from a deposed transaction coordinator (TRANSACTION_COORDINATOR_FENCED).
+    #[error("the marker's coordinator epoch is older than the last one seen")]
+    CoordinatorFenced,
     #[error("storage error: {0}")]
     Storage(#[from] LogError),
     /// This replica stopped leading (its role changed while the request was on its way).
@@ -262,6 +269,9 @@ impl Partition {
                 }));
             }
         }
+        if inner.log.producer_state().breaks_transaction(&header) {
+            return Err(AppendError::InvalidTxnState);
+        }
         match inner.log.producer_state().check(&header) {
             SequenceCheck::Append => {}
             SequenceCheck::Duplicate { base_offset } => {
@@ -285,6 +295,55 @@ impl Partition {
             last_offset: info.last_offset,
             leader_epoch,
             log_append_time_ms: log_append_time.unwrap_or(-1),
+            log_start_offset: inner.log.log_start_offset(),
+        };
+        drop(inner);
+        self.after_leader_append(now_ms);
+        Ok(appended)
+    }
+
+    /// Writes a transaction marker (a control batch) for `producer_id` at the log end, as the
+    /// leader: it ends the producer's transaction here (an abort is recorded in the aborted
+    /// transaction index). Refused for an older producer epoch (PRODUCER_FENCED) or an older
+    /// coordinator epoch (TRANSACTION_COORDINATOR_FENCED).
+    pub fn append_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+        coordinator_epoch: i32,
+        now_ms: i64,
+    ) -> Result<Appended, AppendError> {
+        if !self.is_leader() {
+            return Err(AppendError::NotLeader);
+        }
+        let control_type = if commit {
+            nurt_records::control::ControlType::Commit
+        } else {
+            nurt_records::control::ControlType::Abort
+        };
+        let mut inner = lock(&self.inner);
+        let leader_epoch = self.leader_epoch();
+        let info = inner
+            .log
+            .append_marker(
+                producer_id,
+                producer_epoch,
+                control_type,
+                coordinator_epoch,
+                leader_epoch,
+                now_ms,
+            )
+            .map_err(|e| match e {
+                LogError::ProducerFenced { .. } => AppendError::ProducerFenced,
+                LogError::CoordinatorFenced { .. } => AppendError::CoordinatorFenced,
+                e => AppendError::Storage(e),
+            })?;
+        let appended = Appended {
+            base_offset: info.base_offset,
+            last_offset: info.last_offset,
+            leader_epoch,
+            log_append_time_ms: -1,
             log_start_offset: inner.log.log_start_offset(),
         };
         drop(inner);
@@ -440,10 +499,8 @@ fn validate_produced(records: &[u8]) -> Result<BatchHeader, AppendError> {
             "a batch with a producer id needs a non-negative base sequence",
         ));
     }
-    if header.is_transactional() {
-        return Err(AppendError::InvalidRecord(
-            "transactional batches are not supported yet",
-        ));
+    if header.is_transactional() && header.producer_id < 0 {
+        return Err(AppendError::InvalidRecord("a transactional batch needs a producer id"));
     }
     Ok(header)
 }

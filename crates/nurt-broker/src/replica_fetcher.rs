@@ -260,7 +260,7 @@ async fn fetch_once(
 }
 
 /// The internal listener of broker `id`, from its registration.
-fn internal_address(broker: &Broker, id: i32) -> Option<String> {
+pub(crate) fn internal_address(broker: &Broker, id: i32) -> Option<String> {
     let image = broker.image();
     let registration = &image.broker(id)?.registration;
     let e = registration.endpoints.iter().find(|e| e.name == INTERNAL_LISTENER)?;

@@ -23,6 +23,9 @@ pub const RAFT_VOTE: i16 = 30_001;
 pub const RAFT_SNAPSHOT: i16 = 30_002;
 /// A controller operation, executed by the active controller.
 pub const CONTROLLER_OP: i16 = 30_010;
+/// Transaction markers from a transaction coordinator to a partition leader (Kafka's
+/// WriteTxnMarkers between brokers; `txn_markers.rs`).
+pub const TXN_MARKERS: i16 = 30_020;
 
 /// Responses larger than this are refused (a snapshot of a large image fits).
 const RESPONSE_BYTES_MAX: usize = 256 << 20;

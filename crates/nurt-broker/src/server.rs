@@ -128,6 +128,7 @@ pub async fn serve(
     }
     tasks.spawn(upkeep_loop(Arc::clone(&broker), stop_rx.clone()));
     tasks.spawn(group_clock(Arc::clone(&broker), stop_rx.clone()));
+    tasks.spawn(txn_clock(Arc::clone(&broker), stop_rx.clone()));
     tasks.spawn(log_maintenance(Arc::clone(&broker), stop_rx.clone()));
     ready(&broker);
     shutdown.await;
@@ -294,6 +295,35 @@ async fn upkeep_loop(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
             last_checkpoint = tokio::time::Instant::now();
             if let Err(e) = broker.checkpoint_high_watermarks() {
                 tracing::error!("{e}");
+            }
+        }
+    }
+}
+
+/// Writes the transaction markers newly loaded coordinators owe, and aborts transactions past
+/// their timeout every `transaction.abort.timed.out.transaction.cleanup.interval.ms`.
+async fn txn_clock(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
+    const TICK: Duration = Duration::from_millis(100);
+    let timeouts_every = Duration::from_millis(broker.config.txn_timeout_check_interval_ms().max(10));
+    let mut last_timeouts = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(TICK) => {}
+            _ = stop.changed() => return,
+        }
+        let owed = std::mem::take(&mut *broker.owed_markers.lock().unwrap_or_else(|p| p.into_inner()));
+        for markers in owed {
+            crate::txn_markers::spawn(Arc::clone(&broker), markers);
+        }
+        if last_timeouts.elapsed() >= timeouts_every {
+            last_timeouts = tokio::time::Instant::now();
+            for markers in broker.txns.abort_timed_out().await {
+                tracing::info!(
+                    "aborting the transaction of {} (producer {}): past its timeout",
+                    markers.transactional_id,
+                    markers.producer_id
+                );
+                crate::txn_markers::spawn(Arc::clone(&broker), markers);
             }
         }
     }

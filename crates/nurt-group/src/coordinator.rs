@@ -119,8 +119,16 @@ impl GroupCoordinator {
 
     /// Replays a record of the offsets log at start-up.
     pub fn replay(&mut self, record: &GroupRecord, now_ms: i64) {
+        self.replay_from(record, None, now_ms);
+    }
+
+    /// Replays a record of the offsets log at start-up; `producer_id` is the producer of the
+    /// transactional batch the record came from, if it did (its offset commits stay pending
+    /// until [`GroupCoordinator::complete_transaction`] replays the batch's marker). Other
+    /// records apply as usual.
+    pub fn replay_from(&mut self, record: &GroupRecord, producer_id: Option<i64>, now_ms: i64) {
         match record {
-            GroupRecord::Offset { .. } => self.offsets.apply(record),
+            GroupRecord::Offset { .. } => self.offsets.apply_from(record, producer_id),
             GroupRecord::Group { group, value: Some(v) } => {
                 self.groups.insert(
                     group.clone(),
@@ -153,9 +161,24 @@ impl GroupCoordinator {
 
     /// Applies persisted offset records (the same path as replay).
     pub fn apply(&mut self, records: &[GroupRecord]) {
+        self.apply_from(records, None);
+    }
+
+    /// Applies persisted offset records written in one batch; `producer_id` is the
+    /// producer when that batch was transactional (TxnOffsetCommit): the commits stay
+    /// pending until the producer's transaction marker is applied.
+    pub fn apply_from(&mut self, records: &[GroupRecord], producer_id: Option<i64>) {
         for r in records {
-            self.offsets.apply(r);
+            self.offsets.apply_from(r, producer_id);
         }
+    }
+
+    /// Applies a transaction marker for `producer_id` written to this partition (live, or
+    /// replayed in log order): on commit its pending offsets become committed (unless a
+    /// later non-transactional commit of the partition was applied meanwhile), on abort
+    /// they are dropped. A marker without pending offsets is a no-op.
+    pub fn complete_transaction(&mut self, producer_id: i64, commit: bool) {
+        self.offsets.complete_transaction(producer_id, commit);
     }
 
     /// A group, if known.
@@ -167,7 +190,7 @@ impl GroupCoordinator {
     pub fn list(&self) -> Vec<(String, String, String, &'static str)> {
         let mut out: BTreeMap<String, (String, String, &'static str)> =
             self.groups.iter().map(|(id, g)| (id.clone(), g.summary())).collect();
-        for id in self.offsets.groups() {
+        for id in self.offsets.all_groups() {
             out.entry(id.clone())
                 .or_insert_with(|| (String::new(), "Empty".to_string(), "classic"));
         }
@@ -366,6 +389,63 @@ impl GroupCoordinator {
                 );
             }
         }
+        Ok(self.offset_records(group_id, commits, now_ms))
+    }
+
+    /// TxnOffsetCommit (KIP-98): validates like Kafka's transactional offset commit and
+    /// returns the offset records to persist as ONE transactional batch of the producer
+    /// (then applied with [`GroupCoordinator::apply_from`] and that producer id), and an
+    /// error per commit (metadata over `offset.metadata.max.bytes`). Unlike OffsetCommit, a
+    /// request without member id and generation (v0-v2) is accepted in any state of a
+    /// classic group, and a classic group completing a rebalance is not refused; a stale
+    /// KIP-848 member epoch is ILLEGAL_GENERATION.
+    pub fn txn_commit_offsets(
+        &mut self,
+        group_id: &str,
+        member_id: &str,
+        instance: Option<&str>,
+        generation: i32,
+        commits: Vec<OffsetCommit>,
+        now_ms: i64,
+    ) -> Result<(Vec<GroupRecord>, Vec<Option<GroupError>>), GroupError> {
+        if group_id.is_empty() {
+            return Err(GroupError::InvalidGroupId);
+        }
+        match self.groups.get(group_id) {
+            None if generation < 0 => {
+                // A "simple" group: offsets committed without group management.
+                self.groups.insert(
+                    group_id.to_string(),
+                    Group::Classic(ClassicGroup::new(group_id.to_string(), now_ms)),
+                );
+            }
+            None => return Err(GroupError::IllegalGeneration),
+            Some(Group::Classic(g)) => {
+                let unmanaged_empty = generation < 0 && g.state() == ClassicState::Empty;
+                let identified = generation >= 0 || !member_id.is_empty() || instance.is_some();
+                if !unmanaged_empty && identified {
+                    g.validate_member(member_id, instance, generation)?;
+                }
+            }
+            Some(Group::Consumer(g)) => {
+                if !(generation < 0 && g.is_empty()) {
+                    g.validate_commit(member_id, generation).map_err(|e| match e {
+                        GroupError::StaleMemberEpoch => GroupError::IllegalGeneration,
+                        e => e,
+                    })?;
+                }
+            }
+        }
+        Ok(self.offset_records(group_id, commits, now_ms))
+    }
+
+    /// Offset records for `commits`, and per commit the error refusing it.
+    fn offset_records(
+        &self,
+        group_id: &str,
+        commits: Vec<OffsetCommit>,
+        now_ms: i64,
+    ) -> (Vec<GroupRecord>, Vec<Option<GroupError>>) {
         let max = self.cfg.offset_metadata_max_bytes;
         let mut records = Vec::new();
         let errors = commits
@@ -389,7 +469,24 @@ impl GroupCoordinator {
                 None
             })
             .collect();
-        Ok((records, errors))
+        (records, errors)
+    }
+
+    /// True when an open transaction has a pending offset for the partition (OffsetFetch
+    /// with `require_stable` answers UNSTABLE_OFFSET_COMMIT for it).
+    pub fn has_pending_offset(&self, group_id: &str, topic: &str, partition: i32) -> bool {
+        self.offsets.has_pending(group_id, topic, partition)
+    }
+
+    /// The pending offset a transaction of `producer_id` committed for one partition.
+    pub fn pending_offset(
+        &self,
+        producer_id: i64,
+        group_id: &str,
+        topic: &str,
+        partition: i32,
+    ) -> Option<&OffsetValue> {
+        self.offsets.pending(producer_id, group_id, topic, partition)
     }
 
     /// The committed offset of one partition.
@@ -407,7 +504,7 @@ impl GroupCoordinator {
 
     /// DeleteGroups: only groups without members; returns the tombstones.
     pub fn delete_group(&mut self, group_id: &str) -> Result<Vec<GroupRecord>, GroupError> {
-        let known = self.groups.contains_key(group_id) || self.offsets.of_group(group_id).next().is_some();
+        let known = self.groups.contains_key(group_id) || self.offsets.knows(group_id);
         if !known {
             return Err(GroupError::GroupIdNotFound);
         }
@@ -442,7 +539,7 @@ impl GroupCoordinator {
         let subscribed = match self.groups.get(group_id) {
             Some(Group::Classic(g)) => g.subscribed_topics(),
             Some(Group::Consumer(g)) => g.subscribed_topics(),
-            None if self.offsets.of_group(group_id).next().is_some() => vec![],
+            None if self.offsets.knows(group_id) => vec![],
             None => return Err(GroupError::GroupIdNotFound),
         };
         if subscribed.iter().any(|t| t == topic) {

@@ -84,3 +84,5 @@ impl Default for GroupConfig {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod txn_offsets_tests;

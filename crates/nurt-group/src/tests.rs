@@ -18,7 +18,7 @@ fn ticked(c: &mut GroupCoordinator, now_ms: i64) -> crate::Output {
     merged
 }
 
-fn cfg() -> GroupConfig {
+pub(crate) fn cfg() -> GroupConfig {
     GroupConfig {
         initial_rebalance_delay_ms: 0,
         ..GroupConfig::default()
@@ -54,7 +54,7 @@ fn sync_answer(c: &Completion) -> &SyncResponse {
 }
 
 /// Joins `ids` (each through MEMBER_ID_REQUIRED) and syncs; returns the coordinator at t=0.
-fn stable_group(ids: &[&str]) -> GroupCoordinator {
+pub(crate) fn stable_group(ids: &[&str]) -> GroupCoordinator {
     let mut c = GroupCoordinator::new(cfg());
     for (i, id) in ids.iter().enumerate() {
         let out = c.join("g", 100 + i as u64, join_req(""), id.to_string(), 0);

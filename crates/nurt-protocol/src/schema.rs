@@ -296,6 +296,47 @@ const DESCRIBE_TOPIC_PARTITIONS: Struct = s(&[
 const DESCRIBE_PRODUCERS_TOPIC: Struct = s(&[f(Str), f(Values(&I32))]);
 const DESCRIBE_PRODUCERS: Struct = s(&[f(Array(&DESCRIBE_PRODUCERS_TOPIC))]);
 
+// Transactions. AddPartitionsToTxn v4+ (brokers verifying for a producer) batches several
+// transactions; v0–3 (clients) name one transaction in the `V3AndBelow*` fields.
+const ADD_PARTITIONS_TO_TXN_TOPIC: Struct = s(&[f(Str), f(Values(&I32))]);
+const ADD_PARTITIONS_TO_TXN_TRANSACTION: Struct =
+    s(&[f(Str), f(I64), f(I16), f(Bool), f(Array(&ADD_PARTITIONS_TO_TXN_TOPIC))]);
+const ADD_PARTITIONS_TO_TXN: Struct = s(&[
+    f(Array(&ADD_PARTITIONS_TO_TXN_TRANSACTION)).since(4),
+    f(Str).until(3),
+    f(I64).until(3),
+    f(I16).until(3),
+    f(Array(&ADD_PARTITIONS_TO_TXN_TOPIC)).until(3),
+]);
+
+const ADD_OFFSETS_TO_TXN: Struct = s(&[f(Str), f(I64), f(I16), f(Str)]);
+
+const END_TXN: Struct = s(&[f(Str), f(I64), f(I16), f(Bool)]);
+
+const WRITE_TXN_MARKERS_TOPIC: Struct = s(&[f(Str), f(Values(&I32))]);
+const WRITE_TXN_MARKERS_MARKER: Struct = s(&[f(I64), f(I16), f(Bool), f(Array(&WRITE_TXN_MARKERS_TOPIC)), f(I32)]);
+const WRITE_TXN_MARKERS: Struct = s(&[f(Array(&WRITE_TXN_MARKERS_MARKER))]);
+
+// The committed leader epoch from v2; generation, member and instance ids from v3.
+const TXN_OFFSET_COMMIT_PARTITION: Struct = s(&[f(I32), f(I64), f(I32).since(2), f(Str)]);
+const TXN_OFFSET_COMMIT_TOPIC: Struct = s(&[f(Str), f(Array(&TXN_OFFSET_COMMIT_PARTITION))]);
+const TXN_OFFSET_COMMIT: Struct = s(&[
+    f(Str),
+    f(Str),
+    f(I64),
+    f(I16),
+    f(I32).since(3),
+    f(Str).since(3),
+    f(Str).since(3),
+    f(Array(&TXN_OFFSET_COMMIT_TOPIC)),
+]);
+
+const DESCRIBE_TRANSACTIONS: Struct = s(&[f(Values(&Str))]);
+
+// State and producer id filters; the duration filter from v1, the transactional id pattern
+// from v2.
+const LIST_TRANSACTIONS: Struct = s(&[f(Values(&Str)), f(Values(&I64)), f(I64).since(1), f(Str).since(2)]);
+
 /// The schema of request `api_key`, if the broker serves it.
 pub fn request(api_key: i16) -> Option<&'static Struct> {
     Some(match api_key {
@@ -318,6 +359,11 @@ pub fn request(api_key: i16) -> Option<&'static Struct> {
         21 => &DELETE_RECORDS,
         22 => &INIT_PRODUCER_ID,
         23 => &OFFSET_FOR_LEADER_EPOCH,
+        24 => &ADD_PARTITIONS_TO_TXN,
+        25 => &ADD_OFFSETS_TO_TXN,
+        26 => &END_TXN,
+        27 => &WRITE_TXN_MARKERS,
+        28 => &TXN_OFFSET_COMMIT,
         32 => &DESCRIBE_CONFIGS,
         33 => &ALTER_CONFIGS,
         35 => &DESCRIBE_LOG_DIRS,
@@ -331,6 +377,8 @@ pub fn request(api_key: i16) -> Option<&'static Struct> {
         55 => &DESCRIBE_QUORUM,
         60 => &DESCRIBE_CLUSTER,
         61 => &DESCRIBE_PRODUCERS,
+        65 => &DESCRIBE_TRANSACTIONS,
+        66 => &LIST_TRANSACTIONS,
         68 => &CONSUMER_GROUP_HEARTBEAT,
         69 => &CONSUMER_GROUP_DESCRIBE,
         75 => &DESCRIBE_TOPIC_PARTITIONS,

@@ -599,6 +599,145 @@ fn samples() -> Vec<(ApiKey, RequestKind)> {
                 describe_configs_request::DescribeConfigsResource::default().with_resource_name(name("t")),
             ])),
         ),
+        // Transactions. AddPartitionsToTxn v0–3 (a client's one transaction), then v4+ (a
+        // broker verifying several at once).
+        (
+            ApiKey::AddPartitionsToTxn,
+            RequestKind::AddPartitionsToTxn(
+                AddPartitionsToTxnRequest::default()
+                    .with_v3_and_below_transactional_id(TransactionalId(name("x")))
+                    .with_v3_and_below_producer_id(ProducerId(7))
+                    .with_v3_and_below_producer_epoch(2)
+                    .with_v3_and_below_topics(vec![add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+                        .with_name(TopicName(name("t")))
+                        .with_partitions(vec![0, 1])]),
+            ),
+        ),
+        (
+            ApiKey::AddPartitionsToTxn,
+            RequestKind::AddPartitionsToTxn(AddPartitionsToTxnRequest::default().with_transactions(vec![
+                add_partitions_to_txn_request::AddPartitionsToTxnTransaction::default()
+                    .with_transactional_id(TransactionalId(name("x")))
+                    .with_producer_id(ProducerId(7))
+                    .with_producer_epoch(2)
+                    .with_verify_only(true)
+                    .with_topics(vec![add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+                        .with_name(TopicName(name("t")))
+                        .with_partitions(vec![0, 1])]),
+                add_partitions_to_txn_request::AddPartitionsToTxnTransaction::default()
+                    .with_transactional_id(TransactionalId(name("y")))
+                    .with_producer_id(ProducerId(8)),
+            ])),
+        ),
+        (
+            ApiKey::AddOffsetsToTxn,
+            RequestKind::AddOffsetsToTxn(
+                AddOffsetsToTxnRequest::default()
+                    .with_transactional_id(TransactionalId(name("x")))
+                    .with_producer_id(ProducerId(7))
+                    .with_producer_epoch(2)
+                    .with_group_id(GroupId(name("g"))),
+            ),
+        ),
+        (
+            ApiKey::EndTxn,
+            RequestKind::EndTxn(
+                EndTxnRequest::default()
+                    .with_transactional_id(TransactionalId(name("x")))
+                    .with_producer_id(ProducerId(7))
+                    .with_producer_epoch(2)
+                    .with_committed(true),
+            ),
+        ),
+        (
+            ApiKey::WriteTxnMarkers,
+            RequestKind::WriteTxnMarkers(WriteTxnMarkersRequest::default().with_markers(vec![
+                write_txn_markers_request::WritableTxnMarker::default()
+                    .with_producer_id(ProducerId(7))
+                    .with_producer_epoch(2)
+                    .with_transaction_result(true)
+                    .with_topics(vec![write_txn_markers_request::WritableTxnMarkerTopic::default()
+                        .with_name(TopicName(name("t")))
+                        .with_partition_indexes(vec![0, 1])])
+                    .with_coordinator_epoch(3),
+            ])),
+        ),
+        (
+            ApiKey::TxnOffsetCommit,
+            RequestKind::TxnOffsetCommit(
+                TxnOffsetCommitRequest::default()
+                    .with_transactional_id(TransactionalId(name("x")))
+                    .with_group_id(GroupId(name("g")))
+                    .with_producer_id(ProducerId(7))
+                    .with_producer_epoch(2)
+                    .with_generation_id(4)
+                    .with_member_id(name("m"))
+                    .with_group_instance_id(Some(name("i")))
+                    .with_topics(vec![txn_offset_commit_request::TxnOffsetCommitRequestTopic::default()
+                        .with_name(TopicName(name("t")))
+                        .with_partitions(vec![
+                            txn_offset_commit_request::TxnOffsetCommitRequestPartition::default()
+                                .with_partition_index(1)
+                                .with_committed_offset(17)
+                                .with_committed_leader_epoch(5)
+                                .with_committed_metadata(Some(name("meta"))),
+                        ])]),
+            ),
+        ),
+        // v0–2: no generation, member or instance id (the leader epoch, from v2, is ignorable).
+        (
+            ApiKey::TxnOffsetCommit,
+            RequestKind::TxnOffsetCommit(
+                TxnOffsetCommitRequest::default()
+                    .with_transactional_id(TransactionalId(name("x")))
+                    .with_group_id(GroupId(name("g")))
+                    .with_producer_id(ProducerId(7))
+                    .with_producer_epoch(2)
+                    .with_topics(vec![txn_offset_commit_request::TxnOffsetCommitRequestTopic::default()
+                        .with_name(TopicName(name("t")))
+                        .with_partitions(vec![
+                            txn_offset_commit_request::TxnOffsetCommitRequestPartition::default()
+                                .with_partition_index(1)
+                                .with_committed_offset(17)
+                                .with_committed_leader_epoch(5)
+                                .with_committed_metadata(Some(name("meta"))),
+                        ])]),
+            ),
+        ),
+        (
+            ApiKey::DescribeTransactions,
+            RequestKind::DescribeTransactions(
+                DescribeTransactionsRequest::default()
+                    .with_transactional_ids(vec![TransactionalId(name("x")), TransactionalId(name("y"))]),
+            ),
+        ),
+        (
+            ApiKey::ListTransactions,
+            RequestKind::ListTransactions(
+                ListTransactionsRequest::default()
+                    .with_state_filters(vec![name("Ongoing")])
+                    .with_producer_id_filters(vec![ProducerId(7)])
+                    .with_duration_filter(60_000)
+                    .with_transactional_id_pattern(Some(name("x.*"))),
+            ),
+        ),
+        (
+            ApiKey::ListTransactions,
+            RequestKind::ListTransactions(
+                ListTransactionsRequest::default()
+                    .with_state_filters(vec![name("Ongoing")])
+                    .with_producer_id_filters(vec![ProducerId(7)])
+                    .with_duration_filter(60_000),
+            ),
+        ),
+        (
+            ApiKey::ListTransactions,
+            RequestKind::ListTransactions(
+                ListTransactionsRequest::default()
+                    .with_state_filters(vec![name("Ongoing")])
+                    .with_producer_id_filters(vec![ProducerId(7)]),
+            ),
+        ),
     ]
 }
 

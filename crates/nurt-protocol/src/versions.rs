@@ -7,7 +7,9 @@
 //! KIP-896 removed (ListOffsets v0, OffsetCommit v0–1, DescribeConfigs v0: `legacy.rs`), and
 //! JoinGroup v0–1 are back as in Kafka 4.0.1/4.1 (KAFKA-19444). Produce advertises minimum 0
 //! like Kafka does (KAFKA-18659: old librdkafka checks for it) although only v3+ (record
-//! batch v2) is accepted.
+//! batch v2) is accepted. The transaction APIs follow Kafka 4.1 exactly: WriteTxnMarkers
+//! (broker to broker) starts at v1 since KIP-896 removed v0, and AddPartitionsToTxn v0–3 are
+//! what clients send, v4+ what brokers send to verify a producer's transaction.
 
 /// (api key, min version, max version).
 pub const SUPPORTED: &[(i16, i16, i16)] = &[
@@ -30,6 +32,11 @@ pub const SUPPORTED: &[(i16, i16, i16)] = &[
     (21, 0, 2), // DeleteRecords
     (22, 0, 5), // InitProducerId
     (23, 2, 4), // OffsetForLeaderEpoch
+    (24, 0, 5), // AddPartitionsToTxn
+    (25, 0, 4), // AddOffsetsToTxn
+    (26, 0, 5), // EndTxn
+    (27, 1, 1), // WriteTxnMarkers
+    (28, 0, 5), // TxnOffsetCommit
     (32, 0, 4), // DescribeConfigs
     (33, 0, 2), // AlterConfigs
     (35, 1, 4), // DescribeLogDirs
@@ -43,6 +50,8 @@ pub const SUPPORTED: &[(i16, i16, i16)] = &[
     (55, 0, 2), // DescribeQuorum
     (60, 0, 2), // DescribeCluster
     (61, 0, 0), // DescribeProducers
+    (65, 0, 0), // DescribeTransactions
+    (66, 0, 2), // ListTransactions
     (68, 0, 1), // ConsumerGroupHeartbeat
     (69, 0, 1), // ConsumerGroupDescribe
     (75, 0, 0), // DescribeTopicPartitions

@@ -26,6 +26,11 @@ public class ClientCheck {
             // kafka-configs.sh does (NAME "" is the cluster default, --entity-default).
             // list-topics BOOTSTRAP -: the topics Admin lists with and without listInternal.
             case "list-topics": listTopics(bootstrap); break;
+            // txn-produce BOOTSTRAP TOPIC N: a transactional producer aborts N records, then
+            // commits N others; prints "committed".
+            case "txn-produce": txnProduce(bootstrap, topic, Integer.parseInt(args[3])); break;
+            // consume-committed BOOTSTRAP TOPIC SECONDS: a read_committed consumer's values.
+            case "consume-committed": consumeCommitted(bootstrap, topic, Integer.parseInt(args[3])); break;
             case "alter-config": alterConfig(bootstrap, args[2], args[3], args[4], args[5]); break;
             default: throw new IllegalArgumentException(mode);
         }
@@ -92,6 +97,47 @@ public class ClientCheck {
             for (var f : futures) { f.get(); acked++; }
         }
         System.out.println("acked=" + acked);
+    }
+
+    static void txnProduce(String bootstrap, String topic, int count) throws Exception {
+        Properties p = new Properties();
+        p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        p.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, "java-txn");
+        p.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
+        p.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
+        try (KafkaProducer<String, String> producer = new KafkaProducer<>(p)) {
+            producer.initTransactions();
+            producer.beginTransaction();
+            for (int i = 0; i < count; i++) producer.send(new ProducerRecord<>(topic, "java-aborted-" + i));
+            producer.flush();
+            producer.abortTransaction();
+            producer.beginTransaction();
+            for (int i = 0; i < count; i++) producer.send(new ProducerRecord<>(topic, "java-committed-" + i));
+            producer.commitTransaction();
+        }
+        System.out.println("committed");
+    }
+
+    static void consumeCommitted(String bootstrap, String topic, int seconds) throws Exception {
+        Properties p = new Properties();
+        p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        p.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
+        p.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
+        p.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
+        p.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false);
+        List<String> values = new ArrayList<>();
+        try (KafkaConsumer<String, String> consumer = new KafkaConsumer<>(p)) {
+            List<TopicPartition> parts = new ArrayList<>();
+            for (PartitionInfo info : consumer.partitionsFor(topic)) parts.add(new TopicPartition(topic, info.partition()));
+            consumer.assign(parts);
+            consumer.seekToBeginning(parts);
+            long deadline = System.currentTimeMillis() + seconds * 1000L;
+            while (System.currentTimeMillis() < deadline) {
+                for (ConsumerRecord<String, String> r : consumer.poll(Duration.ofMillis(500))) values.add(r.value());
+            }
+        }
+        Collections.sort(values);
+        for (String v : values) System.out.println(v);
     }
 
     static void consume(String bootstrap, String topic, int count) throws Exception {

@@ -1,5 +1,6 @@
 //! FindCoordinator: a group's coordinator is the leader of its `__consumer_offsets`
-//! partition (created on first need, as Kafka does); transactions are not served yet.
+//! partition, a transactional id's the leader of its `__transaction_state` partition (each
+//! topic created on first need, as Kafka does).
 
 use std::sync::Arc;
 
@@ -9,9 +10,11 @@ use nurt_protocol::kafka_protocol::protocol::StrBytes;
 
 use super::sb;
 use crate::group_service::{partition_for, OFFSETS_TOPIC};
+use crate::txn_service::TXN_TOPIC;
 use crate::{codes, Broker};
 
 const GROUP: i8 = 0;
+const TRANSACTION: i8 = 1;
 
 /// Where one key's coordinator is: (error, message, node, host, port).
 struct Found {
@@ -35,15 +38,24 @@ impl Found {
 }
 
 fn lookup(broker: &Arc<Broker>, key_type: i8, key: &str) -> Found {
-    if key_type != GROUP {
-        return Found::error(codes::COORDINATOR_NOT_AVAILABLE, "transactions are not supported yet");
-    }
+    let internal_topic = match key_type {
+        GROUP => OFFSETS_TOPIC,
+        TRANSACTION => TXN_TOPIC,
+        _ => return Found::error(codes::INVALID_REQUEST, "unknown coordinator key type"),
+    };
     let image = broker.image();
-    let Some(topic) = image.topic(OFFSETS_TOPIC) else {
+    let Some(topic) = image.topic(internal_topic) else {
         drop(image);
         let b = Arc::clone(broker);
-        tokio::spawn(async move { b.ensure_offsets_topic().await });
-        return Found::error(codes::COORDINATOR_NOT_AVAILABLE, "the offsets topic is being created");
+        if key_type == GROUP {
+            tokio::spawn(async move { b.ensure_offsets_topic().await });
+        } else {
+            tokio::spawn(async move { b.ensure_txn_topic().await });
+        }
+        return Found::error(
+            codes::COORDINATOR_NOT_AVAILABLE,
+            "the coordinator's topic is being created",
+        );
     };
     let index = partition_for(key, topic.partitions.len() as i32);
     let leader = topic.partitions.get(&index).map_or(-1, |p| p.leader);
@@ -61,7 +73,7 @@ fn lookup(broker: &Arc<Broker>, key_type: i8, key: &str) -> Found {
         },
         None => Found::error(
             codes::COORDINATOR_NOT_AVAILABLE,
-            "the group's offsets partition has no leader",
+            "the coordinator's partition has no leader",
         ),
     }
 }

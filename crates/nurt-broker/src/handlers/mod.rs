@@ -20,6 +20,8 @@ mod producers;
 mod quorum;
 mod reassignments;
 mod topics;
+mod txn;
+mod txn_offsets;
 
 use std::sync::Arc;
 
@@ -117,7 +119,22 @@ pub async fn handle(
         RequestKind::ConsumerGroupDescribe(r) => {
             ResponseKind::ConsumerGroupDescribe(consumer_groups::consumer_group_describe(broker, r))
         }
-        RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(producer_id::init_producer_id(broker, r).await),
+        RequestKind::InitProducerId(r) => {
+            ResponseKind::InitProducerId(producer_id::init_producer_id(broker, r, v).await)
+        }
+        RequestKind::AddPartitionsToTxn(r) => {
+            ResponseKind::AddPartitionsToTxn(txn::add_partitions_to_txn(broker, r, v).await)
+        }
+        RequestKind::AddOffsetsToTxn(r) => ResponseKind::AddOffsetsToTxn(txn::add_offsets_to_txn(broker, r, v).await),
+        RequestKind::EndTxn(r) => ResponseKind::EndTxn(txn::end_txn(broker, r, v).await),
+        RequestKind::WriteTxnMarkers(r) => ResponseKind::WriteTxnMarkers(txn::write_txn_markers(r)),
+        RequestKind::TxnOffsetCommit(r) => {
+            ResponseKind::TxnOffsetCommit(txn_offsets::txn_offset_commit(broker, r, v).await)
+        }
+        RequestKind::DescribeTransactions(r) => {
+            ResponseKind::DescribeTransactions(txn::describe_transactions(broker, r))
+        }
+        RequestKind::ListTransactions(r) => ResponseKind::ListTransactions(txn::list_transactions(broker, r)),
         RequestKind::ElectLeaders(r) => ResponseKind::ElectLeaders(reassignments::elect_leaders(broker, r, v).await),
         RequestKind::AlterPartitionReassignments(r) => {
             ResponseKind::AlterPartitionReassignments(reassignments::alter_reassignments(broker, r, v).await)

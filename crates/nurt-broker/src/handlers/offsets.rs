@@ -104,12 +104,24 @@ pub async fn offset_commit(broker: &Broker, r: OffsetCommitRequest) -> OffsetCom
     OffsetCommitResponse::default().with_topics(topics)
 }
 
-/// A topic's partitions with their (offset, leader epoch, metadata).
-type Committed = Vec<(String, Vec<(i32, i64, i32, String)>)>;
+/// Kafka's UNSTABLE_OFFSET_COMMIT (KIP-447): an open transaction has a pending offset for
+/// the partition, and the fetch asked for stable offsets only.
+const UNSTABLE_OFFSET_COMMIT: i16 = 88;
+
+/// A topic's partitions with their (offset, leader epoch, metadata, error code).
+type Committed = Vec<(String, Vec<(i32, i64, i32, String, i16)>)>;
 
 /// The committed offsets of `group` for `topics` (every committed partition when `None`);
-/// partitions with nothing committed get Kafka's (-1, -1, "").
-fn committed(c: &nurt_group::GroupCoordinator, group: &str, topics: Option<Vec<(String, Vec<i32>)>>) -> Committed {
+/// partitions with nothing committed get Kafka's (-1, -1, ""). Pending transactional
+/// offsets are never returned; with `require_stable` (OffsetFetch v7+) a partition that has
+/// one is answered UNSTABLE_OFFSET_COMMIT with (-1, -1, ""), as Kafka's
+/// `OffsetMetadataManager.fetchOffsets` does.
+fn committed(
+    c: &nurt_group::GroupCoordinator,
+    group: &str,
+    topics: Option<Vec<(String, Vec<i32>)>>,
+    require_stable: bool,
+) -> Committed {
     let topics = topics.unwrap_or_else(|| {
         let mut by_topic: std::collections::BTreeMap<String, Vec<i32>> = Default::default();
         for ((t, p), _) in c.committed_all(group) {
@@ -129,9 +141,13 @@ fn committed(c: &nurt_group::GroupCoordinator, group: &str, topics: Option<Vec<(
             let parts = ps
                 .into_iter()
                 .map(|p| {
-                    c.committed(group, &t, p).map_or((p, -1, -1, String::new()), |v| {
-                        (p, v.offset, v.leader_epoch, v.metadata.clone())
-                    })
+                    if require_stable && c.has_pending_offset(group, &t, p) {
+                        return (p, -1, -1, String::new(), UNSTABLE_OFFSET_COMMIT);
+                    }
+                    c.committed(group, &t, p)
+                        .map_or((p, -1, -1, String::new(), codes::NONE), |v| {
+                            (p, v.offset, v.leader_epoch, v.metadata.clone(), codes::NONE)
+                        })
                 })
                 .collect();
             (t, parts)
@@ -140,6 +156,7 @@ fn committed(c: &nurt_group::GroupCoordinator, group: &str, topics: Option<Vec<(
 }
 
 pub fn offset_fetch(broker: &Broker, r: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
+    let require_stable = version >= 7 && r.require_stable;
     if version >= 8 {
         let groups = r
             .groups
@@ -152,7 +169,7 @@ pub fn offset_fetch(broker: &Broker, r: OffsetFetchRequest, version: i16) -> Off
                 });
                 let found = broker
                     .groups
-                    .with_coordinator(&g.group_id.0, |c| committed(c, &g.group_id.0, wanted));
+                    .with_coordinator(&g.group_id.0, |c| committed(c, &g.group_id.0, wanted, require_stable));
                 let found = match found {
                     Ok(found) => found,
                     Err(e) => {
@@ -166,12 +183,13 @@ pub fn offset_fetch(broker: &Broker, r: OffsetFetchRequest, version: i16) -> Off
                     .map(|(t, parts)| {
                         let partitions = parts
                             .into_iter()
-                            .map(|(p, offset, epoch, metadata)| {
+                            .map(|(p, offset, epoch, metadata, error)| {
                                 OffsetFetchResponsePartitions::default()
                                     .with_partition_index(p)
                                     .with_committed_offset(offset)
                                     .with_committed_leader_epoch(epoch)
                                     .with_metadata(Some(sb(metadata)))
+                                    .with_error_code(error)
                             })
                             .collect();
                         OffsetFetchResponseTopics::default()
@@ -193,7 +211,7 @@ pub fn offset_fetch(broker: &Broker, r: OffsetFetchRequest, version: i16) -> Off
     });
     let found = match broker
         .groups
-        .with_coordinator(&r.group_id.0, |c| committed(c, &r.group_id.0, wanted))
+        .with_coordinator(&r.group_id.0, |c| committed(c, &r.group_id.0, wanted, require_stable))
     {
         Ok(found) => found,
         Err(e) => return OffsetFetchResponse::default().with_error_code(code(e)),
@@ -203,11 +221,12 @@ pub fn offset_fetch(broker: &Broker, r: OffsetFetchRequest, version: i16) -> Off
         .map(|(t, parts)| {
             let partitions = parts
                 .into_iter()
-                .map(|(p, offset, epoch, metadata)| {
+                .map(|(p, offset, epoch, metadata, error)| {
                     let part = OffsetFetchResponsePartition::default()
                         .with_partition_index(p)
                         .with_committed_offset(offset)
-                        .with_metadata(Some(sb(metadata)));
+                        .with_metadata(Some(sb(metadata)))
+                        .with_error_code(error);
                     if version >= 5 {
                         part.with_committed_leader_epoch(epoch)
                     } else {

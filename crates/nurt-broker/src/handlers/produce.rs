@@ -23,6 +23,8 @@ fn error_for(e: &AppendError) -> i16 {
         AppendError::InvalidTimestamp(_) => codes::INVALID_TIMESTAMP,
         AppendError::OutOfOrderSequence => codes::OUT_OF_ORDER_SEQUENCE_NUMBER,
         AppendError::ProducerFenced => codes::PRODUCER_FENCED,
+        AppendError::InvalidTxnState => codes::INVALID_TXN_STATE,
+        AppendError::CoordinatorFenced => codes::TRANSACTION_COORDINATOR_FENCED,
         AppendError::Storage(_) => codes::KAFKA_STORAGE_ERROR,
         AppendError::NotLeader => codes::NOT_LEADER_OR_FOLLOWER,
     }
