@@ -12,22 +12,19 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
 use nurt_group::{Completion, GroupConfig, GroupCoordinator, GroupError, GroupRecord, Output, Token, Undo};
-use nurt_records::batch::Batches;
 use nurt_records::control::parse_marker_batch;
-use nurt_records::record::decode_batch;
-use nurt_records::{BatchBuilder, Compression, ControlType};
+use nurt_records::ControlType;
 use tokio::sync::oneshot;
 
+use crate::coordinator_log::{self, lock, CoordinatorLog, NotAppended, NotReplicated, Shards};
 use crate::partition::Partition;
-use crate::{codes, now_ms, BrokerConfig, BrokerError};
+use crate::{now_ms, BrokerConfig, BrokerError};
 
 /// Kafka's internal topic of group records.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
-const OFFSETS_BATCH_BYTES_MAX: usize = 64 << 20;
 
 /// The partition of `__consumer_offsets` that coordinates `group_id` (Kafka's
 /// `Utils.abs(groupId.hashCode) % partitions`, Java's `String.hashCode` over UTF-16 units).
@@ -46,6 +43,12 @@ struct Shard {
     coordinator: Mutex<GroupCoordinator>,
     /// Delayed answers (JoinGroup, SyncGroup) waiting for an output of this shard.
     waiting: Mutex<HashMap<Token, oneshot::Sender<Completion>>>,
+}
+
+impl coordinator_log::Shard for Shard {
+    fn leader_epoch(&self) -> i32 {
+        self.leader_epoch
+    }
 }
 
 /// Why a transactional write (TxnOffsetCommit) was not done.
@@ -74,21 +77,12 @@ struct Staged {
 #[derive(Debug)]
 pub struct GroupService {
     cfg: GroupConfig,
-    shards: RwLock<HashMap<i32, Arc<Shard>>>,
-    /// Partitions of `__consumer_offsets` (0 until the topic exists).
-    partitions: std::sync::atomic::AtomicI32,
+    /// The shards of the `__consumer_offsets` partitions led here.
+    shards: Shards<Shard>,
     next_token: AtomicU64,
     /// Wakes long-polling fetches (followers of the offsets partitions) after an append.
     data_changed: Arc<tokio::sync::watch::Sender<u64>>,
 }
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// How long an answer waits for its records to be replicated (Kafka's
-/// `offsets.commit.timeout.ms`, 5 s).
-const REPLICATION_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Group settings from the broker config (Kafka names, Kafka defaults).
 pub fn group_config(config: &BrokerConfig) -> GroupConfig {
@@ -121,32 +115,25 @@ pub fn group_config(config: &BrokerConfig) -> GroupConfig {
 fn load(partition: &Partition, cfg: GroupConfig) -> Result<GroupCoordinator, BrokerError> {
     let now = now_ms();
     let mut coordinator = GroupCoordinator::new(cfg);
-    let mut offset = partition.offsets().log_start_offset;
-    let corrupt =
-        |e: &dyn std::fmt::Display| BrokerError::CorruptMetadata(format!("{OFFSETS_TOPIC}-{}: {e}", partition.index));
-    while let (Some(slice), _) = partition.read_for_follower(offset, 1 << 20)? {
-        let bytes = slice.read_to_vec().map_err(|e| corrupt(&e))?;
-        for b in Batches::new(&bytes) {
-            let (_, raw) = b.map_err(|e| corrupt(&e))?;
-            let (header, records) = decode_batch(raw, OFFSETS_BATCH_BYTES_MAX).map_err(|e| corrupt(&e))?;
-            if header.is_control() {
-                // Compaction may leave a control batch empty; other control records (not
-                // markers) mean nothing to groups.
-                if let Some(marker) = parse_marker_batch(raw).map_err(|e| corrupt(&e))? {
-                    coordinator.complete_transaction(header.producer_id, marker.control_type == ControlType::Commit);
-                }
-                offset = header.last_offset() + 1;
-                continue;
+    let log = CoordinatorLog {
+        topic: OFFSETS_TOPIC,
+        partition,
+    };
+    log.read_batches(|header, raw, records| {
+        if header.is_control() {
+            // Compaction may leave a control batch empty; other control records (not
+            // markers) mean nothing to groups.
+            if let Some(marker) = parse_marker_batch(raw).map_err(|e| log.corrupt(&e))? {
+                coordinator.complete_transaction(header.producer_id, marker.control_type == ControlType::Commit);
             }
-            let producer = header.is_transactional().then_some(header.producer_id);
-            for r in records {
-                let record = GroupRecord::decode(r.key.as_deref().unwrap_or_default(), r.value.as_deref())
-                    .map_err(|e| corrupt(&format!("record at offset {} cannot be read: {e}", r.offset)))?;
-                coordinator.replay_from(&record, producer, now);
-            }
-            offset = header.last_offset() + 1;
+            return Ok(());
         }
-    }
+        let producer = header.is_transactional().then_some(header.producer_id);
+        for r in records {
+            coordinator.replay_from(&log.decode::<GroupRecord>(&r)?, producer, now);
+        }
+        Ok(())
+    })?;
     Ok(coordinator)
 }
 
@@ -179,43 +166,37 @@ impl Shard {
         if records.is_empty() {
             return Ok(None);
         }
-        let now = now_ms();
-        let mut builder = BatchBuilder::new(Compression::None, now);
-        if let Some((producer_id, producer_epoch)) = txn {
-            let current = self
-                .partition
-                .active_producers()
-                .into_iter()
-                .find(|p| p.producer_id == producer_id);
-            let base_sequence = match current {
-                Some(p) if p.producer_epoch > producer_epoch => return Err(TxnWriteError::InvalidProducerEpoch),
-                Some(p) if p.producer_epoch == producer_epoch && p.last_sequence >= 0 => {
-                    if p.last_sequence == i32::MAX {
-                        0
-                    } else {
-                        p.last_sequence + 1
+        let producer = match txn {
+            None => None,
+            Some((producer_id, producer_epoch)) => {
+                let current = self
+                    .partition
+                    .active_producers()
+                    .into_iter()
+                    .find(|p| p.producer_id == producer_id);
+                let base_sequence = match current {
+                    Some(p) if p.producer_epoch > producer_epoch => return Err(TxnWriteError::InvalidProducerEpoch),
+                    Some(p) if p.producer_epoch == producer_epoch && p.last_sequence >= 0 => {
+                        if p.last_sequence == i32::MAX {
+                            0
+                        } else {
+                            p.last_sequence + 1
+                        }
                     }
-                }
-                _ => 0,
-            };
-            builder = builder.transactional(producer_id, producer_epoch, base_sequence);
-        }
-        for r in records {
-            let (key, value) = r.encode();
-            builder.push(now, Some(&key), value.as_deref(), &[]);
-        }
-        let batch = builder
-            .build()
-            .map_err(|_| TxnWriteError::Group(GroupError::CoordinatorNotAvailable))?;
-        match self.partition.append(&batch, now) {
-            Ok(appended) => Ok(Some((appended.last_offset, appended.leader_epoch))),
-            Err(crate::partition::AppendError::NotLeader) => Err(TxnWriteError::Group(GroupError::NotCoordinator)),
-            Err(crate::partition::AppendError::ProducerFenced) => Err(TxnWriteError::InvalidProducerEpoch),
-            Err(e) => {
-                tracing::error!("writing group records to {OFFSETS_TOPIC}-{}: {e}", self.partition.index);
-                Err(TxnWriteError::Group(GroupError::CoordinatorNotAvailable))
+                    _ => 0,
+                };
+                Some((producer_id, producer_epoch, base_sequence))
             }
-        }
+        };
+        let log = CoordinatorLog {
+            topic: OFFSETS_TOPIC,
+            partition: &self.partition,
+        };
+        log.append("group", records, producer).map_err(|e| match e {
+            NotAppended::NotLeader => TxnWriteError::Group(GroupError::NotCoordinator),
+            NotAppended::ProducerFenced => TxnWriteError::InvalidProducerEpoch,
+            NotAppended::Unavailable => TxnWriteError::Group(GroupError::CoordinatorNotAvailable),
+        })
     }
 
     /// Appends an output's records (undoing the change if that fails) and collects the
@@ -236,15 +217,11 @@ impl Shard {
 
     /// Waits until the records are on every in-sync replica.
     async fn replicated(&self, appended: Option<(i64, i32)>) -> Result<(), GroupError> {
-        let Some((last_offset, leader_epoch)) = appended else {
-            return Ok(());
-        };
-        self.partition
-            .wait_replicated(last_offset, leader_epoch, REPLICATION_TIMEOUT)
+        coordinator_log::replicated(&self.partition, appended)
             .await
-            .map_err(|code| match code {
-                codes::NOT_LEADER_OR_FOLLOWER => GroupError::NotCoordinator,
-                _ => GroupError::CoordinatorNotAvailable,
+            .map_err(|e| match e {
+                NotReplicated::NotLeader => GroupError::NotCoordinator,
+                NotReplicated::Unavailable => GroupError::CoordinatorNotAvailable,
             })
     }
 
@@ -269,34 +246,22 @@ impl GroupService {
     pub fn new(cfg: GroupConfig, data_changed: Arc<tokio::sync::watch::Sender<u64>>) -> Self {
         Self {
             cfg,
-            shards: RwLock::new(HashMap::new()),
-            partitions: std::sync::atomic::AtomicI32::new(0),
+            shards: Shards::new(),
             next_token: AtomicU64::new(1),
             data_changed,
         }
     }
 
     fn shard_for(&self, group_id: &str) -> Result<Arc<Shard>, GroupError> {
-        let partitions = self.partitions.load(Ordering::SeqCst);
-        if partitions <= 0 {
-            return Err(GroupError::CoordinatorNotAvailable);
-        }
-        let index = partition_for(group_id, partitions);
-        self.shards
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&index)
-            .cloned()
-            .ok_or(GroupError::NotCoordinator)
+        let index = self
+            .shards
+            .partition_of(group_id)
+            .ok_or(GroupError::CoordinatorNotAvailable)?;
+        self.shards.get(index).ok_or(GroupError::NotCoordinator)
     }
 
     fn all_shards(&self) -> Vec<Arc<Shard>> {
-        self.shards
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect()
+        self.shards.all()
     }
 
     fn notify(&self) {
@@ -306,37 +271,26 @@ impl GroupService {
     /// Brings the shards in line with the `__consumer_offsets` partitions hosted here
     /// (`partitions` in all): loads the ones this node now leads, drops the others.
     pub fn sync_shards(&self, partitions: i32, hosted: &[Arc<Partition>]) {
-        self.partitions.store(partitions, Ordering::SeqCst);
-        let mut shards = self.shards.write().unwrap_or_else(|p| p.into_inner());
-        let led: HashMap<i32, &Arc<Partition>> =
-            hosted.iter().filter(|p| p.is_leader()).map(|p| (p.index, p)).collect();
-        shards.retain(|index, shard| {
-            let keep = led.get(index).is_some_and(|p| p.leader_epoch() == shard.leader_epoch);
-            if !keep {
-                tracing::debug!("no longer coordinating the groups of {OFFSETS_TOPIC}-{index}");
-            }
-            keep
-        });
-        for (index, partition) in led {
-            if shards.contains_key(&index) {
-                continue;
-            }
-            match load(partition, self.cfg.clone()) {
+        self.shards.sync(
+            partitions,
+            hosted,
+            |index| tracing::debug!("no longer coordinating the groups of {OFFSETS_TOPIC}-{index}"),
+            |index, partition| match load(partition, self.cfg.clone()) {
                 Ok(coordinator) => {
                     tracing::debug!("coordinating the groups of {OFFSETS_TOPIC}-{index}");
-                    shards.insert(
-                        index,
-                        Arc::new(Shard {
-                            partition: Arc::clone(partition),
-                            leader_epoch: partition.leader_epoch(),
-                            coordinator: Mutex::new(coordinator),
-                            waiting: Mutex::new(HashMap::new()),
-                        }),
-                    );
+                    Some(Shard {
+                        partition: Arc::clone(partition),
+                        leader_epoch: partition.leader_epoch(),
+                        coordinator: Mutex::new(coordinator),
+                        waiting: Mutex::new(HashMap::new()),
+                    })
                 }
-                Err(e) => tracing::error!("cannot load the groups of {OFFSETS_TOPIC}-{index}: {e}"),
-            }
-        }
+                Err(e) => {
+                    tracing::error!("cannot load the groups of {OFFSETS_TOPIC}-{index}: {e}");
+                    None
+                }
+            },
+        );
     }
 
     /// Runs a call on `group_id`'s coordinator that writes nothing.
@@ -414,27 +368,10 @@ impl GroupService {
         group_id: &str,
         call: impl FnOnce(&mut GroupCoordinator) -> Result<(Vec<GroupRecord>, T), E>,
     ) -> Result<Result<T, E>, GroupError> {
-        let shard = self.shard_for(group_id)?;
-        let (answer, last) = {
-            let mut coordinator = lock(&shard.coordinator);
-            let undo = coordinator.undo_point(group_id);
-            let (records, answer) = match call(&mut coordinator) {
-                Err(e) => return Ok(Err(e)),
-                Ok(done) => done,
-            };
-            let last = match shard.append(&records) {
-                Ok(last) => last,
-                Err(e) => {
-                    coordinator.undo(undo);
-                    return Err(e);
-                }
-            };
-            coordinator.apply(&records);
-            (answer, last)
-        };
-        self.notify();
-        shard.replicated(last).await?;
-        Ok(Ok(answer))
+        self.write_as(group_id, None, call).await.map_err(|e| match e {
+            TxnWriteError::Group(e) => e,
+            TxnWriteError::InvalidProducerEpoch => GroupError::CoordinatorNotAvailable,
+        })
     }
 
     /// Like [`GroupService::write`], but the records are appended as ONE transactional batch
@@ -448,6 +385,17 @@ impl GroupService {
         producer_epoch: i16,
         call: impl FnOnce(&mut GroupCoordinator) -> Result<(Vec<GroupRecord>, T), E>,
     ) -> Result<Result<T, E>, TxnWriteError> {
+        self.write_as(group_id, Some((producer_id, producer_epoch)), call).await
+    }
+
+    /// [`GroupService::write`], as one transactional batch of `txn` (producer id, epoch)
+    /// if given.
+    async fn write_as<T, E>(
+        &self,
+        group_id: &str,
+        txn: Option<(i64, i16)>,
+        call: impl FnOnce(&mut GroupCoordinator) -> Result<(Vec<GroupRecord>, T), E>,
+    ) -> Result<Result<T, E>, TxnWriteError> {
         let shard = self.shard_for(group_id)?;
         let (answer, last) = {
             let mut coordinator = lock(&shard.coordinator);
@@ -456,14 +404,14 @@ impl GroupService {
                 Err(e) => return Ok(Err(e)),
                 Ok(done) => done,
             };
-            let last = match shard.append_batch(&records, Some((producer_id, producer_epoch))) {
+            let last = match shard.append_batch(&records, txn) {
                 Ok(last) => last,
                 Err(e) => {
                     coordinator.undo(undo);
                     return Err(e);
                 }
             };
-            coordinator.apply_from(&records, Some(producer_id));
+            coordinator.apply_from(&records, txn.map(|(producer_id, _)| producer_id));
             (answer, last)
         };
         self.notify();
@@ -478,13 +426,7 @@ impl GroupService {
     /// never runs ahead of its log; a coordinator loaded later replays the marker from the
     /// log). A no-op when this node does not coordinate that partition.
     pub fn on_txn_marker(&self, partition_index: i32, producer_id: i64, commit: bool) {
-        let shard = self
-            .shards
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&partition_index)
-            .cloned();
-        if let Some(shard) = shard {
+        if let Some(shard) = self.shards.get(partition_index) {
             lock(&shard.coordinator).complete_transaction(producer_id, commit);
         }
     }

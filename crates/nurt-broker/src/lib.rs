@@ -11,6 +11,7 @@ pub mod codes;
 pub mod config;
 pub mod connection;
 pub mod controller;
+pub(crate) mod coordinator_log;
 pub mod error;
 pub mod group_service;
 pub mod handlers;

@@ -193,7 +193,12 @@ fn a_failed_persist_releases_no_answers_and_undoes_the_change() {
                 leader_epoch: -1,
                 metadata: None,
             }];
-            c.commit_offsets("admin", "", None, -1, commits, now)
+            c.commit_offsets(
+                "admin",
+                nurt_group::coordinator::Committer::new("", None, -1),
+                commits,
+                now,
+            )
         }))
     };
     let committed = |groups: &GroupService| {

@@ -10,25 +10,16 @@
 //! its Prepare record is replicated, and its Complete record after the last marker; a new
 //! coordinator writes the markers its predecessor still owed.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
-use nurt_records::batch::Batches;
-use nurt_records::record::decode_batch;
-use nurt_records::{BatchBuilder, Compression};
 use nurt_txn::{TxnConfig, TxnCoordinator, TxnMarkers, TxnRecord};
 
-use crate::group_service::partition_for;
+use crate::coordinator_log::{self, lock, CoordinatorLog, NotAppended, NotReplicated, Shards};
 use crate::partition::Partition;
 use crate::{codes, now_ms, BrokerConfig, BrokerError};
 
 /// Kafka's internal topic of transaction state.
 pub const TXN_TOPIC: &str = "__transaction_state";
-const TXN_BATCH_BYTES_MAX: usize = 64 << 20;
-/// How long an answer waits for its records to be replicated.
-const REPLICATION_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Transaction settings from the broker config (Kafka names, Kafka defaults).
 pub fn txn_config(config: &BrokerConfig) -> TxnConfig {
@@ -47,81 +38,62 @@ struct Shard {
     coordinator: Mutex<TxnCoordinator>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+impl coordinator_log::Shard for Shard {
+    fn leader_epoch(&self) -> i32 {
+        self.leader_epoch
+    }
 }
 
 /// Transaction coordination for this node.
 #[derive(Debug)]
 pub struct TxnService {
     cfg: TxnConfig,
-    shards: RwLock<HashMap<i32, Arc<Shard>>>,
-    /// Partitions of `__transaction_state` (0 until the topic exists).
-    partitions: AtomicI32,
+    /// The shards of the `__transaction_state` partitions led here.
+    shards: Shards<Shard>,
 }
 
 /// Replays a partition's transaction records into a fresh coordinator.
 fn load(partition: &Partition, cfg: TxnConfig) -> Result<TxnCoordinator, BrokerError> {
     let mut coordinator = TxnCoordinator::new(cfg, partition.leader_epoch());
-    let mut offset = partition.offsets().log_start_offset;
-    let corrupt =
-        |e: &dyn std::fmt::Display| BrokerError::CorruptMetadata(format!("{TXN_TOPIC}-{}: {e}", partition.index));
-    while let (Some(slice), _) = partition.read_for_follower(offset, 1 << 20)? {
-        let bytes = slice.read_to_vec().map_err(|e| corrupt(&e))?;
-        for b in Batches::new(&bytes) {
-            let (_, raw) = b.map_err(|e| corrupt(&e))?;
-            let (header, records) = decode_batch(raw, TXN_BATCH_BYTES_MAX).map_err(|e| corrupt(&e))?;
-            for r in records {
-                let record = TxnRecord::decode(r.key.as_deref().unwrap_or_default(), r.value.as_deref())
-                    .map_err(|e| corrupt(&format!("record at offset {} cannot be read: {e}", r.offset)))?;
-                coordinator.replay(&record);
-            }
-            offset = header.last_offset() + 1;
+    let log = CoordinatorLog {
+        topic: TXN_TOPIC,
+        partition,
+    };
+    log.read_batches(|_, _, records| {
+        for r in records {
+            coordinator.replay(&log.decode::<TxnRecord>(&r)?);
         }
-    }
+        Ok(())
+    })?;
     Ok(coordinator)
 }
 
 impl Shard {
+    fn log(&self) -> CoordinatorLog<'_> {
+        CoordinatorLog {
+            topic: TXN_TOPIC,
+            partition: &self.partition,
+        }
+    }
+
     /// Waits until every in-sync replica has what `append` wrote (nothing to wait for if
     /// it wrote nothing).
     async fn replicated(&self, appended: Option<(i64, i32)>) -> Result<(), i16> {
-        let Some((last_offset, leader_epoch)) = appended else {
-            return Ok(());
-        };
-        self.partition
-            .wait_replicated(last_offset, leader_epoch, REPLICATION_TIMEOUT)
+        coordinator_log::replicated(&self.partition, appended)
             .await
-            .map_err(|code| match code {
-                codes::NOT_LEADER_OR_FOLLOWER => codes::NOT_COORDINATOR,
-                _ => codes::COORDINATOR_NOT_AVAILABLE,
+            .map_err(|e| match e {
+                NotReplicated::NotLeader => codes::NOT_COORDINATOR,
+                NotReplicated::Unavailable => codes::COORDINATOR_NOT_AVAILABLE,
             })
     }
 
     /// Appends `records` as one batch: where it ends and its leader epoch, if anything was
     /// written.
     fn append(&self, records: &[TxnRecord]) -> Result<Option<(i64, i32)>, i16> {
-        if records.is_empty() {
-            return Ok(None);
-        }
-        let now = now_ms();
-        let mut builder = BatchBuilder::new(Compression::None, now);
-        for r in records {
-            let (key, value) = r.encode();
-            builder.push(now, Some(&key), value.as_deref(), &[]);
-        }
-        let batch = builder.build().map_err(|_| codes::COORDINATOR_NOT_AVAILABLE)?;
-        match self.partition.append(&batch, now) {
-            Ok(appended) => Ok(Some((appended.last_offset, appended.leader_epoch))),
-            Err(crate::partition::AppendError::NotLeader) => Err(codes::NOT_COORDINATOR),
-            Err(e) => {
-                tracing::error!(
-                    "writing transaction records to {TXN_TOPIC}-{}: {e}",
-                    self.partition.index
-                );
-                Err(codes::COORDINATOR_NOT_AVAILABLE)
-            }
-        }
+        self.log().append("transaction", records, None).map_err(|e| match e {
+            NotAppended::NotLeader => codes::NOT_COORDINATOR,
+            NotAppended::ProducerFenced | NotAppended::Unavailable => codes::COORDINATOR_NOT_AVAILABLE,
+        })
     }
 }
 
@@ -133,60 +105,48 @@ impl TxnService {
     pub fn new(cfg: TxnConfig) -> Self {
         Self {
             cfg,
-            shards: RwLock::new(HashMap::new()),
-            partitions: AtomicI32::new(0),
+            shards: Shards::new(),
         }
     }
 
     /// The `__transaction_state` partition of `transactional_id` (Kafka's rule, the same as
     /// for groups), if the topic exists.
     pub fn partition_of(&self, transactional_id: &str) -> Option<i32> {
-        let partitions = self.partitions.load(Ordering::SeqCst);
-        (partitions > 0).then(|| partition_for(transactional_id, partitions))
+        self.shards.partition_of(transactional_id)
     }
 
     fn shard_for(&self, transactional_id: &str) -> Result<Arc<Shard>, i16> {
         let index = self
             .partition_of(transactional_id)
             .ok_or(codes::COORDINATOR_NOT_AVAILABLE)?;
-        self.shards
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&index)
-            .cloned()
-            .ok_or(codes::NOT_COORDINATOR)
+        self.shards.get(index).ok_or(codes::NOT_COORDINATOR)
     }
 
     /// Brings the shards in line with the `__transaction_state` partitions led here; returns
     /// the markers that newly loaded shards still owe (their predecessors' Prepare records
     /// without a Complete), for the caller to write.
     pub fn sync_shards(&self, partitions: i32, hosted: &[Arc<Partition>]) -> Vec<TxnMarkers> {
-        self.partitions.store(partitions, Ordering::SeqCst);
-        let mut shards = self.shards.write().unwrap_or_else(|p| p.into_inner());
-        let led: HashMap<i32, &Arc<Partition>> =
-            hosted.iter().filter(|p| p.is_leader()).map(|p| (p.index, p)).collect();
-        shards.retain(|index, shard| led.get(index).is_some_and(|p| p.leader_epoch() == shard.leader_epoch));
         let mut owed = Vec::new();
-        for (index, partition) in led {
-            if shards.contains_key(&index) {
-                continue;
-            }
-            match load(partition, self.cfg.clone()) {
+        self.shards.sync(
+            partitions,
+            hosted,
+            |_| {},
+            |index, partition| match load(partition, self.cfg.clone()) {
                 Ok(coordinator) => {
                     tracing::debug!("coordinating the transactions of {TXN_TOPIC}-{index}");
                     owed.extend(coordinator.pending_markers());
-                    shards.insert(
-                        index,
-                        Arc::new(Shard {
-                            partition: Arc::clone(partition),
-                            leader_epoch: partition.leader_epoch(),
-                            coordinator: Mutex::new(coordinator),
-                        }),
-                    );
+                    Some(Shard {
+                        partition: Arc::clone(partition),
+                        leader_epoch: partition.leader_epoch(),
+                        coordinator: Mutex::new(coordinator),
+                    })
                 }
-                Err(e) => tracing::error!("cannot load the transactions of {TXN_TOPIC}-{index}: {e}"),
-            }
-        }
+                Err(e) => {
+                    tracing::error!("cannot load the transactions of {TXN_TOPIC}-{index}: {e}");
+                    None
+                }
+            },
+        );
         owed
     }
 
@@ -231,14 +191,7 @@ impl TxnService {
 
     /// Runs `f` on every shard's coordinator (ListTransactions).
     pub fn for_each(&self, mut f: impl FnMut(&TxnCoordinator)) {
-        let shards: Vec<Arc<Shard>> = self
-            .shards
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect();
-        for shard in shards {
+        for shard in self.shards.all() {
             f(&lock(&shard.coordinator));
         }
     }
@@ -263,15 +216,8 @@ impl TxnService {
     /// persisted); returns the markers to write.
     pub async fn abort_timed_out(&self) -> Vec<TxnMarkers> {
         let now = now_ms();
-        let shards: Vec<Arc<Shard>> = self
-            .shards
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect();
         let mut markers = Vec::new();
-        for shard in shards {
+        for shard in self.shards.all() {
             let (outputs, appended) = {
                 let mut coordinator = lock(&shard.coordinator);
                 // A fence that needs a new producer id waits for a later tick.

@@ -85,6 +85,26 @@ pub struct OffsetCommit {
     pub metadata: Option<String>,
 }
 
+/// Who commits offsets (OffsetCommit, TxnOffsetCommit): a member id, static instance id and
+/// generation (member epoch), or none of them (empty id, no instance, -1) outside group
+/// management.
+#[derive(Debug, Clone, Copy)]
+pub struct Committer<'a> {
+    pub member_id: &'a str,
+    pub instance: Option<&'a str>,
+    pub generation: i32,
+}
+
+impl<'a> Committer<'a> {
+    pub fn new(member_id: &'a str, instance: Option<&'a str>, generation: i32) -> Self {
+        Self {
+            member_id,
+            instance,
+            generation,
+        }
+    }
+}
+
 /// All groups and their offsets.
 #[derive(Debug, Default)]
 pub struct GroupCoordinator {
@@ -356,15 +376,22 @@ impl GroupCoordinator {
     pub fn commit_offsets(
         &mut self,
         group_id: &str,
-        member_id: &str,
-        instance: Option<&str>,
-        generation: i32,
+        committer: Committer<'_>,
         commits: Vec<OffsetCommit>,
         now_ms: i64,
     ) -> Result<(Vec<GroupRecord>, Vec<Option<GroupError>>), GroupError> {
-        if group_id.is_empty() {
-            return Err(GroupError::InvalidGroupId);
-        }
+        self.checked_commit(group_id, commits, now_ms, |c| {
+            c.validate_commit(group_id, committer, now_ms)
+        })
+    }
+
+    /// OffsetCommit's membership check (creating a simple group for an unmanaged commit).
+    fn validate_commit(&mut self, group_id: &str, committer: Committer<'_>, now_ms: i64) -> Result<(), GroupError> {
+        let Committer {
+            member_id,
+            instance,
+            generation,
+        } = committer;
         // A generation (member epoch) of -1 commits outside group management: the admin client,
         // or a consumer that assigns its partitions itself (which may still carry a member id,
         // as KIP-848 clients do). Kafka accepts it while the group has no members.
@@ -389,7 +416,7 @@ impl GroupCoordinator {
                 );
             }
         }
-        Ok(self.offset_records(group_id, commits, now_ms))
+        Ok(())
     }
 
     /// TxnOffsetCommit (KIP-98): validates like Kafka's transactional offset commit and
@@ -402,15 +429,22 @@ impl GroupCoordinator {
     pub fn txn_commit_offsets(
         &mut self,
         group_id: &str,
-        member_id: &str,
-        instance: Option<&str>,
-        generation: i32,
+        committer: Committer<'_>,
         commits: Vec<OffsetCommit>,
         now_ms: i64,
     ) -> Result<(Vec<GroupRecord>, Vec<Option<GroupError>>), GroupError> {
-        if group_id.is_empty() {
-            return Err(GroupError::InvalidGroupId);
-        }
+        self.checked_commit(group_id, commits, now_ms, |c| {
+            c.validate_txn_commit(group_id, committer, now_ms)
+        })
+    }
+
+    /// TxnOffsetCommit's membership check (creating a simple group for an unmanaged commit).
+    fn validate_txn_commit(&mut self, group_id: &str, committer: Committer<'_>, now_ms: i64) -> Result<(), GroupError> {
+        let Committer {
+            member_id,
+            instance,
+            generation,
+        } = committer;
         match self.groups.get(group_id) {
             None if generation < 0 => {
                 // A "simple" group: offsets committed without group management.
@@ -436,6 +470,22 @@ impl GroupCoordinator {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// An offset commit of `group_id` (refused without a group id) that `validate` accepts:
+    /// the offset records for `commits`, and per commit the error refusing it.
+    fn checked_commit(
+        &mut self,
+        group_id: &str,
+        commits: Vec<OffsetCommit>,
+        now_ms: i64,
+        validate: impl FnOnce(&mut Self) -> Result<(), GroupError>,
+    ) -> Result<(Vec<GroupRecord>, Vec<Option<GroupError>>), GroupError> {
+        if group_id.is_empty() {
+            return Err(GroupError::InvalidGroupId);
+        }
+        validate(self)?;
         Ok(self.offset_records(group_id, commits, now_ms))
     }
 

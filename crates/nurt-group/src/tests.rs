@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use crate::classic::{ClassicState, JoinMember, JoinRequest, JoinResponse, SyncRequest, SyncResponse};
 use crate::consumer::HeartbeatRequest;
 use crate::consumer::HeartbeatResponse;
-use crate::coordinator::OffsetCommit;
+use crate::coordinator::{Committer, OffsetCommit};
 use crate::{Completion, Group, GroupConfig, GroupCoordinator, GroupError, GroupRecord, TopicId};
 
 /// Every group's tick output, merged (these tests persist nothing).
@@ -260,15 +260,17 @@ fn offsets_commit_only_for_members_and_delete_only_empty_groups() {
         metadata: None,
     };
     assert_eq!(
-        c.commit_offsets("g", "zz", None, 1, vec![commit(0)], 5).unwrap_err(),
+        c.commit_offsets("g", Committer::new("zz", None, 1), vec![commit(0)], 5)
+            .unwrap_err(),
         GroupError::UnknownMemberId
     );
     assert_eq!(
-        c.commit_offsets("g", "m1", None, 7, vec![commit(0)], 5).unwrap_err(),
+        c.commit_offsets("g", Committer::new("m1", None, 7), vec![commit(0)], 5)
+            .unwrap_err(),
         GroupError::IllegalGeneration
     );
     let (records, errors) = c
-        .commit_offsets("g", "m1", None, 1, vec![commit(0), commit(1)], 5)
+        .commit_offsets("g", Committer::new("m1", None, 1), vec![commit(0), commit(1)], 5)
         .unwrap();
     assert_eq!(errors, vec![None, None]);
     c.apply(&records);
@@ -372,7 +374,9 @@ fn offsets_of_groups_without_members_expire_after_retention() {
         leader_epoch: 0,
         metadata: None,
     };
-    let (records, _) = c.commit_offsets("standalone", "", None, -1, vec![commit], 100).unwrap();
+    let (records, _) = c
+        .commit_offsets("standalone", Committer::new("", None, -1), vec![commit], 100)
+        .unwrap();
     c.apply(&records);
     assert!(c.expire_offsets(1_100).is_empty(), "not yet past retention");
     let tombstones = c.expire_offsets(1_101);
@@ -396,7 +400,9 @@ fn offsets_of_groups_without_members_expire_after_retention() {
         leader_epoch: 0,
         metadata: None,
     };
-    let (records, _) = c.commit_offsets("g", "m1", None, 1, vec![commit], 0).unwrap();
+    let (records, _) = c
+        .commit_offsets("g", Committer::new("m1", None, 1), vec![commit], 0)
+        .unwrap();
     c.apply(&records);
     assert!(c.expire_offsets(i64::MAX / 2).is_empty());
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::consumer::HeartbeatRequest;
-use crate::coordinator::OffsetCommit;
+use crate::coordinator::{Committer, OffsetCommit};
 use crate::record::OffsetValue;
 use crate::tests::{cfg, stable_group};
 use crate::{GroupConfig, GroupCoordinator, GroupError, GroupRecord};
@@ -24,13 +24,17 @@ fn commit(partition: i32, offset: i64) -> OffsetCommit {
 
 /// The records of a TxnOffsetCommit of a group without group management (generation -1).
 fn txn_records(c: &mut GroupCoordinator, group: &str, commits: Vec<OffsetCommit>, now_ms: i64) -> Vec<GroupRecord> {
-    let (records, errors) = c.txn_commit_offsets(group, "", None, -1, commits, now_ms).unwrap();
+    let (records, errors) = c
+        .txn_commit_offsets(group, Committer::new("", None, -1), commits, now_ms)
+        .unwrap();
     assert!(errors.iter().all(Option::is_none));
     records
 }
 
 fn plain_records(c: &mut GroupCoordinator, group: &str, commits: Vec<OffsetCommit>, now_ms: i64) -> Vec<GroupRecord> {
-    let (records, errors) = c.commit_offsets(group, "", None, -1, commits, now_ms).unwrap();
+    let (records, errors) = c
+        .commit_offsets(group, Committer::new("", None, -1), commits, now_ms)
+        .unwrap();
     assert!(errors.iter().all(Option::is_none));
     records
 }
@@ -254,45 +258,45 @@ fn txn_offset_commit_validates_like_kafka() {
     let mut c = stable_group(&["m1"]);
     let ok = |r: Result<(Vec<GroupRecord>, Vec<Option<GroupError>>), GroupError>| r.map(|(_, e)| e);
     assert_eq!(
-        ok(c.txn_commit_offsets("", "", None, -1, vec![commit(0, 1)], 0)),
+        ok(c.txn_commit_offsets("", Committer::new("", None, -1), vec![commit(0, 1)], 0)),
         Err(GroupError::InvalidGroupId)
     );
     assert_eq!(
-        ok(c.txn_commit_offsets("g", "zz", None, 1, vec![commit(0, 1)], 0)),
+        ok(c.txn_commit_offsets("g", Committer::new("zz", None, 1), vec![commit(0, 1)], 0)),
         Err(GroupError::UnknownMemberId)
     );
     assert_eq!(
-        ok(c.txn_commit_offsets("g", "m1", None, 7, vec![commit(0, 1)], 0)),
+        ok(c.txn_commit_offsets("g", Committer::new("m1", None, 7), vec![commit(0, 1)], 0)),
         Err(GroupError::IllegalGeneration)
     );
     assert_eq!(
-        ok(c.txn_commit_offsets("g", "m1", None, 1, vec![commit(0, 1)], 0)),
+        ok(c.txn_commit_offsets("g", Committer::new("m1", None, 1), vec![commit(0, 1)], 0)),
         Ok(vec![None])
     );
     // v0-v2 carry neither member nor generation: accepted even though the group has members
     // (OffsetCommit would answer UNKNOWN_MEMBER_ID).
     assert_eq!(
-        ok(c.txn_commit_offsets("g", "", None, -1, vec![commit(0, 1)], 0)),
+        ok(c.txn_commit_offsets("g", Committer::new("", None, -1), vec![commit(0, 1)], 0)),
         Ok(vec![None])
     );
     assert_eq!(
-        c.commit_offsets("g", "", None, -1, vec![commit(0, 1)], 0)
+        c.commit_offsets("g", Committer::new("", None, -1), vec![commit(0, 1)], 0)
             .map(|(_, e)| e),
         Err(GroupError::UnknownMemberId)
     );
     // A generation of -1 with a member id is checked like a generation.
     assert_eq!(
-        ok(c.txn_commit_offsets("g", "m1", None, -1, vec![commit(0, 1)], 0)),
+        ok(c.txn_commit_offsets("g", Committer::new("m1", None, -1), vec![commit(0, 1)], 0)),
         Err(GroupError::IllegalGeneration)
     );
     // Unknown group: a generation creates nothing, -1 makes a simple group.
     assert_eq!(
-        ok(c.txn_commit_offsets("new", "m", None, 2, vec![commit(0, 1)], 0)),
+        ok(c.txn_commit_offsets("new", Committer::new("m", None, 2), vec![commit(0, 1)], 0)),
         Err(GroupError::IllegalGeneration)
     );
     assert!(c.group("new").is_none());
     assert_eq!(
-        ok(c.txn_commit_offsets("new", "", None, -1, vec![commit(0, 1)], 0)),
+        ok(c.txn_commit_offsets("new", Committer::new("", None, -1), vec![commit(0, 1)], 0)),
         Ok(vec![None])
     );
     assert!(c.group("new").is_some());
@@ -306,7 +310,7 @@ fn txn_offset_commit_validates_like_kafka() {
         ..commit(1, 1)
     };
     let (records, errors) = c
-        .txn_commit_offsets("g", "", None, -1, vec![commit(0, 1), long], 0)
+        .txn_commit_offsets("g", Committer::new("", None, -1), vec![commit(0, 1), long], 0)
         .unwrap();
     assert_eq!(errors, vec![None, Some(GroupError::OffsetMetadataTooLarge)]);
     assert_eq!(records.len(), 1);
@@ -328,19 +332,19 @@ fn txn_offset_commit_checks_kip848_member_epochs() {
     assert_eq!((answer.error, answer.member_epoch), (None, 1));
     let ok = |r: Result<(Vec<GroupRecord>, Vec<Option<GroupError>>), GroupError>| r.map(|(_, e)| e);
     assert_eq!(
-        ok(c.txn_commit_offsets("g", "a", None, 1, vec![commit(0, 1)], 0)),
+        ok(c.txn_commit_offsets("g", Committer::new("a", None, 1), vec![commit(0, 1)], 0)),
         Ok(vec![None])
     );
     assert_eq!(
-        ok(c.txn_commit_offsets("g", "b", None, 1, vec![commit(0, 1)], 0)),
+        ok(c.txn_commit_offsets("g", Committer::new("b", None, 1), vec![commit(0, 1)], 0)),
         Err(GroupError::UnknownMemberId)
     );
     assert_eq!(
-        ok(c.txn_commit_offsets("g", "a", None, 2, vec![commit(0, 1)], 0)),
+        ok(c.txn_commit_offsets("g", Committer::new("a", None, 2), vec![commit(0, 1)], 0)),
         Err(GroupError::FencedMemberEpoch)
     );
     assert_eq!(
-        ok(c.txn_commit_offsets("g", "", None, -1, vec![commit(0, 1)], 0)),
+        ok(c.txn_commit_offsets("g", Committer::new("", None, -1), vec![commit(0, 1)], 0)),
         Err(GroupError::UnknownMemberId),
         "a KIP-848 group with members needs a member"
     );

@@ -1,6 +1,7 @@
 //! OffsetCommit, OffsetFetch and OffsetDelete.
 
-use nurt_group::coordinator::OffsetCommit;
+use nurt_group::coordinator::{Committer, OffsetCommit};
+use nurt_group::GroupError;
 use nurt_protocol::kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
@@ -17,90 +18,141 @@ use super::groups::code;
 use super::sb;
 use crate::{codes, now_ms, Broker};
 
-pub async fn offset_commit(broker: &Broker, r: OffsetCommitRequest) -> OffsetCommitResponse {
-    // Kafka answers UNKNOWN_TOPIC_OR_PARTITION for partitions that do not exist, and stores
-    // nothing for them.
-    let known: Vec<Vec<bool>> = {
-        let image = broker.image();
-        r.topics
-            .iter()
-            .map(|t| {
-                let topic = image.topic(&t.name.0);
-                t.partitions
-                    .iter()
-                    .map(|p| topic.is_some_and(|info| info.partitions.contains_key(&p.partition_index)))
-                    .collect()
-            })
-            .collect()
-    };
-    let commits: Vec<OffsetCommit> = r
-        .topics
-        .iter()
-        .zip(&known)
-        .flat_map(|(t, known)| {
-            t.partitions
+/// A partition of an OffsetCommit or TxnOffsetCommit request (the same fields).
+pub(super) trait CommitPartition {
+    fn commit(&self, topic: &TopicName) -> OffsetCommit;
+    fn index(&self) -> i32;
+}
+
+macro_rules! commit_partition {
+    ($($partition:ty),*) => {$(
+        impl CommitPartition for $partition {
+            fn commit(&self, topic: &TopicName) -> OffsetCommit {
+                OffsetCommit {
+                    topic: topic.0.to_string(),
+                    partition: self.partition_index,
+                    offset: self.committed_offset,
+                    leader_epoch: self.committed_leader_epoch,
+                    metadata: self.committed_metadata.as_ref().map(|m| m.to_string()),
+                }
+            }
+
+            fn index(&self) -> i32 {
+                self.partition_index
+            }
+        }
+    )*};
+}
+
+commit_partition!(
+    offset_commit_request::OffsetCommitRequestPartition,
+    txn_offset_commit_request::TxnOffsetCommitRequestPartition
+);
+
+/// The partitions of an (Txn)OffsetCommit request, topic by topic, each with whether it
+/// exists here.
+pub(super) type Requested = Vec<(TopicName, Vec<(i32, bool)>)>;
+
+/// The partitions a commit request names, and the commits of those that exist. Kafka
+/// answers UNKNOWN_TOPIC_OR_PARTITION for partitions that do not exist, and stores nothing
+/// for them.
+pub(super) fn requested_commits<'a, P: CommitPartition + 'a>(
+    broker: &Broker,
+    topics: impl IntoIterator<Item = (&'a TopicName, &'a [P])>,
+) -> (Requested, Vec<OffsetCommit>) {
+    let image = broker.image();
+    let mut commits = Vec::new();
+    let requested = topics
+        .into_iter()
+        .map(|(name, partitions)| {
+            let topic = image.topic(&name.0);
+            let partitions = partitions
                 .iter()
-                .zip(known)
-                .filter(|(_, k)| **k)
-                .map(|(p, _)| OffsetCommit {
-                    topic: t.name.0.to_string(),
-                    partition: p.partition_index,
-                    offset: p.committed_offset,
-                    leader_epoch: p.committed_leader_epoch,
-                    metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+                .map(|p| {
+                    let known = topic.is_some_and(|info| info.partitions.contains_key(&p.index()));
+                    if known {
+                        commits.push(p.commit(name));
+                    }
+                    (p.index(), known)
                 })
+                .collect();
+            (name.clone(), partitions)
         })
         .collect();
-    let now = now_ms();
-    let outcome = broker
-        .groups
-        .write(&r.group_id.0, |c| {
-            c.commit_offsets(
-                &r.group_id.0,
-                &r.member_id,
-                r.group_instance_id.as_deref(),
-                r.generation_id_or_member_epoch,
-                commits,
-                now,
-            )
-        })
-        .await;
-    // One code for every known partition, or per-partition codes from the coordinator.
+    (requested, commits)
+}
+
+/// The answer to a commit request: per known partition, in order, the coordinator's code
+/// (or `outcome`'s one code for all), UNKNOWN_TOPIC_OR_PARTITION for the others; shaped by
+/// `topic` and `partition` into the response's types.
+pub(super) fn commit_answer<T, P>(
+    requested: Requested,
+    outcome: Result<Vec<Option<GroupError>>, i16>,
+    topic: impl Fn(TopicName, Vec<P>) -> T,
+    partition: impl Fn(i32, i16) -> P,
+) -> Vec<T> {
     let mut per_partition: Box<dyn Iterator<Item = i16>> = match outcome {
-        Ok(Ok(errors)) => Box::new(
+        Ok(errors) => Box::new(
             errors
                 .into_iter()
                 .map(|e| e.map_or(codes::NONE, code))
                 .collect::<Vec<_>>()
                 .into_iter(),
         ),
-        Ok(Err(e)) | Err(e) => Box::new(std::iter::repeat(code(e))),
+        Err(code) => Box::new(std::iter::repeat(code)),
     };
-    let topics = r
-        .topics
+    requested
         .into_iter()
-        .zip(known)
-        .map(|(t, known)| {
-            let partitions = t
-                .partitions
-                .iter()
-                .zip(known)
-                .map(|(p, known)| {
+        .map(|(name, partitions)| {
+            let partitions = partitions
+                .into_iter()
+                .map(|(index, known)| {
                     let code = if known {
                         per_partition.next().unwrap_or(codes::NONE)
                     } else {
                         codes::UNKNOWN_TOPIC_OR_PARTITION
                     };
-                    OffsetCommitResponsePartition::default()
-                        .with_partition_index(p.partition_index)
-                        .with_error_code(code)
+                    partition(index, code)
                 })
                 .collect();
-            OffsetCommitResponseTopic::default()
-                .with_name(t.name)
-                .with_partitions(partitions)
+            topic(name, partitions)
         })
-        .collect();
+        .collect()
+}
+
+pub async fn offset_commit(broker: &Broker, r: OffsetCommitRequest) -> OffsetCommitResponse {
+    let (requested, commits) = requested_commits(broker, r.topics.iter().map(|t| (&t.name, t.partitions.as_slice())));
+    let now = now_ms();
+    let committer = Committer::new(
+        &r.member_id,
+        r.group_instance_id.as_deref(),
+        r.generation_id_or_member_epoch,
+    );
+    let outcome = broker
+        .groups
+        .write(&r.group_id.0, |c| {
+            c.commit_offsets(&r.group_id.0, committer, commits, now)
+        })
+        .await;
+    // One code for every known partition, or per-partition codes from the coordinator.
+    let outcome = match outcome {
+        Ok(Ok(errors)) => Ok(errors),
+        Ok(Err(e)) | Err(e) => Err(code(e)),
+    };
+    let topics = commit_answer(
+        requested,
+        outcome,
+        |name, partitions| {
+            OffsetCommitResponseTopic::default()
+                .with_name(name)
+                .with_partitions(partitions)
+        },
+        |index, code| {
+            OffsetCommitResponsePartition::default()
+                .with_partition_index(index)
+                .with_error_code(code)
+        },
+    );
     OffsetCommitResponse::default().with_topics(topics)
 }
 

@@ -22,6 +22,7 @@ use nurt_txn::{txn_version, ListFilter, Partitions, ProducerIdAndEpoch, TxnApi, 
 
 use super::sb;
 use crate::group_service::partition_for;
+use crate::txn_service::Called;
 use crate::{codes, now_ms, Broker};
 
 /// A producer id for a call that may need one (a new transactional id, an exhausted
@@ -38,6 +39,21 @@ fn once(id: Option<i64>) -> impl FnMut() -> Option<i64> {
 
 fn error_code(e: TxnError, api: TxnApi, version: i16) -> i16 {
     e.code_for(api, version)
+}
+
+/// The answer of a coordinator call that may ask for markers: those are written in the
+/// background, and a refusal (the shard's or the coordinator's) is the Kafka code for `api`.
+fn answered<T>(
+    broker: &Arc<Broker>,
+    called: Result<Called<Result<T, TxnError>>, i16>,
+    api: TxnApi,
+    version: i16,
+) -> Result<T, i16> {
+    let (answer, markers) = called?;
+    if let Some(m) = markers {
+        crate::txn_markers::spawn(Arc::clone(broker), m);
+    }
+    answer.map_err(|e| error_code(e, api, version))
 }
 
 pub async fn init_producer_id(
@@ -61,19 +77,11 @@ pub async fn init_producer_id(
             c.init_producer_id(transactional_id, timeout_ms, expected, &mut fresh, now_ms())
         })
         .await;
-    match called {
+    match answered(broker, called, TxnApi::InitProducerId, version) {
+        Ok(pe) => response
+            .with_producer_id(ProducerId(pe.producer_id))
+            .with_producer_epoch(pe.epoch),
         Err(code) => response.with_error_code(code),
-        Ok((answer, markers)) => {
-            if let Some(m) = markers {
-                crate::txn_markers::spawn(Arc::clone(broker), m);
-            }
-            match answer {
-                Ok(pe) => response
-                    .with_producer_id(ProducerId(pe.producer_id))
-                    .with_producer_epoch(pe.epoch),
-                Err(e) => response.with_error_code(error_code(e, TxnApi::InitProducerId, version)),
-            }
-        }
     }
 }
 
@@ -269,20 +277,12 @@ pub async fn end_txn(broker: &Arc<Broker>, request: EndTxnRequest, version: i16)
     let response = EndTxnResponse::default()
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
-    match called {
+    match answered(broker, called, TxnApi::EndTxn, version) {
+        Ok(Some(pe)) => response
+            .with_producer_id(ProducerId(pe.producer_id))
+            .with_producer_epoch(pe.epoch),
+        Ok(None) => response,
         Err(code) => response.with_error_code(code),
-        Ok((answer, markers)) => {
-            if let Some(m) = markers {
-                crate::txn_markers::spawn(Arc::clone(broker), m);
-            }
-            match answer {
-                Ok(Some(pe)) => response
-                    .with_producer_id(ProducerId(pe.producer_id))
-                    .with_producer_epoch(pe.epoch),
-                Ok(None) => response,
-                Err(e) => response.with_error_code(error_code(e, TxnApi::EndTxn, version)),
-            }
-        }
     }
 }
 
