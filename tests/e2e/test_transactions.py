@@ -246,3 +246,27 @@ def test_java_transactional_producer_and_read_committed_consumers(broker, java_c
         assert sorted(m.value for m in k) == committed
     finally:
         k.close()
+
+
+def test_cli_lists_and_describes_transactions_and_producers(broker):
+    """`nurt txn list`, `nurt txn describe` and `nurt producers` show an open transaction,
+    its partitions and its producer; an unknown state filter is a clear error."""
+    from test_cli import nurt
+
+    b = ("--bootstrap-server", broker.bootstrap)
+    create_topic(broker.bootstrap, "shown", 2)
+    p = txn_producer(broker.bootstrap, "shown-writer")
+    p.begin_transaction()
+    p.produce("shown", value=b"x", partition=1)
+    p.flush(30)
+    listed = nurt("txn", "list", *b).stdout
+    assert "shown-writer" in listed and "Ongoing" in listed, listed
+    assert "shown-writer" not in nurt("txn", "list", "--state", "CompleteCommit", *b).stdout
+    described = nurt("txn", "describe", "shown-writer", *b).stdout
+    assert "Ongoing" in described and "shown: 1" in described, described
+    producers = nurt("producers", "shown", 1, *b).stdout.splitlines()
+    assert len(producers) == 2 and producers[1].split()[4] == "0", producers  # its transaction starts at offset 0
+    bad = nurt("txn", "list", "--state", "Sleeping", *b, check=False)
+    assert bad.returncode != 0 and "unknown transaction states" in bad.stderr
+    p.commit_transaction(30)
+    wait_until(lambda: "CompleteCommit" in nurt("txn", "describe", "shown-writer", *b).stdout, 10, "the commit described")

@@ -188,8 +188,17 @@ impl Router {
 
     /// The connection to the coordinator of group `group_id` (FindCoordinator).
     pub fn coordinator(&mut self, group_id: &str) -> anyhow::Result<&mut Client> {
+        self.coordinator_of(group_id, 0)
+    }
+
+    /// The connection to the coordinator of `key`: a group (key type 0) or a transactional
+    /// id (1).
+    pub fn coordinator_of(&mut self, key: &str, key_type: i8) -> anyhow::Result<&mut Client> {
         use nurt_protocol::kafka_protocol::messages::FindCoordinatorRequest;
-        let request = FindCoordinatorRequest::default().with_key(StrBytes::from_string(group_id.to_string()));
+        let group_id = key;
+        let request = FindCoordinatorRequest::default()
+            .with_key(StrBytes::from_string(key.to_string()))
+            .with_key_type(key_type);
         let deadline = std::time::Instant::now() + Duration::from_secs(15);
         loop {
             let answer = self.any()?.send(&request, 3)?;
@@ -199,7 +208,7 @@ impl Router {
             }
             // COORDINATOR_NOT_AVAILABLE while the offsets topic is created or moves.
             if std::time::Instant::now() > deadline {
-                bail!("no coordinator for group {group_id}: {}", error_name(answer.error_code));
+                bail!("no coordinator for {group_id}: {}", error_name(answer.error_code));
             }
             std::thread::sleep(Duration::from_millis(200));
         }

@@ -9,6 +9,7 @@ mod murmur;
 mod produce;
 mod serve;
 mod topic;
+mod txn;
 
 use clap::{Parser, Subcommand};
 
@@ -37,6 +38,16 @@ enum Command {
     /// The cluster's nodes, controller, metadata quorum and partition health.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
+    /// List and describe transactions.
+    #[command(subcommand)]
+    Txn(txn::TxnCommand),
+    /// The producers a partition's leader tracks (id, epoch, last sequence, open transaction).
+    Producers {
+        topic: String,
+        partition: i32,
+        #[command(flatten)]
+        conn: topic::Conn,
+    },
     /// Benchmark Nurt against NATS JetStream and Redis Streams (runs `nurt-bench`).
     Bench {
         /// Arguments for nurt-bench, e.g. --quick, --no-peers, --out DIR.
@@ -54,6 +65,8 @@ fn main() {
         Command::Consume(args) => consume::run(args),
         Command::Group(cmd) => group::run(cmd),
         Command::Cluster(cmd) => cluster::run(cmd),
+        Command::Txn(cmd) => txn::run(cmd),
+        Command::Producers { topic, partition, conn } => txn::producers(&conn, &topic, partition),
         Command::Bench { args } => bench(args),
     };
     if let Err(e) = result {
