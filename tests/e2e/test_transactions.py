@@ -175,9 +175,14 @@ def test_consume_transform_produce_killed_mid_transaction_is_exactly_once(broker
     first = run(0.3)
     try:
         # Let a few transactions commit, then kill it inside the next one.
-        for line in first.stdout:
-            if line.startswith("committed") and int(line.split()[1]) >= 400:
+        deadline = time.monotonic() + 60
+        reached = False
+        while not reached and time.monotonic() < deadline:
+            line = first.stdout.readline()  # the loop prints after every transaction
+            if not line:
                 break
+            reached = line.startswith("committed") and int(line.split()[1]) >= 400
+        assert reached, "the first loop did not commit 400 records within 60 s"
         time.sleep(0.1)
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=30)

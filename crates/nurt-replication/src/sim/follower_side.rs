@@ -11,6 +11,14 @@ use super::node::{Ctx, FetchLoop, Node};
 use crate::truncation_offset;
 
 impl Node {
+    /// The fetch loop towards `leader` of this running node, if it has one.
+    fn fetch_loop_mut(&mut self, leader: i32) -> Option<&mut FetchLoop> {
+        self.running
+            .as_mut()
+            .and_then(|r| r.hosted.as_mut())
+            .and_then(|h| h.loops.get_mut(&leader))
+    }
+
     /// The leader this broker follows the partition from, if it is one of its followers.
     fn followed_leader(&self) -> Option<(i32, i32)> {
         let role = self.hosted()?.role.as_ref()?;
@@ -82,12 +90,7 @@ impl Node {
     /// No answer within the wait plus the response timeout: the connection is dropped (a
     /// late answer is never read) and the loop backs off.
     pub(super) fn fetch_timed_out(&mut self, leader: i32, fetch_id: u64, ctx: &mut Ctx) {
-        let Some(fetch_loop) = self
-            .running
-            .as_mut()
-            .and_then(|r| r.hosted.as_mut())
-            .and_then(|h| h.loops.get_mut(&leader))
-        else {
+        let Some(fetch_loop) = self.fetch_loop_mut(leader) else {
             return;
         };
         if fetch_loop.outstanding.is_some_and(|(id, _)| id == fetch_id) {
@@ -99,12 +102,7 @@ impl Node {
 
     /// The answer to the loop's fetch in flight (any other is for a dropped connection).
     pub(super) fn fetch_answered(&mut self, leader: i32, fetch_id: u64, answer: FetchAnswer, ctx: &mut Ctx) {
-        let Some(fetch_loop) = self
-            .running
-            .as_mut()
-            .and_then(|r| r.hosted.as_mut())
-            .and_then(|h| h.loops.get_mut(&leader))
-        else {
+        let Some(fetch_loop) = self.fetch_loop_mut(leader) else {
             return;
         };
         let Some((_, fetched_epoch)) = fetch_loop.outstanding.filter(|&(id, _)| id == fetch_id) else {
