@@ -155,9 +155,9 @@ def record_batch(values, timestamp_ms, corrupt_crc=False):
     return struct.pack(">qi", 0, batch_length) + head + after_crc
 
 
-def produce_v3(conn, topic, partition, batch, acks=-1):
+def produce_v3(conn, topic, partition, batch, acks=-1, transactional_id=None):
     """Produce v3; returns (error_code, base_offset)."""
-    body = string(None) + struct.pack(">hi", acks, 30000) + struct.pack(">i", 1) + string(topic)
+    body = string(transactional_id) + struct.pack(">hi", acks, 30000) + struct.pack(">i", 1) + string(topic)
     body += struct.pack(">i", 1) + struct.pack(">i", partition) + struct.pack(">i", len(batch)) + batch
     r = Reader(conn.call(0, 3, body))
     assert r.i32() == 1
@@ -213,9 +213,9 @@ def metadata_v1(conn, topics):
 
 
 def batch(values, timestamp_ms, base_offset=0, max_timestamp_ms=None, last_offset_delta=None, keyed=False,
-          producer_id=-1, producer_epoch=-1, base_sequence=-1, record_count=None):
+          producer_id=-1, producer_epoch=-1, base_sequence=-1, record_count=None, attributes=0):
     """A record batch v2 with chosen header fields and a valid CRC; keys equal values if
-    `keyed`. Every field defaults to what a plain producer sends."""
+    `keyed`. Every field defaults to what a plain producer sends (attributes 0x10: transactional)."""
     records = b""
     for i, v in enumerate(values):
         key = varint(len(v)) + v if keyed else varint(-1)
@@ -224,6 +224,6 @@ def batch(values, timestamp_ms, base_offset=0, max_timestamp_ms=None, last_offse
     lod = len(values) - 1 if last_offset_delta is None else last_offset_delta
     count = len(values) if record_count is None else record_count
     max_ts = timestamp_ms if max_timestamp_ms is None else max_timestamp_ms
-    after_crc = struct.pack(">hiqqqhii", 0, lod, timestamp_ms, max_ts, producer_id, producer_epoch, base_sequence, count) + records
+    after_crc = struct.pack(">hiqqqhii", attributes, lod, timestamp_ms, max_ts, producer_id, producer_epoch, base_sequence, count) + records
     head = struct.pack(">ib", -1, 2) + struct.pack(">I", crc32c(after_crc))
     return struct.pack(">qi", base_offset, len(head) + len(after_crc)) + head + after_crc

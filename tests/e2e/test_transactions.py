@@ -112,6 +112,52 @@ def test_read_committed_ends_at_the_last_stable_offset(broker):
     assert read_all(broker.bootstrap, "pending", 1, "read_committed") == [b"before"] * 5 + [b"open"] * 10
 
 
+def test_a_late_transactional_batch_cannot_open_a_hanging_transaction(broker):
+    """KIP-890 part 1: a transactional batch that arrives after its transaction was aborted
+    (a produce delayed in the network, Jepsen's hanging transaction) is refused, because the
+    partition's leader asks the coordinator before the batch opens a transaction there. Let
+    in, it would open a transaction no marker ever ends: the last stable offset stuck for
+    good. The producer's next transaction is unaffected."""
+    import kwire
+    from kafka import KafkaAdminClient
+    from kafka import TopicPartition as KTopicPartition
+
+    create_topic(broker.bootstrap, "late", 1)
+    p = txn_producer(broker.bootstrap, "late-writer")
+    p.begin_transaction()
+    p.produce("late", value=b"aborted", partition=0)
+    p.flush(30)
+    p.abort_transaction(30)
+
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        [state] = admin.describe_producers([KTopicPartition("late", 0)])[KTopicPartition("late", 0)].active_producers
+    finally:
+        admin.close()
+    assert state.current_transaction_start_offset == -1, "the abort ended the transaction"
+
+    # The aborted transaction's next batch, as if it had been stuck in the network until now.
+    now = int(time.time() * 1000)
+    late = kwire.batch([b"late"], now, producer_id=state.producer_id, producer_epoch=state.producer_epoch,
+                       base_sequence=state.last_sequence + 1, attributes=0x10)
+    conn = kwire.Conn(broker.bootstrap)
+    try:
+        INVALID_TXN_STATE = 48
+        assert kwire.produce_v3(conn, "late", 0, late, transactional_id="late-writer")[0] == INVALID_TXN_STATE
+        # Without a transactional id no coordinator could be asked: refused as well.
+        assert kwire.produce_v3(conn, "late", 0, late)[0] == INVALID_TXN_STATE
+    finally:
+        conn.close()
+    # Nothing opened: read_committed ends where read_uncommitted does (data and marker).
+    assert end_offsets(broker.bootstrap, "late", 1, "read_committed") == end_offsets(broker.bootstrap, "late", 1, "read_uncommitted") == [2]
+
+    p.begin_transaction()
+    p.produce("late", value=b"committed", partition=0)
+    p.commit_transaction(30)
+    assert read_all(broker.bootstrap, "late", 1, "read_committed") == [b"committed"]
+    assert read_all(broker.bootstrap, "late", 1, "read_uncommitted") == [b"aborted", b"committed"]
+
+
 def test_a_new_producer_with_the_same_id_fences_the_old_one(broker):
     create_topic(broker.bootstrap, "fenced", 1)
     old = txn_producer(broker.bootstrap, "shared-id")

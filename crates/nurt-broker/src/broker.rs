@@ -80,6 +80,8 @@ pub struct Broker {
     checkpointed_high_watermarks: std::sync::Mutex<crate::hw_checkpoint::HighWatermarks>,
     /// The follower fetch loops, one per leader this node follows.
     pub(crate) fetchers: crate::replica_fetcher::Fetchers,
+    /// Connections for asking other nodes' transaction coordinators (KIP-890 part 1).
+    pub(crate) txn_verifier: crate::txn_verify::Verifier,
 }
 
 /// Kafka-style cluster id: a random UUID in unpadded URL-safe base64 (22 chars).
@@ -177,6 +179,7 @@ impl Broker {
             legacy_metadata: std::sync::Mutex::new(legacy_metadata),
             checkpointed_high_watermarks: std::sync::Mutex::new(high_watermarks),
             fetchers: crate::replica_fetcher::Fetchers::default(),
+            txn_verifier: crate::txn_verify::Verifier::default(),
         }))
     }
 

@@ -12,7 +12,7 @@ use nurt_records::record::{decode_batch, Record};
 use nurt_records::{BatchBuilder, Compression};
 
 use crate::group_service::partition_for;
-use crate::partition::{AppendError, Partition};
+use crate::partition::{AppendError, Partition, Verification};
 use crate::{codes, now_ms, BrokerError};
 
 const BATCH_BYTES_MAX: usize = 64 << 20;
@@ -111,7 +111,7 @@ impl CoordinatorLog<'_> {
             builder.push(now, Some(&key), value.as_deref(), &[]);
         }
         let batch = builder.build().map_err(|_| NotAppended::Unavailable)?;
-        match self.partition.append(&batch, now) {
+        match self.partition.append(&batch, now, Verification::Trusted) {
             Ok(appended) => Ok(Some((appended.last_offset, appended.leader_epoch))),
             Err(AppendError::NotLeader) => Err(NotAppended::NotLeader),
             Err(AppendError::ProducerFenced) => Err(NotAppended::ProducerFenced),

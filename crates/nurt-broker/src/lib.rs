@@ -29,6 +29,7 @@ pub mod server;
 pub mod settings;
 pub mod txn_markers;
 pub mod txn_service;
+pub mod txn_verify;
 
 pub use broker::Broker;
 pub use config::BrokerConfig;

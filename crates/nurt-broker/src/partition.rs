@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use nurt_log::{IsolationLevel, Log, LogError, ReadSlice, SequenceCheck, Storage};
+use nurt_log::{IsolationLevel, Log, LogError, ReadSlice, SequenceCheck, Storage, VerificationGuard};
 
 /// A `read_committed` read: the bytes, the partition's offsets, and the aborted transactions
 /// as (producer id, first offset).
@@ -18,6 +18,17 @@ use nurt_records::rewrite::rewrite_batch;
 use nurt_records::RecordsError;
 
 pub use crate::settings::TopicSettings;
+
+/// How an append's transactional batches are checked against their coordinator (KIP-890
+/// part 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verification {
+    /// Written by this node's own coordinators (offsets of a transaction), which know it.
+    Trusted,
+    /// From a client: a batch that would open a transaction is appended only with the guard
+    /// of a verification still held (see [`Partition::start_verification`]).
+    Guarded(Option<VerificationGuard>),
+}
 
 /// Why a produced batch was refused; the produce handler maps each to a Kafka error code.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +52,11 @@ pub enum AppendError {
     /// INVALID_TXN_STATE).
     #[error("the producer has a transaction open on this partition")]
     InvalidTxnState,
+    /// A transactional batch that would open a transaction its coordinator does not know of
+    /// on this partition (KIP-890 part 1; INVALID_TXN_STATE, or TRANSACTION_ABORTABLE for
+    /// clients that know it).
+    #[error("the partition is not in the producer's ongoing transaction")]
+    NotInTransaction,
     /// A transaction marker from a deposed transaction coordinator (TRANSACTION_COORDINATOR_FENCED).
     #[error("the marker's coordinator epoch is older than the last one seen")]
     CoordinatorFenced,
@@ -208,8 +224,23 @@ impl Partition {
         }
     }
 
-    /// Validates and appends one produced record set (exactly one batch v2).
-    pub fn append(&self, records: &[u8], now_ms: i64) -> Result<Appended, AppendError> {
+    /// Starts the verification of a produced batch that would open its producer's
+    /// transaction here (KIP-890 part 1): its header and the guard to append it with, once the
+    /// coordinator confirms. None when the batch needs no verification (or is unreadable:
+    /// the append reports that).
+    pub fn start_verification(&self, records: &[u8]) -> Option<(BatchHeader, VerificationGuard)> {
+        let header = BatchHeader::parse(records).ok()?;
+        let mut inner = lock(&self.inner);
+        if !inner.log.needs_verification(&header) {
+            return None;
+        }
+        Some((header, inner.log.start_verification(header.producer_id)))
+    }
+
+    /// Validates and appends one produced record set (exactly one batch v2). A batch that
+    /// would open a transaction needs the guard of a verification that is still held, unless
+    /// `verification` says this node's own coordinator wrote it.
+    pub fn append(&self, records: &[u8], now_ms: i64, verification: Verification) -> Result<Appended, AppendError> {
         if !self.is_leader() {
             return Err(AppendError::NotLeader);
         }
@@ -271,6 +302,11 @@ impl Partition {
         }
         if inner.log.producer_state().breaks_transaction(&header) {
             return Err(AppendError::InvalidTxnState);
+        }
+        if let Verification::Guarded(guard) = verification {
+            if !inner.log.verified(&header, guard) {
+                return Err(AppendError::NotInTransaction);
+            }
         }
         match inner.log.producer_state().check(&header) {
             SequenceCheck::Append => {}

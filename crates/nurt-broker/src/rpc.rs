@@ -26,6 +26,9 @@ pub const CONTROLLER_OP: i16 = 30_010;
 /// Transaction markers from a transaction coordinator to a partition leader (Kafka's
 /// WriteTxnMarkers between brokers; `txn_markers.rs`).
 pub const TXN_MARKERS: i16 = 30_020;
+/// A partition leader asks a transaction coordinator whether partitions are in a producer's
+/// ongoing transaction (KIP-890 part 1; see `txn_verify.rs`).
+pub const TXN_VERIFY: i16 = 30_021;
 
 /// Responses larger than this are refused (a snapshot of a large image fits).
 const RESPONSE_BYTES_MAX: usize = 256 << 20;

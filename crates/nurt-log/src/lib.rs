@@ -22,6 +22,7 @@ pub mod segment;
 pub mod snapshot;
 pub mod storage;
 pub mod txn_index;
+pub mod verification;
 
 pub use config::LogConfig;
 pub use data_dir::DataDir;
@@ -32,6 +33,7 @@ pub use log::{AppendInfo, CleanableSegment, Log, ReadSlice};
 pub use producer_state::{ActiveProducer, CompletedTxn, MarkerCheck, ProducerStateTable, SequenceCheck};
 pub use storage::{OsStorage, Storage, StorageFile};
 pub use txn_index::AbortedTxn;
+pub use verification::VerificationGuard;
 
 #[cfg(test)]
 mod power_loss_tests;

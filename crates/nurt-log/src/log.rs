@@ -17,6 +17,7 @@ use crate::producer_state::ProducerStateTable;
 use crate::segment::Segment;
 use crate::storage::{create_dir_durable, write_atomic, Storage, StorageFile};
 use crate::txn_index::AbortedTxn;
+use crate::verification::Verifications;
 use crate::{LeaderEpochCache, LogConfig, LogError};
 
 const RECOVERY_POINT_FILE: &str = "recovery-point";
@@ -93,6 +94,8 @@ pub struct Log {
     torn: bool,
     /// Producer sequences and transactions, kept up to date by every append.
     producers: ProducerStateTable,
+    /// KIP-890 verifications in flight (leader-only, in memory).
+    pub(crate) verifications: Verifications,
 }
 
 /// A checkpoint holding one number; absent or unreadable reads as `None`.
@@ -167,6 +170,7 @@ impl Log {
             epochs,
             torn: false,
             producers: ProducerStateTable::default(),
+            verifications: Verifications::default(),
         };
         log.drop_snapshots_after(log_end)?;
         log.rebuild_producer_state(first_recovered.unwrap_or(log_end))?;

@@ -148,6 +148,38 @@ fn marker_epochs_are_checked() {
     assert_eq!(log.log_end_offset(), 2, "refused markers write nothing");
 }
 
+#[test]
+fn a_marker_between_verification_and_append_voids_the_guard() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), true);
+    let first = BatchHeader::parse(&txn(7, 0, 0, "k", "v")).unwrap();
+    assert!(log.needs_verification(&first));
+    assert!(
+        !log.verified(&first, None),
+        "a batch that would open a transaction needs a guard"
+    );
+    let guard = log.start_verification(7);
+    assert!(log.verified(&first, Some(guard)));
+    // The coordinator aborted the transaction before the batch got here: its marker lands.
+    log.append_marker(7, 0, ControlType::Abort, 0, 0, 0).unwrap();
+    assert!(
+        !log.verified(&first, Some(guard)),
+        "the marker voids the earlier answer"
+    );
+
+    let guard = log.start_verification(7);
+    log.append(&txn(7, 0, 0, "k", "v"), 0, None, 0).unwrap();
+    let next = BatchHeader::parse(&txn(7, 0, 1, "k", "v")).unwrap();
+    assert!(!log.needs_verification(&next), "the transaction is open here now");
+    assert!(log.verified(&next, None));
+    assert!(
+        !log.verifications.holds(7, guard),
+        "opening the transaction drops the guard"
+    );
+    let plain = BatchHeader::parse(&plain("k", "v")).unwrap();
+    assert!(!log.needs_verification(&plain));
+}
+
 /// Writes transactions across many small segments: producer 1 aborts one that spans several
 /// segments, producer 2 commits, producer 3 aborts a short one, producer 4 stays open.
 fn spanning_workload(log: &mut Log) {

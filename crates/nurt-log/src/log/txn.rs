@@ -19,6 +19,7 @@ use crate::error::IoContext;
 use crate::producer_state::{CompletedTxn, MarkerCheck, ProducerStateTable};
 use crate::snapshot;
 use crate::txn_index::AbortedTxn;
+use crate::verification::VerificationGuard;
 use crate::{AppendInfo, LogError, ReadSlice};
 
 /// Which records a consumer may see (Kafka's `isolation.level`).
@@ -36,6 +37,26 @@ impl Log {
     /// The producer state: sequences, epochs, open transactions.
     pub fn producer_state(&self) -> &ProducerStateTable {
         &self.producers
+    }
+
+    /// Whether appending `header`'s batch needs the coordinator's word first (KIP-890 part 1):
+    /// a transactional data batch of a producer with no transaction open here would open one.
+    pub fn needs_verification(&self, header: &BatchHeader) -> bool {
+        header.is_transactional()
+            && !header.is_control()
+            && header.producer_id >= 0
+            && self.producers.open_transaction(header.producer_id).is_none()
+    }
+
+    /// Takes the guard for a verification of `producer_id` about to be asked.
+    pub fn start_verification(&mut self, producer_id: i64) -> VerificationGuard {
+        self.verifications.start(producer_id)
+    }
+
+    /// Whether `header`'s batch may be appended as far as verification goes: it needs none, or
+    /// `guard` was taken for it and no marker of its producer came since.
+    pub fn verified(&self, header: &BatchHeader, guard: Option<VerificationGuard>) -> bool {
+        !self.needs_verification(header) || guard.is_some_and(|g| self.verifications.holds(header.producer_id, g))
     }
 
     /// The first offset of a transaction not yet stable (open, or ended by a marker the high
@@ -143,6 +164,11 @@ impl Log {
         batch: &[u8],
         base_offset: i64,
     ) -> Result<(), LogError> {
+        if header.is_transactional() {
+            // A marker ends what a pending verification was about; a data batch opened the
+            // transaction it was for.
+            self.verifications.clear(header.producer_id);
+        }
         let index = self.segments.len() - 1;
         self.apply_batch(index, header, batch, base_offset)
     }
