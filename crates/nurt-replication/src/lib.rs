@@ -12,6 +12,8 @@
 
 mod follower;
 mod leader;
+/// The deterministic PRNG the seeded simulations share (this crate's and `nurt-txn`'s).
+pub mod rng;
 // The simulation is test code: production builds never compile it.
 #[cfg(test)]
 mod sim;

@@ -40,7 +40,7 @@ mod msg;
 mod network;
 mod node;
 mod report;
-mod rng;
+use crate::rng;
 mod world;
 
 #[cfg(test)]

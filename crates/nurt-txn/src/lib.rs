@@ -117,4 +117,6 @@ impl Default for TxnConfig {
 }
 
 #[cfg(test)]
+mod sim;
+#[cfg(test)]
 mod tests;

@@ -15,14 +15,7 @@ use crate::leader::InjectedFault;
 const DEFAULT_SEEDS: u64 = 200;
 
 fn seeds() -> Vec<u64> {
-    if let Some(seed) = std::env::var("NURT_SIM_SEED").ok().and_then(|s| s.parse().ok()) {
-        return vec![seed];
-    }
-    let count = std::env::var("NURT_SIM_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(DEFAULT_SEEDS);
-    (0..count).collect()
+    crate::rng::seeds_from_env(DEFAULT_SEEDS)
 }
 
 /// Runs `seed`; on a violation, runs it again with the trace on and panics with both.

@@ -1,5 +1,6 @@
-//! The simulation's only source of randomness: SplitMix64, seeded per run, so a seed replays
-//! exactly (no clock, no OS entropy, no hash-map iteration order anywhere in the simulation).
+//! The only source of randomness of the seeded simulations (this crate's and `nurt-txn`'s):
+//! SplitMix64, seeded per run, so a seed replays exactly (no clock, no OS entropy, no hash-map
+//! iteration order anywhere in a simulation).
 
 /// A small deterministic PRNG (SplitMix64: passes BigCrush, one `u64` of state).
 #[derive(Debug, Clone)]
@@ -40,6 +41,19 @@ impl Rng {
         let unit = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
         unit < p
     }
+}
+
+/// The seeds a simulation test runs: `NURT_SIM_SEED=<s>` runs only `s`, `NURT_SIM_SEEDS=<n>`
+/// runs `0..n`, otherwise `0..default_count`.
+pub fn seeds_from_env(default_count: u64) -> Vec<u64> {
+    if let Some(seed) = std::env::var("NURT_SIM_SEED").ok().and_then(|s| s.parse().ok()) {
+        return vec![seed];
+    }
+    let count = std::env::var("NURT_SIM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default_count);
+    (0..count).collect()
 }
 
 #[cfg(test)]
