@@ -13,6 +13,7 @@ import time
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from test_groups import wait_until
 from test_librdkafka import consume_all, create_topic
 
 QUIET = logging.getLogger("nurt-e2e-idempotence")
@@ -172,3 +173,39 @@ def test_describe_producers_shows_each_producers_last_sequence(broker):
     assert described(0) == [(777, 2, 4, -1)]
     with pytest.raises(kafka.errors.KafkaError):
         described(9)
+
+
+def test_idle_producers_expire_after_producer_id_expiration_ms(make_broker):
+    """producer.id.expiration.ms: a producer idle that long is forgotten by the partition (it
+    leaves DescribeProducers), so its next batch is taken as a new producer's, as in Kafka;
+    before that, a gap in its sequence is refused."""
+    from kafka import KafkaAdminClient
+    from kafka import TopicPartition as KTopicPartition
+
+    import kwire
+
+    broker = make_broker("producer.id.expiration.ms=3000", "producer.id.expiration.check.interval.ms=200")
+    create_topic(broker.bootstrap, "expiring", 1)
+
+    def producers():
+        admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+        try:
+            state = admin.describe_producers([KTopicPartition("expiring", 0)])
+            return [p.producer_id for p in state[KTopicPartition("expiring", 0)].active_producers]
+        finally:
+            admin.close()
+
+    conn = kwire.Conn(broker.bootstrap)
+    try:
+        first = kwire.batch([b"v"], int(time.time() * 1000), producer_id=888, producer_epoch=0, base_sequence=0)
+        assert kwire.produce_v3(conn, "expiring", 0, first)[0] == 0
+        assert producers() == [888]
+        OUT_OF_ORDER_SEQUENCE_NUMBER = 45
+        gap = kwire.batch([b"v"], int(time.time() * 1000), producer_id=888, producer_epoch=0, base_sequence=5)
+        assert kwire.produce_v3(conn, "expiring", 0, gap)[0] == OUT_OF_ORDER_SEQUENCE_NUMBER
+        wait_until(lambda: producers() == [], 30, "the idle producer to expire")
+        gap = kwire.batch([b"v"], int(time.time() * 1000), producer_id=888, producer_epoch=0, base_sequence=5)
+        assert kwire.produce_v3(conn, "expiring", 0, gap)[0] == 0, "a forgotten producer starts anew"
+        assert producers() == [888]
+    finally:
+        conn.close()

@@ -29,6 +29,8 @@ const BROKER_KEYS: &[&str] = &[
     "transaction.max.timeout.ms",
     "transactional.id.expiration.ms",
     "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+    "producer.id.expiration.ms",
+    "producer.id.expiration.check.interval.ms",
     "offsets.topic.replication.factor",
     "replica.lag.time.max.ms",
     "replica.fetch.max.bytes",
@@ -306,6 +308,15 @@ impl BrokerConfig {
     }
     pub fn max_connections_per_ip(&self) -> usize {
         self.parsed("max.connections.per.ip", usize::MAX)
+    }
+    /// `producer.id.expiration.ms` (Kafka: one day): a producer with no transaction open on a
+    /// partition whose last batch is this old is forgotten there (its next batch starts anew).
+    pub fn producer_id_expiration_ms(&self) -> i64 {
+        self.parsed("producer.id.expiration.ms", 86_400_000)
+    }
+    /// `producer.id.expiration.check.interval.ms` (Kafka: 10 minutes).
+    pub fn producer_id_expiration_check_interval_ms(&self) -> u64 {
+        self.parsed("producer.id.expiration.check.interval.ms", 600_000)
     }
     pub fn retention_check_interval_ms(&self) -> u64 {
         self.parsed("log.retention.check.interval.ms", 300_000)

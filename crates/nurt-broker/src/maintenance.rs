@@ -1,5 +1,5 @@
-//! Background upkeep of a partition's log: retention (time and size), DeleteRecords and
-//! compaction. Compaction reads and rewrites rolled segments without holding the partition
+//! Background upkeep of a partition's log: retention (time and size), DeleteRecords,
+//! compaction and the expiration of idle producers. Compaction reads and rewrites rolled segments without holding the partition
 //! lock; only the final swap takes it, so produce and fetch never wait on the cleaner.
 
 use nurt_log::cleaner::{clean_segments, CleanOptions, CleanStats};
@@ -19,6 +19,11 @@ impl Partition {
         }
         let (ms, bytes) = (inner.settings.retention_ms, inner.settings.retention_bytes);
         inner.log.enforce_retention(now_ms, ms, bytes)
+    }
+
+    /// Forgets producers idle for `producer.id.expiration.ms`; returns how many.
+    pub fn expire_producers(&self, now_ms: i64, expiration_ms: i64) -> usize {
+        lock(&self.inner).log.expire_producers(now_ms, expiration_ms)
     }
 
     /// DeleteRecords: moves the log start offset (-1: to the high watermark).

@@ -349,12 +349,17 @@ async fn group_clock(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
 }
 
 /// Retention every `log.retention.check.interval.ms`, compaction every
-/// `log.cleaner.backoff.ms`, on a blocking thread so request handling never waits for them.
+/// `log.cleaner.backoff.ms`, producer expiration every
+/// `producer.id.expiration.check.interval.ms`, on a blocking thread so request handling never
+/// waits for them.
 async fn log_maintenance(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
     let retention_every = Duration::from_millis(broker.config.retention_check_interval_ms().max(100));
     let cleaner_every = Duration::from_millis(broker.config.cleaner_backoff_ms().max(100));
-    let tick = retention_every.min(cleaner_every);
+    let expiry_every = Duration::from_millis(broker.config.producer_id_expiration_check_interval_ms().max(100));
+    let producer_expiration_ms = broker.config.producer_id_expiration_ms();
+    let tick = retention_every.min(cleaner_every).min(expiry_every);
     let (mut last_retention, mut last_cleaning) = (tokio::time::Instant::now(), tokio::time::Instant::now());
+    let mut last_expiry = tokio::time::Instant::now();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(tick) => {}
@@ -369,13 +374,23 @@ async fn log_maintenance(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
         if cleaning {
             last_cleaning = now;
         }
-        if !retention && !cleaning {
+        let expiry = now - last_expiry >= expiry_every;
+        if expiry {
+            last_expiry = now;
+        }
+        if !retention && !cleaning && !expiry {
             continue;
         }
         let b = Arc::clone(&broker);
         let _ = tokio::task::spawn_blocking(move || {
             let now = now_ms();
             for p in b.all_partitions() {
+                if expiry {
+                    let n = p.expire_producers(now, producer_expiration_ms);
+                    if n > 0 {
+                        tracing::debug!("forgot {n} idle producer(s) of {}-{}", p.topic, p.index);
+                    }
+                }
                 if retention {
                     match p.enforce_retention(now) {
                         Ok(0) => {}

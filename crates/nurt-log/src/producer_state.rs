@@ -351,6 +351,16 @@ impl ProducerStateTable {
         out
     }
 
+    /// Forgets producers without an open transaction whose last batch or marker is at least
+    /// `expiration_ms` old (`producer.id.expiration.ms`, Kafka's `isProducerExpired`); returns
+    /// how many. A forgotten producer's next batch is taken as from a new producer.
+    pub fn expire_producers(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        let before = self.producers.len();
+        self.producers
+            .retain(|_, e| e.txn_first_offset.is_some() || now_ms.saturating_sub(e.last_timestamp) < expiration_ms);
+        before - self.producers.len()
+    }
+
     /// Number of producers tracked.
     pub fn len(&self) -> usize {
         self.producers.len()
@@ -373,6 +383,21 @@ mod tests {
             b.push(0, None, Some(b"x"), &[]);
         }
         BatchHeader::parse(&b.build().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn idle_producers_expire_but_not_inside_a_transaction() {
+        let mut t = ProducerStateTable::default();
+        let mut idle = BatchBuilder::new(Compression::None, 1_000).idempotent(1, 0, 0);
+        idle.push(1_000, None, Some(b"x"), &[]);
+        t.on_append(&BatchHeader::parse(&idle.build().unwrap()).unwrap(), 0);
+        let mut open = BatchBuilder::new(Compression::None, 1_000).transactional(2, 0, 0);
+        open.push(1_000, None, Some(b"x"), &[]);
+        t.on_append(&BatchHeader::parse(&open.build().unwrap()).unwrap(), 1);
+        assert_eq!(t.expire_producers(1_999, 1_000), 0, "not old enough yet");
+        assert_eq!(t.expire_producers(2_000, 1_000), 1);
+        assert_eq!(t.producer_epoch(1), None);
+        assert_eq!(t.open_transaction(2), Some(1), "an open transaction keeps its producer");
     }
 
     #[test]

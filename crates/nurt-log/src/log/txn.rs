@@ -39,6 +39,12 @@ impl Log {
         &self.producers
     }
 
+    /// Forgets idle producers (`producer.id.expiration.ms`); see
+    /// [`ProducerStateTable::expire_producers`]. The next snapshot leaves them out.
+    pub fn expire_producers(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        self.producers.expire_producers(now_ms, expiration_ms)
+    }
+
     /// Whether appending `header`'s batch needs the coordinator's word first (KIP-890 part 1):
     /// a transactional data batch of a producer with no transaction open here would open one.
     pub fn needs_verification(&self, header: &BatchHeader) -> bool {
