@@ -311,3 +311,47 @@ def test_a_transaction_outlives_its_coordinator(make_cluster):
     finally:
         c.close()
     assert sorted(values) == expected, f"{len(values)} records read for {len(expected)} committed"
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("nemesis", ["kill", "pause", "isolate"])
+def test_transactions_stay_atomic_while_their_coordinator_fails(make_cluster, nemesis):
+    """A transactional producer commits and aborts transactions over three partitions while
+    the node coordinating its transactional id is SIGKILLed, SIGSTOPped or cut off, twice; a
+    new coordinator takes over from the replicated `__transaction_state` (a paused or cut-off
+    one, back, is fenced by its older coordinator epoch), and a read_committed read must
+    match what the producer was told: every committed transaction whole and once, nothing of
+    an aborted one, all or nothing of one whose outcome it never learned (txn_history.py)."""
+    from txn_history import TxnHistory, check_txn_history, read_committed
+
+    cluster = make_cluster(settings=FAST)
+    if nemesis == "isolate" and not cluster.isolation_supported:
+        pytest.skip("network isolation needs network namespaces (root)")
+    create_topic(cluster.nodes[0], "txn-history", 3, 3, {"min.insync.replicas": "2"})
+    wait_full_isr(cluster, "txn-history", 3)
+    history = TxnHistory(cluster.bootstrap, "txn-history", 3, "history-writer").start()
+    history.wait_for_commits(5)
+    for _ in range(2):
+        wait_full_isr(cluster, "__transaction_state", 3)
+        state = cluster.wait_for_topic("__transaction_state")
+        index = java_hash_partition("history-writer", len(state.partitions))
+        victim = cluster.node(state.partitions[index].leader)
+        others = [n for n in cluster.running() if n is not victim]
+        if nemesis == "kill":
+            victim.kill()
+        elif nemesis == "pause":
+            victim.stop()
+        else:
+            cluster.isolate(victim)
+        wait_new_leader(others, "__transaction_state", index, victim, timeout_s=30)
+        history.wait_for_commits(3)
+        if nemesis == "kill":
+            victim.start()
+        elif nemesis == "pause":
+            victim.cont()
+        else:
+            cluster.heal()
+        history.wait_for_commits(2)
+    history.stop()
+    committed = check_txn_history(history, read_committed(cluster.bootstrap, "txn-history", 3))
+    assert committed >= 15, f"only {committed} commits; errors {history.errors[-5:]}"
