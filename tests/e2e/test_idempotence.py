@@ -167,6 +167,11 @@ def test_describe_producers_shows_each_producers_last_sequence(broker):
         finally:
             admin.close()
 
+    conn = kwire.Conn(broker.bootstrap)
+    INVALID_PRODUCER_EPOCH = 47  # Kafka's answer to a stale epoch on Produce (not PRODUCER_FENCED)
+    stale = kwire.batch([b"v"], now, producer_id=777, producer_epoch=1, base_sequence=0)
+    assert kwire.produce_v3(conn, "described", 0, stale)[0] == INVALID_PRODUCER_EPOCH
+    conn.close()
     assert described(0) == [(777, 2, 4, -1)], "one idempotent producer; plain batches track nothing"
     assert described(1) == []
     broker.restart()

@@ -11,7 +11,7 @@ import sys
 import time
 
 import pytest
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from kafka import KafkaConsumer
 
 from conftest import java
@@ -165,6 +165,12 @@ def test_a_new_producer_with_the_same_id_fences_the_old_one(broker):
     old.produce("fenced", value=b"zombie", partition=0)
     old.flush(30)
     new = txn_producer(broker.bootstrap, "shared-id")  # aborts the old one's transaction
+    # The zombie's next batch carries its old epoch: Produce answers INVALID_PRODUCER_EPOCH,
+    # which librdkafka (like Kafka's clients) takes as a fatal fence, not a retriable error.
+    old.produce("fenced", value=b"zombie-again", partition=0)
+    with pytest.raises(KafkaException) as fenced:
+        old.flush(10)
+    assert fenced.value.args[0].fatal() and fenced.value.args[0].code() == KafkaError._FENCED
     new.begin_transaction()
     new.produce("fenced", value=b"live", partition=0)
     new.commit_transaction(30)

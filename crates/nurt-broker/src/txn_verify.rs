@@ -132,7 +132,7 @@ pub async fn serve(broker: &Broker, body: &[u8]) -> std::io::Result<Vec<u8>> {
 /// What a producer gets for the coordinator's `code`, as Kafka answers: errors that only mean
 /// "ask again later" become NOT_ENOUGH_REPLICAS, which every client retries without a metadata
 /// refresh; a partition not in the transaction is INVALID_TXN_STATE for clients from before
-/// TRANSACTION_ABORTABLE (Produce below v12).
+/// TRANSACTION_ABORTABLE (Produce below v12); a fenced producer gets INVALID_PRODUCER_EPOCH.
 pub fn for_produce(code: i16, produce_version: i16) -> i16 {
     match code {
         codes::COORDINATOR_LOAD_IN_PROGRESS
@@ -140,6 +140,8 @@ pub fn for_produce(code: i16, produce_version: i16) -> i16 {
         | codes::NOT_COORDINATOR
         | codes::CONCURRENT_TRANSACTIONS => codes::NOT_ENOUGH_REPLICAS,
         codes::TRANSACTION_ABORTABLE if produce_version < 12 => codes::INVALID_TXN_STATE,
+        // As for a stale epoch found by the log itself (see `handlers/produce.rs`).
+        codes::PRODUCER_FENCED => codes::INVALID_PRODUCER_EPOCH,
         other => other,
     }
 }

@@ -31,7 +31,9 @@ fn error_for(e: &AppendError, version: i16) -> i16 {
         AppendError::InvalidRecord(_) | AppendError::InvalidRecords(_) => codes::INVALID_RECORD,
         AppendError::InvalidTimestamp(_) => codes::INVALID_TIMESTAMP,
         AppendError::OutOfOrderSequence => codes::OUT_OF_ORDER_SEQUENCE_NUMBER,
-        AppendError::ProducerFenced => codes::PRODUCER_FENCED,
+        // Kafka answers a stale epoch on Produce with INVALID_PRODUCER_EPOCH since 2.7 (not
+        // PRODUCER_FENCED): librdkafka makes only that one a fatal fencing error.
+        AppendError::ProducerFenced => codes::INVALID_PRODUCER_EPOCH,
         AppendError::InvalidTxnState => codes::INVALID_TXN_STATE,
         AppendError::NotInTransaction => txn_verify::for_produce(codes::TRANSACTION_ABORTABLE, version),
         AppendError::CoordinatorFenced => codes::TRANSACTION_COORDINATOR_FENCED,
