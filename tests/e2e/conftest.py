@@ -4,6 +4,7 @@ confluent-kafka, the Java client, kafka-python, kcat)."""
 
 import os
 import pathlib
+import resource
 import shutil
 import signal
 import socket
@@ -45,6 +46,8 @@ class Broker:
         self.settings = list(settings)
         self.port = free_port()
         self.proc = None
+        # RLIMIT_NOFILE (soft and hard) for the process, when a test sets it.
+        self.open_files_max = None
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
 
     @property
@@ -56,7 +59,9 @@ class Broker:
         for s in self.settings:
             args += ["--set", s]
         self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        limit = self.open_files_max
+        preexec = (lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))) if limit else None
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, preexec_fn=preexec)
         wait_for_port(self.port, self.proc)
         return self
 

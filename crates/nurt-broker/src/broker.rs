@@ -12,7 +12,8 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use nurt_log::data_dir::PARTITION_METADATA;
-use nurt_log::{DataDir, OsStorage, Storage};
+use nurt_log::storage::fd_cache::CachedStorage;
+use nurt_log::{DataDir, Storage};
 use nurt_metadata::{MetadataImage, TopicId, TopicInfo};
 use tokio::sync::watch;
 
@@ -80,6 +81,9 @@ pub struct Broker {
     checkpointed_high_watermarks: std::sync::Mutex<crate::hw_checkpoint::HighWatermarks>,
     /// The follower fetch loops, one per leader this node follows.
     pub(crate) fetchers: crate::replica_fetcher::Fetchers,
+    /// Replicas of this node that could not be opened, with the reason (served as
+    /// KAFKA_STORAGE_ERROR, retried at every metadata change).
+    offline: std::sync::Mutex<BTreeMap<(String, i32), String>>,
     /// Connections for asking other nodes' transaction coordinators (KIP-890 part 1).
     pub(crate) txn_verifier: crate::txn_verify::Verifier,
 }
@@ -119,7 +123,10 @@ impl Broker {
     /// are opened once the node has registered ([`Broker::join`]).
     pub async fn open(config: BrokerConfig) -> Result<Arc<Self>, BrokerError> {
         config.check_cluster()?;
-        let storage = OsStorage::shared();
+        let limit = crate::fd_limit::raise_open_file_limit();
+        let log_files_max = crate::fd_limit::log_files_max(limit);
+        tracing::info!("open-file limit {limit}: at most {log_files_max} log files open at once");
+        let storage: Arc<dyn Storage> = Arc::new(CachedStorage::new(log_files_max));
         let node_id = config.node_id();
         // A cluster node learns its cluster id when it joins; the embedded node names its own.
         let named_here = (!config.is_cluster()).then(new_cluster_id);
@@ -180,6 +187,7 @@ impl Broker {
             checkpointed_high_watermarks: std::sync::Mutex::new(high_watermarks),
             fetchers: crate::replica_fetcher::Fetchers::default(),
             txn_verifier: crate::txn_verify::Verifier::default(),
+            offline: std::sync::Mutex::new(BTreeMap::new()),
         }))
     }
 
@@ -462,31 +470,29 @@ impl Broker {
                         Arc::clone(p)
                     }
                     None => {
-                        let dir = self.partition_dir(&info.name, index);
-                        self.data_dir.claim_partition_dir(&dir, &hex(&info.topic_id))?;
-                        let id = PartitionId {
-                            topic: Arc::clone(&name),
-                            topic_id: info.topic_id,
-                            index,
-                            node_id: me,
-                        };
-                        let hw = self
-                            .checkpointed_high_watermarks
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .remove(&(info.name.clone(), index))
-                            .unwrap_or(0);
-                        let p = Arc::new(Partition::open(
-                            &self.storage,
-                            &dir,
-                            id,
-                            settings.clone(),
-                            clean,
-                            hw,
-                            now_ms(),
-                        )?);
-                        partitions.insert(index, Arc::clone(&p));
-                        p
+                        let opened = self.open_partition(&name, info.topic_id, index, settings.clone(), clean);
+                        let key = (info.name.clone(), index);
+                        let mut offline = self.offline.lock().unwrap_or_else(|p| p.into_inner());
+                        match opened {
+                            Ok(p) => {
+                                if offline.remove(&key).is_some() {
+                                    tracing::info!("{}-{index} is back online", info.name);
+                                }
+                                partitions.insert(index, Arc::clone(&p));
+                                p
+                            }
+                            Err(e) => {
+                                // One partition that cannot be opened must not keep the node
+                                // from serving the others: it is offline here (KAFKA_STORAGE_ERROR)
+                                // and tried again at the next metadata change.
+                                let reason = e.to_string();
+                                if offline.get(&key) != Some(&reason) {
+                                    tracing::error!("{}-{index} is offline: {reason}", info.name);
+                                }
+                                offline.insert(key, reason);
+                                continue;
+                            }
+                        }
                     }
                 };
                 let role = ReplicaRole {
@@ -528,6 +534,45 @@ impl Broker {
             self.groups.forget_deleted_topics(|t| !live.contains(t));
         }
         Ok(())
+    }
+
+    /// Opens (creating if need be) this node's replica of `name`-`index`.
+    fn open_partition(
+        &self,
+        name: &Arc<str>,
+        topic_id: TopicId,
+        index: i32,
+        settings: TopicSettings,
+        clean: bool,
+    ) -> Result<Arc<Partition>, BrokerError> {
+        let dir = self.partition_dir(name, index);
+        self.data_dir.claim_partition_dir(&dir, &hex(&topic_id))?;
+        let id = PartitionId {
+            topic: Arc::clone(name),
+            topic_id,
+            index,
+            node_id: self.node_id,
+        };
+        let hw = self
+            .checkpointed_high_watermarks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(name.to_string(), index))
+            .unwrap_or(0);
+        Ok(Arc::new(Partition::open(
+            &self.storage,
+            &dir,
+            id,
+            settings,
+            clean,
+            hw,
+            now_ms(),
+        )?))
+    }
+
+    /// Partitions of this node that could not be opened, with why.
+    pub fn offline_partitions(&self) -> BTreeMap<(String, i32), String> {
+        self.offline.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Loads or drops transaction coordinator shards after the `__transaction_state`
@@ -610,10 +655,21 @@ impl Broker {
         self.topic(name)?.partitions.get(&index).cloned()
     }
 
-    /// Why `name`-`index` is not led here: NOT_LEADER_OR_FOLLOWER naming the leader when the
-    /// partition exists, UNKNOWN_TOPIC_OR_PARTITION when it does not.
+    /// Why `name`-`index` is not led here: KAFKA_STORAGE_ERROR when this node's replica is
+    /// offline, NOT_LEADER_OR_FOLLOWER naming the leader when the partition exists,
+    /// UNKNOWN_TOPIC_OR_PARTITION when it does not.
     pub fn not_led_here(&self, name: &str, index: i32) -> NotServed {
+        let offline = self
+            .offline
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(&(name.to_string(), index));
         match self.image().partition(name, index) {
+            Some(p) if offline => NotServed {
+                code: codes::KAFKA_STORAGE_ERROR,
+                leader: p.leader,
+                leader_epoch: p.leader_epoch,
+            },
             Some(p) => NotServed {
                 code: codes::NOT_LEADER_OR_FOLLOWER,
                 leader: p.leader,

@@ -115,9 +115,10 @@ const SENDFILE_MIN_BYTES: usize = 32 * 1024;
 /// Sends a file range with `sendfile(2)`, waiting for socket space. Storage without a file
 /// descriptor is read and written instead.
 async fn send_file(wr: &mut OwnedWriteHalf, slice: &ReadSlice) -> std::io::Result<()> {
-    let Some(fd) = slice.file.as_fd() else {
+    let Some(file) = slice.file.os_file() else {
         return wr.write_all(&slice.read_to_vec()?).await;
     };
+    let fd = std::os::fd::AsFd::as_fd(&*file);
     let stream: &TcpStream = wr.as_ref();
     let mut offset = slice.position;
     let end = slice.position + slice.len as u64;

@@ -13,6 +13,7 @@ pub mod connection;
 pub mod controller;
 pub(crate) mod coordinator_log;
 pub mod error;
+pub mod fd_limit;
 pub mod group_service;
 pub mod handlers;
 pub mod hw_checkpoint;

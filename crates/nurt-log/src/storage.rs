@@ -14,11 +14,11 @@
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 
+pub mod fd_cache;
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;
 
@@ -82,8 +82,26 @@ pub trait StorageFile: Send + Sync + fmt::Debug {
     /// Last modification time, in ms since the epoch.
     fn modified_ms(&self) -> io::Result<i64>;
 
-    /// The OS file descriptor, when there is one (for `sendfile`).
-    fn as_fd(&self) -> Option<BorrowedFd<'_>>;
+    /// The OS file, when there is one (for `sendfile`); holding it keeps its descriptor open.
+    fn os_file(&self) -> Option<Arc<File>>;
+}
+
+/// Writes every byte of `parts` at the end of `file` (opened for appending), in order.
+pub(crate) fn append_all(file: &File, parts: &[&[u8]]) -> io::Result<()> {
+    let mut slices: Vec<io::IoSlice<'_>> = parts.iter().map(|p| io::IoSlice::new(p)).collect();
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    let mut slices = &mut slices[..];
+    let mut written = 0;
+    let mut file = file;
+    while written < total {
+        let n = file.write_vectored(slices)?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        written += n;
+        io::IoSlice::advance_slices(&mut slices, n);
+    }
+    Ok(())
 }
 
 /// The real file system.
@@ -98,7 +116,7 @@ impl OsStorage {
 }
 
 #[derive(Debug)]
-struct OsFile(File);
+struct OsFile(Arc<File>);
 
 impl StorageFile for OsFile {
     fn len(&self) -> io::Result<u64> {
@@ -110,20 +128,7 @@ impl StorageFile for OsFile {
     }
 
     fn append(&self, parts: &[&[u8]]) -> io::Result<()> {
-        let mut slices: Vec<io::IoSlice<'_>> = parts.iter().map(|p| io::IoSlice::new(p)).collect();
-        let total: usize = parts.iter().map(|p| p.len()).sum();
-        let mut slices = &mut slices[..];
-        let mut written = 0;
-        let mut file = &self.0;
-        while written < total {
-            let n = file.write_vectored(slices)?;
-            if n == 0 {
-                return Err(io::ErrorKind::WriteZero.into());
-            }
-            written += n;
-            io::IoSlice::advance_slices(&mut slices, n);
-        }
-        Ok(())
+        append_all(&self.0, parts)
     }
 
     fn set_len(&self, len: u64) -> io::Result<()> {
@@ -141,8 +146,8 @@ impl StorageFile for OsFile {
             .map_or(0, |d| d.as_millis() as i64))
     }
 
-    fn as_fd(&self) -> Option<BorrowedFd<'_>> {
-        Some(self.0.as_fd())
+    fn os_file(&self) -> Option<Arc<File>> {
+        Some(Arc::clone(&self.0))
     }
 }
 
@@ -152,7 +157,7 @@ impl Storage for OsStorage {
         if truncate {
             file.set_len(0)?;
         }
-        Ok(Arc::new(OsFile(file)))
+        Ok(Arc::new(OsFile(Arc::new(file))))
     }
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {

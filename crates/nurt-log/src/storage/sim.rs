@@ -14,7 +14,6 @@
 
 use std::collections::BTreeMap;
 use std::io;
-use std::os::fd::BorrowedFd;
 use std::path::{Component, Path};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -379,7 +378,7 @@ impl StorageFile for SimFile {
         Ok(self.lock()?.inodes[self.ino].modified_ms)
     }
 
-    fn as_fd(&self) -> Option<BorrowedFd<'_>> {
+    fn os_file(&self) -> Option<Arc<std::fs::File>> {
         None
     }
 }

@@ -1,0 +1,106 @@
+"""Scale on one node (issue 13) with real clients: more partitions than the process may
+open files, a node that starts and serves whatever its metadata holds."""
+
+import os
+import time
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from conftest import Broker
+
+WIDE = {"wide-a": 800, "wide-b": 700}
+
+
+def open_fds(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def create_wide_topics(bootstrap):
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    futures = admin.create_topics([NewTopic(t, n, 1) for t, n in WIDE.items()], request_timeout=120)
+    for f in futures.values():
+        f.result(180)
+
+
+def produce_one_per_partition(bootstrap, tag):
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "acks": "all"})
+    errors = []
+    for topic, n in WIDE.items():
+        for i in range(n):
+            p.produce(topic, value=f"{tag}-{topic}-{i}".encode(), partition=i,
+                      on_delivery=lambda err, _m: err and errors.append(err))
+            p.poll(0)
+    assert p.flush(120) == 0, "records still queued"
+    assert not errors, errors[:5]
+
+
+def read_every_partition(bootstrap, expected, timeout_s=180):
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"wide-{time.monotonic_ns()}", "enable.auto.commit": False})
+    c.assign([TopicPartition(t, i, 0) for t, n in WIDE.items() for i in range(n)])
+    values = set()
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(values) < expected and time.monotonic() < deadline:
+            values |= {m.value().decode() for m in c.consume(1000, 0.5) if m.error() is None}
+    finally:
+        c.close()
+    return values
+
+
+def test_a_node_serves_more_files_than_its_open_file_limit(tmp_path):
+    """1,500 partitions (about 6,000 segment and index files) on a node whose open-file limit
+    is 1,024: created, written and read on every partition, SIGKILLed and restarted under the
+    same limit with everything readable. Log files are a cache of descriptors (nurt-log's
+    fd_cache), so the process never holds more than its limit."""
+    broker = Broker(tmp_path / "data")
+    broker.open_files_max = 1024
+    broker.start()
+    try:
+        create_wide_topics(broker.bootstrap)
+        produce_one_per_partition(broker.bootstrap, "first")
+        total = sum(WIDE.values())
+        first = {f"first-{t}-{i}" for t, n in WIDE.items() for i in range(n)}
+        assert read_every_partition(broker.bootstrap, total) == first
+        assert open_fds(broker.proc.pid) < 1024
+        broker.kill()
+        broker.start()
+        produce_one_per_partition(broker.bootstrap, "second")
+        second = {f"second-{t}-{i}" for t, n in WIDE.items() for i in range(n)}
+        assert read_every_partition(broker.bootstrap, 2 * total) == first | second
+        assert open_fds(broker.proc.pid) < 1024
+        assert "Too many open files" not in broker.logs()
+    finally:
+        broker.kill()
+
+
+def test_a_partition_that_cannot_be_opened_is_offline_and_the_rest_serve(make_broker):
+    """A replica whose files cannot be opened (here a directory stands where its segment
+    should be) no longer keeps the node from starting: that partition answers
+    KAFKA_STORAGE_ERROR and the log says why, every other partition serves."""
+    import kwire
+    from test_librdkafka import consume_all, create_topic, produce_all
+
+    broker = make_broker()
+    create_topic(broker.bootstrap, "sound", 2)
+    create_topic(broker.bootstrap, "damaged", 1)
+    produce_all(broker.bootstrap, "sound", [(None, b"before")] * 10)
+    produce_all(broker.bootstrap, "damaged", [(None, b"lost")])
+    broker.stop()
+    segment = broker.data_dir / "damaged-0" / "00000000000000000000.log"
+    segment.unlink()
+    segment.mkdir()
+
+    broker.start()
+    produce_all(broker.bootstrap, "sound", [(None, b"after")] * 10)
+    values = [v for _, v in consume_all(broker.bootstrap, "sound", 2, 20).values()]
+    assert sorted(values) == [b"after"] * 10 + [b"before"] * 10
+    conn = kwire.Conn(broker.bootstrap)
+    try:
+        KAFKA_STORAGE_ERROR = 56
+        batch = kwire.batch([b"x"], int(time.time() * 1000))
+        assert kwire.produce_v3(conn, "damaged", 0, batch)[0] == KAFKA_STORAGE_ERROR
+        assert kwire.fetch_v4(conn, "damaged", 0, 0, 0)[0] == KAFKA_STORAGE_ERROR
+    finally:
+        conn.close()
+    assert "damaged-0 is offline" in broker.logs()
