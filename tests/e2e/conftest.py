@@ -11,6 +11,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.request
 
 import pytest
 
@@ -48,6 +49,8 @@ class Broker:
         self.proc = None
         # RLIMIT_NOFILE (soft and hard) for the process, when a test sets it.
         self.open_files_max = None
+        # Port of the /metrics endpoint (--metrics-listen), when a test sets it.
+        self.metrics_port = None
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
 
     @property
@@ -58,6 +61,8 @@ class Broker:
         args = [str(NURT), "serve", "--data-dir", str(self.data_dir), "--listen", self.bootstrap]
         for s in self.settings:
             args += ["--set", s]
+        if self.metrics_port:
+            args += ["--metrics-listen", f"127.0.0.1:{self.metrics_port}"]
         self.log = open(self.log_path, "ab")
         limit = self.open_files_max
         preexec = (lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))) if limit else None
@@ -82,6 +87,12 @@ class Broker:
     def restart(self):
         self.stop()
         return self.start()
+
+    def metrics(self):
+        """The /metrics endpoint's samples as {name: value}."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10) as r:
+            text = r.read().decode()
+        return {line.split()[0]: int(line.split()[1]) for line in text.splitlines() if line and not line.startswith("#")}
 
     def logs(self):
         try:

@@ -2,12 +2,15 @@
 open files, a node that starts and serves whatever its metadata holds."""
 
 import os
+import resource
+import select
 import time
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from conftest import Broker
+from conftest import Broker, free_port
+from test_groups import wait_until
 
 WIDE = {"wide-a": 800, "wide-b": 700}
 
@@ -104,3 +107,48 @@ def test_a_partition_that_cannot_be_opened_is_offline_and_the_rest_serve(make_br
     finally:
         conn.close()
     assert "damaged-0 is offline" in broker.logs()
+
+
+def test_a_produce_wakes_only_the_fetch_waiting_on_its_partition(tmp_path):
+    """2,000 consumers long-poll 2,000 partitions (one each, Fetch with a 30 s wait); a
+    produce to one partition wakes exactly that one fetch: the broker's wakeup counter
+    (/metrics, counted only when a change ends a wait) goes up by one and the other 1,999 stay
+    parked. Before, every append woke every parked fetch to re-read all its partitions."""
+    import kwire
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    consumers = 2000
+    broker = Broker(tmp_path / "data")
+    broker.metrics_port = free_port()
+    broker.start()
+    conns = []
+    try:
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+        admin.create_topics([NewTopic("parked", consumers, 1)], request_timeout=120)["parked"].result(180)
+        for i in range(consumers):
+            conn = kwire.Conn(broker.bootstrap)
+            conn.send_raw(kwire.request(1, 4, 1, kwire.fetch_v4_body("parked", i, 0, 30_000)))
+            conns.append(conn)
+        wait_until(lambda: broker.metrics()["nurt_fetches_parked"] == consumers, 60, "every fetch parked")
+        before = broker.metrics()["nurt_fetch_wakeups_total"]
+
+        producer = kwire.Conn(broker.bootstrap)
+        assert kwire.produce_v3(producer, "parked", 7, kwire.batch([b"wake"], int(time.time() * 1000)), acks=1)[0] == 0
+        producer.close()
+        error, high_watermark, records = kwire.parse_fetch_v4(conns[7].recv_frame()[4:])
+        assert (error, high_watermark) == (0, 1) and b"wake" in records
+
+        after = broker.metrics()
+        assert after["nurt_fetch_wakeups_total"] - before == 1, "only the fetch of partition 7 woke"
+        assert after["nurt_fetches_parked"] == consumers - 1
+        poller = select.poll()
+        for i, c in enumerate(conns):
+            if i != 7:
+                poller.register(c.sock, select.POLLIN)
+        assert poller.poll(0) == [], "the other fetches are still parked"
+    finally:
+        for c in conns:
+            c.close()
+        broker.kill()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -15,7 +15,6 @@ use nurt_log::data_dir::PARTITION_METADATA;
 use nurt_log::storage::fd_cache::CachedStorage;
 use nurt_log::{DataDir, Storage};
 use nurt_metadata::{MetadataImage, TopicId, TopicInfo};
-use tokio::sync::watch;
 
 use crate::budget::RequestBudget;
 use crate::config::{CLIENT_LISTENER, INTERNAL_LISTENER};
@@ -65,7 +64,6 @@ pub struct Broker {
     /// A creation of `__transaction_state` is on its way.
     creating_txn_topic: AtomicBool,
     topics: RwLock<HashMap<Arc<str>, Arc<HostedTopic>>>,
-    data_version: Arc<watch::Sender<u64>>,
     /// Group records of the single-node format still to be written into `__consumer_offsets`.
     legacy_offsets: std::sync::Mutex<Option<Vec<nurt_group::GroupRecord>>>,
     /// A creation of `__consumer_offsets` is on its way.
@@ -81,6 +79,10 @@ pub struct Broker {
     checkpointed_high_watermarks: std::sync::Mutex<crate::hw_checkpoint::HighWatermarks>,
     /// The follower fetch loops, one per leader this node follows.
     pub(crate) fetchers: crate::replica_fetcher::Fetchers,
+    /// Counters for `/metrics` and tests.
+    pub metrics: crate::metrics::Metrics,
+    /// The log files' descriptor cache (the same storage as `storage`), for its gauges.
+    pub log_files: CachedStorage,
     /// Replicas of this node that could not be opened, with the reason (served as
     /// KAFKA_STORAGE_ERROR, retried at every metadata change).
     offline: std::sync::Mutex<BTreeMap<(String, i32), String>>,
@@ -126,7 +128,8 @@ impl Broker {
         let limit = crate::fd_limit::raise_open_file_limit();
         let log_files_max = crate::fd_limit::log_files_max(limit);
         tracing::info!("open-file limit {limit}: at most {log_files_max} log files open at once");
-        let storage: Arc<dyn Storage> = Arc::new(CachedStorage::new(log_files_max));
+        let log_files = CachedStorage::new(log_files_max);
+        let storage: Arc<dyn Storage> = Arc::new(log_files.clone());
         let node_id = config.node_id();
         // A cluster node learns its cluster id when it joins; the embedded node names its own.
         let named_here = (!config.is_cluster()).then(new_cluster_id);
@@ -159,8 +162,7 @@ impl Broker {
             if config.is_cluster() { voters } else { BTreeMap::new() },
         );
         let legacy_offsets = migrate::take_legacy_offsets(&storage, &path)?;
-        let data_version = Arc::new(watch::channel(0).0);
-        let groups = GroupService::new(group_config(&config), Arc::clone(&data_version));
+        let groups = GroupService::new(group_config(&config));
         let high_watermarks = crate::hw_checkpoint::read(&*storage, &path);
         let txns = crate::txn_service::TxnService::new(crate::txn_service::txn_config(&config));
         Ok(Arc::new(Self {
@@ -176,7 +178,8 @@ impl Broker {
             owed_markers: std::sync::Mutex::new(Vec::new()),
             creating_txn_topic: AtomicBool::new(false),
             topics: RwLock::new(HashMap::new()),
-            data_version,
+            metrics: crate::metrics::Metrics::default(),
+            log_files,
             legacy_offsets: std::sync::Mutex::new(legacy_offsets),
             creating_offsets_topic: AtomicBool::new(false),
             producer_ids: tokio::sync::Mutex::new((0, 0)),
@@ -718,16 +721,6 @@ impl Broker {
             .values()
             .flat_map(|t| t.partitions.values().cloned())
             .collect()
-    }
-
-    /// Wakes long-polling fetches after an append.
-    pub fn notify_data(&self) {
-        self.data_version.send_modify(|v| *v = v.wrapping_add(1));
-    }
-
-    /// A receiver that changes whenever data is appended anywhere.
-    pub fn subscribe_data(&self) -> watch::Receiver<u64> {
-        self.data_version.subscribe()
     }
 
     /// Hands out a fresh producer id from blocks the controller reserves in the metadata log,

@@ -80,8 +80,6 @@ pub struct GroupService {
     /// The shards of the `__consumer_offsets` partitions led here.
     shards: Shards<Shard>,
     next_token: AtomicU64,
-    /// Wakes long-polling fetches (followers of the offsets partitions) after an append.
-    data_changed: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 /// Group settings from the broker config (Kafka names, Kafka defaults).
@@ -242,13 +240,12 @@ impl Shard {
 }
 
 impl GroupService {
-    /// A service with no shards yet; `data_changed` wakes fetches after its appends.
-    pub fn new(cfg: GroupConfig, data_changed: Arc<tokio::sync::watch::Sender<u64>>) -> Self {
+    /// A service with no shards yet.
+    pub fn new(cfg: GroupConfig) -> Self {
         Self {
             cfg,
             shards: Shards::new(),
             next_token: AtomicU64::new(1),
-            data_changed,
         }
     }
 
@@ -262,10 +259,6 @@ impl GroupService {
 
     fn all_shards(&self) -> Vec<Arc<Shard>> {
         self.shards.all()
-    }
-
-    fn notify(&self) {
-        self.data_changed.send_modify(|v| *v = v.wrapping_add(1));
     }
 
     /// Brings the shards in line with the `__consumer_offsets` partitions hosted here
@@ -328,7 +321,6 @@ impl GroupService {
             let output = call(&mut coordinator, token);
             shard.stage(&mut coordinator, undo, output)
         };
-        self.notify();
         let _ = shard.release(staged).await;
         drop(shard);
         rx.await.map_err(|_| GroupError::NotCoordinator)
@@ -352,7 +344,6 @@ impl GroupService {
             let (answer, output) = call(&mut coordinator);
             (answer, shard.stage(&mut coordinator, undo, output))
         };
-        self.notify();
         match shard.release(staged).await {
             Ok(()) => answer,
             Err(e) => on_failure(e),
@@ -414,7 +405,6 @@ impl GroupService {
             coordinator.apply_from(&records, txn.map(|(producer_id, _)| producer_id));
             (answer, last)
         };
-        self.notify();
         shard.replicated(last).await?;
         Ok(Ok(answer))
     }
@@ -446,7 +436,6 @@ impl GroupService {
             if staged.is_empty() {
                 continue;
             }
-            self.notify();
             tokio::spawn(async move {
                 for s in staged {
                     let _ = shard.release(s).await;
@@ -465,9 +454,6 @@ impl GroupService {
                 coordinator.apply(&records);
                 written += records.len();
             }
-        }
-        if written > 0 {
-            self.notify();
         }
         written
     }
@@ -507,7 +493,6 @@ impl GroupService {
                 Err(_) => missing += 1,
             }
         }
-        self.notify();
         missing
     }
 }

@@ -20,6 +20,8 @@ pub mod hw_checkpoint;
 pub mod internal;
 pub mod isr;
 pub mod maintenance;
+pub mod metrics;
+pub mod metrics_http;
 pub mod migrate;
 pub mod partition;
 pub mod quorum;

@@ -148,6 +148,10 @@ pub struct Partition {
     pub(crate) replication: Mutex<Option<nurt_replication::Leader>>,
     /// The high watermark, watched by acks=all produces waiting for it (the purgatory).
     pub(crate) high_watermark: tokio::sync::watch::Sender<i64>,
+    /// Bumped whenever a fetch of this partition may find something new (an append, a higher
+    /// high watermark, a truncation, a role change): long-polling fetches wait on the
+    /// partitions they read, so a produce wakes only those (issue 13).
+    pub(crate) data_changes: tokio::sync::watch::Sender<u64>,
 }
 
 /// Locks, ignoring poisoning: a panic in one request must not take the partition down for
@@ -195,6 +199,7 @@ impl Partition {
             node_id,
             role: std::sync::RwLock::new(ReplicaRole::default()),
             high_watermark: tokio::sync::watch::channel(log.high_watermark()).0,
+            data_changes: tokio::sync::watch::channel(0).0,
             inner: Mutex::new(Inner { log, settings }),
             replication: Mutex::new(None),
         })

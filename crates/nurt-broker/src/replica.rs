@@ -67,31 +67,52 @@ impl Partition {
             self.high_watermark()
         );
         *self.role.write().unwrap_or_else(|p| p.into_inner()) = role;
-        // acks=all produces waiting here re-check: this replica may have stopped leading.
+        // acks=all produces and fetches waiting here re-check: this replica may have stopped
+        // leading.
         self.high_watermark.send_modify(|_| {});
+        self.data_changed();
+    }
+
+    /// Wakes the fetches waiting on this partition.
+    pub(crate) fn data_changed(&self) {
+        self.data_changes.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// A receiver that sees every [`Partition::data_changed`] from now on (long polls).
+    pub fn subscribe_data(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.data_changes.subscribe()
     }
 
     /// Raises the log's high watermark to `hw` and wakes whoever waits for it. The caller
     /// holds the replication lock, so concurrent updates cannot reorder.
-    fn publish_high_watermark(&self, hw: i64) {
+    fn publish_high_watermark(&self, hw: i64) -> bool {
         let mut inner = lock(&self.inner);
         if hw > inner.log.high_watermark() {
             inner.log.set_high_watermark(hw);
         }
         let hw = inner.log.high_watermark();
         drop(inner);
-        self.high_watermark.send_if_modified(|v| std::mem::replace(v, hw) != hw);
+        let moved = self.high_watermark.send_if_modified(|v| std::mem::replace(v, hw) != hw);
+        if moved {
+            self.data_changed();
+        }
+        moved
     }
 
     /// After a local append: the high watermark moves at once when this replica is the
     /// whole ISR.
     pub(crate) fn after_leader_append(&self, now_ms: i64) {
         let mut replication = lock(&self.replication);
+        let mut signalled = false;
         if let Some(leader) = replication.as_mut() {
             let leo = lock(&self.inner).log.log_end_offset();
             if let Some(hw) = leader.on_append(leo, now_ms) {
-                self.publish_high_watermark(hw);
+                signalled = self.publish_high_watermark(hw);
             }
+        }
+        if !signalled {
+            // Followers fetching here want the new log end even if the high watermark waits.
+            self.data_changed();
         }
     }
 
@@ -235,6 +256,7 @@ impl Partition {
         if replication.is_some() || self.leader_epoch() != leader_epoch {
             return Ok(inner.log.log_end_offset());
         }
+        let leo_before = inner.log.log_end_offset();
         for batch in Batches::new(records) {
             let Ok((header, bytes)) = batch else { break };
             if header.last_offset() < inner.log.log_end_offset() {
@@ -251,7 +273,10 @@ impl Partition {
         let (leo, hw) = (inner.log.log_end_offset(), inner.log.high_watermark());
         drop(inner);
         drop(replication);
-        self.high_watermark.send_if_modified(|v| std::mem::replace(v, hw) != hw);
+        let hw_moved = self.high_watermark.send_if_modified(|v| std::mem::replace(v, hw) != hw);
+        if hw_moved || leo != leo_before {
+            self.data_changed();
+        }
         Ok(leo)
     }
 
@@ -270,6 +295,7 @@ impl Partition {
         drop(inner);
         drop(replication);
         self.high_watermark.send_if_modified(|v| std::mem::replace(v, hw) != hw);
+        self.data_changed();
         Ok(true)
     }
 

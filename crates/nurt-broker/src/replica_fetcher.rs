@@ -231,7 +231,6 @@ async fn fetch_once(
     }
     let by_id: BTreeMap<([u8; 16], i32), &Followed> = followed.iter().map(|f| ((f.0.topic_id, f.0.index), f)).collect();
     let mut healthy = true;
-    let mut moved = false;
     for topic in response.responses {
         for data in topic.partitions {
             let Some((partition, epoch)) = by_id.get(&(*topic.topic_id.as_bytes(), data.partition_index)) else {
@@ -243,18 +242,15 @@ async fn fetch_once(
             }
             match applied {
                 Ok(Applied::Error) => healthy = false,
-                Ok(Applied::Nothing) => {}
-                Ok(Applied::Moved) => moved = true,
+                // Consumers long-polling on this follower (KIP-392) are woken by the
+                // partition itself when its log or high watermark moved.
+                Ok(Applied::Nothing | Applied::Moved) => {}
                 Err(e) => {
                     replication_failed(failing, partition, &e);
                     healthy = false;
                 }
             }
         }
-    }
-    if moved {
-        // Consumers long-polling on this follower (KIP-392) wait for its high watermark.
-        broker.notify_data();
     }
     Ok(healthy)
 }

@@ -134,7 +134,7 @@ fn a_failed_persist_releases_no_answers_and_undoes_the_change() {
         ineligible: Default::default(),
     };
     partition.set_role(role, 30_000, 0);
-    let groups = GroupService::new(cfg, std::sync::Arc::new(tokio::sync::watch::channel(0).0));
+    let groups = GroupService::new(cfg);
     groups.sync_shards(1, &[partition]);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

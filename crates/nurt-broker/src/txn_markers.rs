@@ -60,7 +60,6 @@ async fn write_local(broker: &Broker, topic: &str, index: i32, m: &MarkerRequest
             return codes::KAFKA_STORAGE_ERROR;
         }
     };
-    broker.notify_data();
     if topic == OFFSETS_TOPIC {
         broker.groups.on_txn_marker(index, m.producer_id, m.commit);
     }

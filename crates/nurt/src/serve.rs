@@ -35,6 +35,9 @@ pub struct ServeArgs {
     /// is a broker only and joins through them. Without it, `nurt serve` is one complete node.
     #[arg(long)]
     voters: Option<String>,
+    /// Serve Prometheus metrics over HTTP at this address (GET /metrics), e.g. localhost:9644.
+    #[arg(long)]
+    metrics_listen: Option<String>,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -84,7 +87,21 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             Some(addr) => nurt_broker::server::bind(addr).await?,
             None => vec![],
         };
+        let metrics = match &args.metrics_listen {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen for metrics on {addr}"))?,
+            ),
+            None => None,
+        };
         let broker = Broker::open(config).await?;
+        if let Some(listener) = metrics {
+            tokio::spawn(nurt_broker::metrics_http::serve(
+                listener,
+                std::sync::Arc::clone(&broker),
+            ));
+        }
         let ready = |broker: &Broker| {
             let addrs: Vec<String> = listeners_addrs.iter().map(|a| a.to_string()).collect();
             tracing::info!(

@@ -5,6 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::watch;
+
 use nurt_log::{LogError, ReadSlice};
 use nurt_protocol::fetch::{FetchPartition, FetchResponseParts, FetchTopic as TopicOut};
 use nurt_protocol::kafka_protocol::messages::fetch_request::{FetchPartition as RequestPartition, FetchTopic};
@@ -113,10 +115,8 @@ fn read_partition(
                 }
             }
             if first_read {
-                let (moved, expand) = partition.on_follower_fetch(replica, request.fetch_offset, crate::now_ms());
-                if moved {
-                    broker.notify_data();
-                }
+                // A higher high watermark wakes the consumers waiting here (Partition::data_changed).
+                let (_, expand) = partition.on_follower_fetch(replica, request.fetch_offset, crate::now_ms());
                 if let Some(proposal) = expand {
                     broker.submit_isr_change(Arc::clone(partition), proposal);
                 }
@@ -197,6 +197,8 @@ fn may_serve(broker: &Broker, partition: &Partition, fetcher: Fetcher<'_>) -> bo
 
 /// Reads every requested partition once; returns the topics, the record bytes found, and
 /// whether any partition answered with an error (which ends a long poll).
+/// One read of every partition of the request. `watch`, when given, gets a receiver of each
+/// partition read, taken before its read so no change after it goes unseen.
 fn read_once(
     broker: &Arc<Broker>,
     topics: &[FetchTopic],
@@ -204,6 +206,7 @@ fn read_once(
     max_bytes: usize,
     fetcher: Fetcher<'_>,
     refuse_code: i16,
+    mut watch: Option<&mut Vec<watch::Receiver<u64>>>,
 ) -> (Vec<TopicOut<ReadSlice>>, usize, bool) {
     let mut total = 0usize;
     let mut had_error = false;
@@ -228,6 +231,9 @@ fn read_once(
                     ..partition_error(p.partition, not.code)
                 },
                 Some(Ok(partition)) => {
+                    if let Some(w) = watch.as_deref_mut() {
+                        w.push(partition.subscribe_data());
+                    }
                     let budget = max_bytes
                         .saturating_sub(total)
                         .min(p.partition_max_bytes.max(0) as usize);
@@ -311,10 +317,18 @@ pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16, i
     let min_bytes = request.min_bytes.max(0) as usize;
     let wait = Duration::from_millis((request.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP_MS));
     let deadline = tokio::time::Instant::now() + wait;
-    let mut data = broker.subscribe_data();
+    let mut watched = Vec::new();
     loop {
-        data.borrow_and_update();
-        let (topics, bytes, had_error) = read_once(broker, &request.topics, version, max_bytes, fetcher, refuse_code);
+        watched.clear();
+        let (topics, bytes, had_error) = read_once(
+            broker,
+            &request.topics,
+            version,
+            max_bytes,
+            fetcher,
+            refuse_code,
+            Some(&mut watched),
+        );
         if let Fetcher::Follower { replica, .. } = fetcher {
             fetcher = Fetcher::Follower {
                 replica,
@@ -325,10 +339,28 @@ pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16, i
         if bytes >= min_bytes || had_error || expired {
             return reply(topics);
         }
-        if !matches!(tokio::time::timeout_at(deadline, data.changed()).await, Ok(Ok(()))) {
+        // Parked until one of the partitions read changes (a produce elsewhere wakes nothing
+        // here) or the wait ends.
+        let parked = crate::metrics::Parked::new(&broker.metrics.fetches_parked);
+        let woken = tokio::time::timeout_at(deadline, any_changed(&mut watched)).await;
+        drop(parked);
+        if woken.is_err() {
             // Timed out: one last read picks up anything that raced the deadline.
-            let (topics, _, _) = read_once(broker, &request.topics, version, max_bytes, fetcher, refuse_code);
+            let (topics, _, _) = read_once(broker, &request.topics, version, max_bytes, fetcher, refuse_code, None);
             return reply(topics);
         }
+        broker
+            .metrics
+            .fetch_wakeups
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
+}
+
+/// Resolves when any of `watched` sees a change (never, for none).
+async fn any_changed(watched: &mut [watch::Receiver<u64>]) {
+    if watched.is_empty() {
+        return std::future::pending().await;
+    }
+    let changes = watched.iter_mut().map(|w| Box::pin(w.changed()));
+    let _ = futures_util::future::select_all(changes).await;
 }

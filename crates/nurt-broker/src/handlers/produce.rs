@@ -172,7 +172,6 @@ pub async fn handle(broker: &Broker, request: ProduceRequest, version: i16) -> O
     // offset, leader epoch of the append).
     let mut waiting = Vec::new();
     let now = now_ms();
-    let mut appended_any = false;
     let mut responses = Vec::with_capacity(topics.len());
     for ((_, slots), (topic_id, topic_name)) in topics.into_iter().zip(topic_keys) {
         let mut partitions = Vec::with_capacity(slots.len());
@@ -189,7 +188,6 @@ pub async fn handle(broker: &Broker, request: ProduceRequest, version: i16) -> O
                 (Ok(partition), Some(records)) => {
                     match partition.append(&records, now, Verification::Guarded(slot.guard)) {
                         Ok(a) => {
-                            appended_any = true;
                             if acks == -1 {
                                 waiting.push((
                                     responses.len(),
@@ -217,9 +215,6 @@ pub async fn handle(broker: &Broker, request: ProduceRequest, version: i16) -> O
         } else {
             entry.with_name(TopicName(topic_name.0))
         });
-    }
-    if appended_any {
-        broker.notify_data();
     }
     // The purgatory: every acks=all append waits for its high watermark, all at once.
     let outcomes = futures_util::future::join_all(
