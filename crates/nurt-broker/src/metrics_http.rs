@@ -31,7 +31,10 @@ async fn metrics(State(broker): State<Arc<Broker>>) -> String {
     for (name, value) in broker.metrics.gauges() {
         line(name, "gauge", value);
     }
-    line("nurt_partitions", "gauge", broker.all_partitions().len() as u64);
+    let partitions = broker.all_partitions();
+    line("nurt_partitions", "gauge", partitions.len() as u64);
+    let headers: u64 = partitions.iter().map(|p| p.headers_read_at_open()).sum();
+    line("nurt_log_open_batch_headers_read", "gauge", headers);
     line(
         "nurt_partitions_offline",
         "gauge",

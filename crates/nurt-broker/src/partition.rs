@@ -397,6 +397,11 @@ impl Partition {
         lock(&self.inner).log.size_bytes()
     }
 
+    /// Batch headers read to open this replica's log (what its start cost).
+    pub fn headers_read_at_open(&self) -> u64 {
+        lock(&self.inner).log.headers_read_at_open()
+    }
+
     /// The current offsets.
     pub fn offsets(&self) -> Offsets {
         Offsets::of(&lock(&self.inner).log)

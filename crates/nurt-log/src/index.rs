@@ -146,6 +146,11 @@ impl OffsetIndex {
         }
     }
 
+    /// The last entry as (relative offset, position), if any.
+    pub fn last_entry(&self) -> Option<(u32, u32)> {
+        self.entries.last().map(|e| (u32_at(e, 0), u32_at(e, 4)))
+    }
+
     /// Drops entries at or past `position` (the segment was cut there).
     pub fn truncate_to_position(&mut self, position: u32) -> Result<(), LogError> {
         let keep = self.entries.partition_point(|e| u32_at(e, 4) < position);

@@ -177,6 +177,11 @@ impl Log {
         Ok(log)
     }
 
+    /// Batch headers read to open the segments (see [`Segment::headers_read_at_open`]).
+    pub fn headers_read_at_open(&self) -> u64 {
+        self.segments.iter().map(|s| s.headers_read_at_open).sum()
+    }
+
     /// The directory of this log.
     pub fn dir(&self) -> &Path {
         &self.dir

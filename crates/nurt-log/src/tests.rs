@@ -118,6 +118,44 @@ fn clean_reopen_keeps_everything() {
     assert_eq!(read_all(&log, 33).first().unwrap().0, 32);
 }
 
+#[test]
+fn a_clean_open_reads_only_the_batches_after_each_last_index_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        segment_bytes: 1 << 20,
+        index_interval_bytes: 1024,
+        ..LogConfig::default()
+    };
+    let mut log = Log::open(&os(), dir.path(), config.clone(), true, 0).unwrap();
+    for i in 0..2_000 {
+        log.append(&batch(1, 20, i), 0, None, i).unwrap();
+    }
+    log.close().unwrap();
+    drop(log);
+    let log = Log::open(&os(), dir.path(), config.clone(), true, 0).unwrap();
+    assert_eq!(log.log_end_offset(), 2_000);
+    assert!(
+        log.headers_read_at_open() < 40,
+        "read {} headers",
+        log.headers_read_at_open()
+    );
+    assert_eq!(read_all(&log, 1_990).len(), 10, "the end found from the index is exact");
+    assert_eq!(
+        log.max_timestamp_batch().unwrap().map(|(ts, _)| ts),
+        Some(1_999),
+        "max timestamp from the time index"
+    );
+    drop(log);
+    // After a crash nothing is trusted past the recovery point: every batch is read.
+    let log = Log::open(&os(), dir.path(), config, false, 0).unwrap();
+    assert!(
+        log.headers_read_at_open() >= 2_000,
+        "read {}",
+        log.headers_read_at_open()
+    );
+    assert_eq!(log.log_end_offset(), 2_000);
+}
+
 fn active_segment(dir: &std::path::Path) -> std::path::PathBuf {
     let mut logs: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
