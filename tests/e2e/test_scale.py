@@ -6,6 +6,7 @@ import resource
 import select
 import time
 
+import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -188,3 +189,49 @@ def test_a_clean_restart_does_not_read_every_batch_header(tmp_path):
         assert crashed >= batches, f"a start after SIGKILL read only {crashed}: the counter counts"
     finally:
         broker.kill()
+
+
+def test_oversized_topic_creations_are_refused_before_anything_is_committed(make_broker):
+    """CreateTopics of 2,000,000,000 and of 50,000 partitions (over the 10,000 per request),
+    and one that would take the node past max.partitions.per.broker, are refused with
+    POLICY_VIOLATION; nothing of them is created (no topic, no directory), validate_only
+    creates nothing either, and the node serves and restarts as before."""
+    from confluent_kafka import KafkaError, KafkaException
+
+    from test_librdkafka import consume_all, produce_all
+
+    broker = make_broker("max.partitions.per.broker=2500")
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+
+    def create(name, partitions, validate_only=False):
+        f = admin.create_topics([NewTopic(name, partitions, 1)], validate_only=validate_only, request_timeout=60)[name]
+        try:
+            f.result(60)
+            return KafkaError.NO_ERROR
+        except KafkaException as e:
+            return e.args[0].code()
+
+    # librdkafka refuses more than 100,000 partitions itself: kafka-python sends what it is given.
+    import kafka.errors
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic as KNewTopic
+
+    kadmin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        with pytest.raises(kafka.errors.PolicyViolationError):
+            kadmin.create_topics([KNewTopic("huge", 2_000_000_000, 1)], timeout_ms=60_000)
+    finally:
+        kadmin.close()
+    assert create("large", 50_000) == KafkaError.POLICY_VIOLATION
+    assert create("within", 2_000) == KafkaError.NO_ERROR
+    assert create("beyond", 1_000) == KafkaError.POLICY_VIOLATION
+    assert create("beyond", 1_000, validate_only=True) == KafkaError.POLICY_VIOLATION
+    assert create("checked", 100, validate_only=True) == KafkaError.NO_ERROR
+    topics = set(admin.list_topics(timeout=10).topics)
+    assert {"huge", "large", "beyond", "checked"}.isdisjoint(topics) and "within" in topics
+    dirs = [d.name for d in broker.data_dir.iterdir() if d.is_dir() and not d.name.startswith("__")]
+    assert len(dirs) == 2_000 and all(d.startswith("within-") for d in dirs)
+
+    produce_all(broker.bootstrap, "within", [(None, b"still serving")])
+    broker.restart()
+    assert [v for _, v in consume_all(broker.bootstrap, "within", 2_000, 1).values()] == [b"still serving"]

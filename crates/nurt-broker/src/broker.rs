@@ -158,6 +158,7 @@ impl Broker {
                 auto_leader_rebalance: config.auto_leader_rebalance(),
                 leader_imbalance_check_interval_ms: config.leader_imbalance_check_interval_ms(),
                 leader_imbalance_percent: config.leader_imbalance_percent(),
+                partitions_per_broker_max: config.partitions_per_broker_max(),
             },
             if config.is_cluster() { voters } else { BTreeMap::new() },
         );

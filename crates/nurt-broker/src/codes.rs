@@ -65,7 +65,7 @@ pub fn for_metadata(e: &MetadataError) -> (i16, String) {
         MetadataError::InvalidReplicaAssignment => INVALID_REPLICA_ASSIGNMENT,
         MetadataError::InvalidRequest(_) => INVALID_REQUEST,
         MetadataError::NoReassignmentInProgress => NO_REASSIGNMENT_IN_PROGRESS,
-        MetadataError::TooManyPartitions { .. } => POLICY_VIOLATION,
+        MetadataError::TooManyPartitions { .. } | MetadataError::TooManyPartitionsOnBroker { .. } => POLICY_VIOLATION,
         MetadataError::UnknownPartition => UNKNOWN_TOPIC_OR_PARTITION,
         MetadataError::FencedLeaderEpoch => FENCED_LEADER_EPOCH,
         MetadataError::InvalidUpdateVersion => INVALID_UPDATE_VERSION,

@@ -30,6 +30,7 @@ const BROKER_KEYS: &[&str] = &[
     "transactional.id.expiration.ms",
     "transaction.abort.timed.out.transaction.cleanup.interval.ms",
     "producer.id.expiration.ms",
+    "max.partitions.per.broker",
     "producer.id.expiration.check.interval.ms",
     "offsets.topic.replication.factor",
     "replica.lag.time.max.ms",
@@ -308,6 +309,12 @@ impl BrokerConfig {
     }
     pub fn max_connections_per_ip(&self) -> usize {
         self.parsed("max.connections.per.ip", usize::MAX)
+    }
+    /// `max.partitions.per.broker` (Nurt's; default 200,000): partition replicas one broker may
+    /// host; CreateTopics/CreatePartitions (auto-creation too) past it get POLICY_VIOLATION
+    /// before anything is written.
+    pub fn partitions_per_broker_max(&self) -> usize {
+        self.parsed("max.partitions.per.broker", 200_000)
     }
     /// `producer.id.expiration.ms` (Kafka: one day): a producer with no transaction open on a
     /// partition whose last batch is this old is forgotten there (its next batch starts anew).

@@ -215,6 +215,8 @@ pub struct ControllerSettings {
     pub auto_leader_rebalance: bool,
     pub leader_imbalance_check_interval_ms: i64,
     pub leader_imbalance_percent: u32,
+    /// `max.partitions.per.broker`: partition replicas one broker may host.
+    pub partitions_per_broker_max: usize,
 }
 
 #[derive(Debug)]
@@ -463,7 +465,10 @@ impl Controller {
                             assignment,
                             configs: t.configs.clone(),
                         };
-                        ops::create_topic(&image, &new, topic_id)
+                        ops::create_topic(&image, &new, topic_id).and_then(|records| {
+                            let max = self.settings.partitions_per_broker_max;
+                            ops::check_partitions_per_broker(&image, &records, max).map(|()| records)
+                        })
                     };
                     match records {
                         Err(e) => results.push(Err(OpError::from(&e))),
@@ -507,7 +512,10 @@ impl Controller {
                             seeds: random_seeds(),
                         },
                     };
-                    ops::create_partitions(image, &t.topic, t.total, assignment).map_err(|e| OpError::from(&e))
+                    let max = self.settings.partitions_per_broker_max;
+                    ops::create_partitions(image, &t.topic, t.total, assignment)
+                        .and_then(|records| ops::check_partitions_per_broker(image, &records, max).map(|()| records))
+                        .map_err(|e| OpError::from(&e))
                 })
                 .await
             }

@@ -23,6 +23,8 @@ pub enum MetadataError {
     NoReassignmentInProgress,
     #[error("unable to perform excessively large batch operation: {requested} partitions, at most {max} per request")]
     TooManyPartitions { requested: usize, max: usize },
+    #[error("broker {broker} would host {would_host} partition replicas, more than max.partitions.per.broker ({max})")]
+    TooManyPartitionsOnBroker { broker: i32, would_host: usize, max: usize },
     #[error("unknown topic or partition")]
     UnknownPartition,
     #[error("the requester is not the leader, or its leader epoch is stale")]

@@ -9,6 +9,8 @@ pub mod placement;
 
 pub use placement::{Candidate, Seeds};
 
+use std::collections::BTreeMap;
+
 use crate::config::validate_topic_config;
 use crate::record::{ConfigResourceType, PartitionRecord};
 use crate::{MetadataError, MetadataImage, MetadataRecord, TopicId};
@@ -173,6 +175,45 @@ pub fn create_topic(
         value: Some(v.clone()),
     }));
     Ok(records)
+}
+
+/// `max.partitions.per.broker`: refuses new partitions (the `Partition` records of a
+/// CreateTopics or CreatePartitions) that would give any broker more than `max` partition
+/// replicas, counting what the image already places there. Checked before anything is
+/// written, so a refused request leaves nothing behind (POLICY_VIOLATION).
+pub fn check_partitions_per_broker(
+    image: &MetadataImage,
+    records: &[MetadataRecord],
+    max: usize,
+) -> Result<(), MetadataError> {
+    let mut added: BTreeMap<i32, usize> = BTreeMap::new();
+    for r in records {
+        if let MetadataRecord::Partition(p) = r {
+            for &b in &p.replicas {
+                *added.entry(b).or_default() += 1;
+            }
+        }
+    }
+    if added.is_empty() {
+        return Ok(());
+    }
+    let mut hosted: BTreeMap<i32, usize> = BTreeMap::new();
+    for p in image.topics().flat_map(|t| t.partitions.values()) {
+        for b in p.replicas.iter().filter(|b| added.contains_key(b)) {
+            *hosted.entry(*b).or_default() += 1;
+        }
+    }
+    for (broker, n) in added {
+        let would_host = hosted.get(&broker).copied().unwrap_or(0) + n;
+        if would_host > max {
+            return Err(MetadataError::TooManyPartitionsOnBroker {
+                broker,
+                would_host,
+                max,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The records that delete topic `name`.

@@ -71,6 +71,30 @@ fn partition(image: &MetadataImage, name: &str, index: i32) -> PartitionRecord {
 }
 
 #[test]
+fn partitions_per_broker_are_bounded_before_anything_is_written() {
+    let mut image = MetadataImage::default();
+    let recs = create_topic(&image, &topic("first", 3, auto(1, &[1])), [7; 16]).unwrap();
+    check_partitions_per_broker(&image, &recs, 4).unwrap();
+    applied(&mut image, recs);
+    let more = create_topic(&image, &topic("second", 2, auto(1, &[1])), [8; 16]).unwrap();
+    assert_eq!(
+        check_partitions_per_broker(&image, &more, 4),
+        Err(MetadataError::TooManyPartitionsOnBroker {
+            broker: 1,
+            would_host: 5,
+            max: 4
+        })
+    );
+    let grow = create_partitions(&image, "first", 4, auto(1, &[1])).unwrap();
+    assert!(
+        check_partitions_per_broker(&image, &grow, 4).is_ok(),
+        "exactly at the bound"
+    );
+    let grow = create_partitions(&image, "first", 5, auto(1, &[1])).unwrap();
+    assert!(check_partitions_per_broker(&image, &grow, 4).is_err());
+}
+
+#[test]
 fn create_then_grow_then_delete() {
     let mut image = MetadataImage::default();
     let mut t = topic("orders", 3, auto(1, &[1]));
