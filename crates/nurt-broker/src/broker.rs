@@ -83,6 +83,8 @@ pub struct Broker {
     pub metrics: crate::metrics::Metrics,
     /// The log files' descriptor cache (the same storage as `storage`), for its gauges.
     pub log_files: CachedStorage,
+    /// Held by `reconcile` throughout.
+    reconciling: std::sync::Mutex<()>,
     /// Replicas of this node that could not be opened, with the reason (served as
     /// KAFKA_STORAGE_ERROR, retried at every metadata change).
     offline: std::sync::Mutex<BTreeMap<(String, i32), String>>,
@@ -192,6 +194,7 @@ impl Broker {
             fetchers: crate::replica_fetcher::Fetchers::default(),
             txn_verifier: crate::txn_verify::Verifier::default(),
             offline: std::sync::Mutex::new(BTreeMap::new()),
+            reconciling: std::sync::Mutex::new(()),
         }))
     }
 
@@ -428,7 +431,12 @@ impl Broker {
     /// on this node, gives each its role, applies config changes, and removes partitions that
     /// are gone (renaming their dirs, deleting in the background).
     pub fn reconcile(&self, clean: bool) -> Result<(), BrokerError> {
+        // One at a time: two could otherwise open the same partition twice.
+        let _serial = self.reconciling.lock().unwrap_or_else(|p| p.into_inner());
         let image = self.image();
+        // New replicas are opened first, in parallel and without the topics lock, so creating
+        // thousands of partitions neither takes one fsync after another nor stalls requests.
+        let mut opened = self.open_new_replicas(&image, clean);
         let mut topics = self.topics.write().unwrap_or_else(|p| p.into_inner());
         let me = self.node_id;
         let removed: Vec<Arc<str>> = topics
@@ -474,8 +482,11 @@ impl Broker {
                         Arc::clone(p)
                     }
                     None => {
-                        let opened = self.open_partition(&name, info.topic_id, index, settings.clone(), clean);
                         let key = (info.name.clone(), index);
+                        let opened = match opened.remove(&key) {
+                            Some(result) => result,
+                            None => self.open_partition(&name, info.topic_id, index, settings.clone(), clean),
+                        };
                         let mut offline = self.offline.lock().unwrap_or_else(|p| p.into_inner());
                         match opened {
                             Ok(p) => {
@@ -538,6 +549,44 @@ impl Broker {
             self.groups.forget_deleted_topics(|t| !live.contains(t));
         }
         Ok(())
+    }
+
+    /// Opens, in parallel, this node's replicas the image places here that are not hosted yet
+    /// (of topics hosted under the same id or not at all: a topic re-created under its old
+    /// name is opened after the old one is retired, in `reconcile`).
+    fn open_new_replicas(
+        &self,
+        image: &MetadataImage,
+        clean: bool,
+    ) -> BTreeMap<(String, i32), Result<Arc<Partition>, BrokerError>> {
+        let todo: Vec<(Arc<str>, TopicId, i32, TopicSettings)> = {
+            let hosted = self.topics.read().unwrap_or_else(|p| p.into_inner());
+            let mut todo = Vec::new();
+            for info in image.topics() {
+                let existing = hosted.get(info.name.as_str());
+                if existing.is_some_and(|h| h.topic_id != info.topic_id) {
+                    continue;
+                }
+                let name: Arc<str> = Arc::from(info.name.as_str());
+                for (&index, p) in &info.partitions {
+                    let new = p.replicas.contains(&self.node_id)
+                        && existing.is_none_or(|h| !h.partitions.contains_key(&index));
+                    if new {
+                        todo.push((Arc::clone(&name), info.topic_id, index, self.settings_for(image, info)));
+                    }
+                }
+            }
+            todo
+        };
+        let results = crate::parallel::map(
+            &todo,
+            crate::parallel::DISK_THREADS_MAX,
+            |(name, id, index, settings)| self.open_partition(name, *id, *index, settings.clone(), clean),
+        );
+        todo.into_iter()
+            .zip(results)
+            .map(|((name, _, index, _), r)| ((name.to_string(), index), r))
+            .collect()
     }
 
     /// Opens (creating if need be) this node's replica of `name`-`index`.
@@ -761,13 +810,13 @@ impl Broker {
     /// the quorum stopped, but the shutdown is not marked clean, so the next start recovers.
     pub async fn shutdown(&self) -> Result<(), BrokerError> {
         self.fetchers.stop_all();
-        let mut first_error = None;
-        for p in self.all_partitions() {
-            if let Err(e) = p.close() {
-                tracing::error!("closing {}-{}: {e}", p.topic, p.index);
-                first_error.get_or_insert(BrokerError::from(e));
-            }
-        }
+        // Every log flushed and closed, a bounded number at a time (each close fsyncs).
+        let partitions = self.all_partitions();
+        let closed = crate::parallel::map(&partitions, crate::parallel::DISK_THREADS_MAX, |p| {
+            p.close()
+                .inspect_err(|e| tracing::error!("closing {}-{}: {e}", p.topic, p.index))
+        });
+        let first_error = closed.into_iter().find_map(Result::err).map(BrokerError::from);
         self.checkpoint_high_watermarks()?;
         self.quorum.shutdown().await?;
         if let Some(e) = first_error {

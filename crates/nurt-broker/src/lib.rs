@@ -23,6 +23,7 @@ pub mod maintenance;
 pub mod metrics;
 pub mod metrics_http;
 pub mod migrate;
+pub mod parallel;
 pub mod partition;
 pub mod quorum;
 pub mod replica;
