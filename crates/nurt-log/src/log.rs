@@ -96,6 +96,12 @@ pub struct Log {
     producers: ProducerStateTable,
     /// KIP-890 verifications in flight (leader-only, in memory).
     pub(crate) verifications: Verifications,
+    /// What the small files on disk say, so a close that changes nothing writes nothing
+    /// (closing 100,000 idle partitions must not cost 1,000,000 fsyncs): the recovery point,
+    /// the log start (an absent file counts as 0) and the offset of the newest producer snapshot.
+    recovery_point_written: i64,
+    log_start_written: Option<i64>,
+    pub(crate) snapshot_offset: Option<i64>,
 }
 
 /// A checkpoint holding one number; absent or unreadable reads as `None`.
@@ -151,9 +157,9 @@ impl Log {
             fs.sync_dir(dir).at(dir)?;
         }
         let log_end = segments.last().map_or(0, |s| s.next_offset);
-        let log_start_offset = read_i64_file(fs, &dir.join(LOG_START_FILE))
-            .unwrap_or(0)
-            .clamp(segments[0].base_offset, log_end);
+        // An absent file reads as 0, the same as a file holding 0.
+        let log_start_written = Some(read_i64_file(fs, &dir.join(LOG_START_FILE)).unwrap_or(0));
+        let log_start_offset = log_start_written.unwrap_or(0).clamp(segments[0].base_offset, log_end);
         let mut epochs = LeaderEpochCache::load(fs, dir);
         epochs.truncate_from(log_end + 1);
         let mut log = Self {
@@ -162,7 +168,9 @@ impl Log {
             config,
             segments,
             log_start_offset,
-            flushed_offset: log_end,
+            // After a crash what was read back may be only in the page cache: the next flush
+            // (a clean close at the latest) must fsync it.
+            flushed_offset: if clean { log_end } else { recovery_point.min(log_end) },
             // Nothing is known committed until the owner says so (from its checkpoint).
             high_watermark: log_start_offset,
             unflushed_messages: 0,
@@ -171,6 +179,9 @@ impl Log {
             torn: false,
             producers: ProducerStateTable::default(),
             verifications: Verifications::default(),
+            recovery_point_written: recovery_point,
+            log_start_written,
+            snapshot_offset: None,
         };
         log.drop_snapshots_after(log_end)?;
         log.rebuild_producer_state(first_recovered.unwrap_or(log_end))?;
@@ -416,7 +427,8 @@ impl Log {
         self.producers = ProducerStateTable::default();
         crate::snapshot::delete_where(fs, &self.dir, |_| true)?;
         fs.sync_dir(&self.dir).at(&self.dir)?;
-        write_i64_file(fs, &self.dir.join(LOG_START_FILE), offset)?;
+        self.snapshot_offset = None;
+        self.write_log_start(offset)?;
         self.set_recovery_point(offset)?;
         self.flushed_offset = offset;
         self.unflushed_messages = 0;
@@ -442,7 +454,20 @@ impl Log {
 
     fn set_recovery_point(&mut self, offset: i64) -> Result<(), LogError> {
         // The recovery point names the first segment that needs scanning after a crash.
-        write_i64_file(&*self.storage, &self.dir.join(RECOVERY_POINT_FILE), offset)
+        if offset != self.recovery_point_written {
+            write_i64_file(&*self.storage, &self.dir.join(RECOVERY_POINT_FILE), offset)?;
+            self.recovery_point_written = offset;
+        }
+        Ok(())
+    }
+
+    /// Persists the log start offset (unless the file already holds it).
+    fn write_log_start(&mut self, offset: i64) -> Result<(), LogError> {
+        if self.log_start_written != Some(offset) {
+            write_i64_file(&*self.storage, &self.dir.join(LOG_START_FILE), offset)?;
+            self.log_start_written = Some(offset);
+        }
+        Ok(())
     }
 
     /// fsyncs everything appended so far.
@@ -620,7 +645,7 @@ impl Log {
             self.delete_oldest_segment()?;
         }
         if moved {
-            write_i64_file(&*self.storage, &self.dir.join(LOG_START_FILE), self.log_start_offset)?;
+            self.write_log_start(self.log_start_offset)?;
         }
         Ok(self.log_start_offset)
     }
@@ -638,7 +663,7 @@ impl Log {
             self.log_start_offset = next_base;
             self.high_watermark = self.high_watermark.max(next_base);
             self.producers.on_high_watermark(self.high_watermark);
-            write_i64_file(&*self.storage, &self.dir.join(LOG_START_FILE), next_base)?;
+            self.write_log_start(next_base)?;
         }
         Ok(())
     }
@@ -803,11 +828,17 @@ impl Log {
     /// Flushes and persists the checkpoints, for a clean shutdown.
     pub fn close(&mut self) -> Result<(), LogError> {
         self.check_not_torn()?;
-        self.flush()?;
-        self.snapshot_producers()?;
         let end = self.log_end_offset();
+        // Each step is skipped when the disk already says it: an idle log closes for free.
+        if self.flushed_offset < end {
+            self.flush()?;
+        }
+        let empty = end == self.log_start_offset && self.producers.is_empty();
+        if self.snapshot_offset != Some(end) && !empty {
+            self.snapshot_producers()?;
+        }
         self.set_recovery_point(end)?;
-        write_i64_file(&*self.storage, &self.dir.join(LOG_START_FILE), self.log_start_offset)
+        self.write_log_start(self.log_start_offset)
     }
 
     /// Removes the log and its directory.

@@ -156,6 +156,35 @@ fn a_clean_open_reads_only_the_batches_after_each_last_index_entry() {
     assert_eq!(log.log_end_offset(), 2_000);
 }
 
+#[test]
+fn closing_a_log_that_changed_nothing_writes_nothing() {
+    use crate::storage::sim::SimStorage;
+    let sim = SimStorage::new();
+    let storage: std::sync::Arc<dyn Storage> = std::sync::Arc::new(sim.clone());
+    let dir = std::path::Path::new("/sim/idle-0");
+    let mut log = Log::open(&storage, dir, small_config(), true, 0).unwrap();
+    for i in 0..10 {
+        log.append(&batch(1, 20, i), 0, None, i).unwrap();
+    }
+    let before = sim.ops();
+    log.close().unwrap();
+    assert!(sim.ops() > before, "the first close flushes and writes its checkpoints");
+    drop(log);
+    let mut log = Log::open(&storage, dir, small_config(), true, 0).unwrap();
+    let before = sim.ops();
+    log.close().unwrap();
+    assert_eq!(sim.ops(), before, "an idle log closes without a write or an fsync");
+    log.append(&batch(1, 20, 10), 0, None, 10).unwrap();
+    let before = sim.ops();
+    log.close().unwrap();
+    assert!(sim.ops() > before, "new data is flushed again");
+    drop(log);
+    let mut empty = Log::open(&storage, std::path::Path::new("/sim/empty-0"), small_config(), true, 0).unwrap();
+    let before = sim.ops();
+    empty.close().unwrap();
+    assert_eq!(sim.ops(), before, "a never-written log has nothing to close");
+}
+
 fn active_segment(dir: &std::path::Path) -> std::path::PathBuf {
     let mut logs: Vec<_> = std::fs::read_dir(dir)
         .unwrap()

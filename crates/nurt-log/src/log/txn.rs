@@ -224,6 +224,7 @@ impl Log {
     pub(super) fn rebuild_producer_state(&mut self, limit: i64) -> Result<(), LogError> {
         let first_base = self.segments[0].base_offset;
         let loaded = snapshot::load_latest(&*self.storage, &self.dir, first_base, limit)?;
+        self.snapshot_offset = loaded.as_ref().map(|(offset, _)| *offset);
         let (start, table) = loaded.unwrap_or((first_base, ProducerStateTable::default()));
         self.producers = table;
         let first = self
@@ -250,13 +251,19 @@ impl Log {
     }
 
     /// Saves the producer state as of the log end (at a roll or a clean shutdown).
-    pub(super) fn snapshot_producers(&self) -> Result<(), LogError> {
-        snapshot::write(&*self.storage, &self.dir, self.log_end_offset(), &self.producers)
+    pub(super) fn snapshot_producers(&mut self) -> Result<(), LogError> {
+        let end = self.log_end_offset();
+        snapshot::write(&*self.storage, &self.dir, end, &self.producers)?;
+        self.snapshot_offset = Some(end);
+        Ok(())
     }
 
     /// Removes the snapshots past `end` durably: after a truncation they describe a history
     /// the log no longer has, and a later open must never load one.
-    pub(super) fn drop_snapshots_after(&self, end: i64) -> Result<(), LogError> {
+    pub(super) fn drop_snapshots_after(&mut self, end: i64) -> Result<(), LogError> {
+        if self.snapshot_offset.is_some_and(|o| o > end) {
+            self.snapshot_offset = None;
+        }
         if snapshot::delete_where(&*self.storage, &self.dir, |o| o > end)? > 0 {
             self.storage.sync_dir(&self.dir).at(&self.dir)?;
         }
@@ -265,7 +272,10 @@ impl Log {
 
     /// Removes the snapshots below the first segment (useless once it is gone; a leftover is
     /// ignored on open, so this need not be durable).
-    pub(super) fn drop_snapshots_before(&self, first_base: i64) -> Result<(), LogError> {
+    pub(super) fn drop_snapshots_before(&mut self, first_base: i64) -> Result<(), LogError> {
+        if self.snapshot_offset.is_some_and(|o| o < first_base) {
+            self.snapshot_offset = None;
+        }
         snapshot::delete_where(&*self.storage, &self.dir, |o| o < first_base).map(|_| ())
     }
 }
