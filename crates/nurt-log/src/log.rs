@@ -158,8 +158,8 @@ impl Log {
         }
         let log_end = segments.last().map_or(0, |s| s.next_offset);
         // An absent file reads as 0, the same as a file holding 0.
-        let log_start_written = Some(read_i64_file(fs, &dir.join(LOG_START_FILE)).unwrap_or(0));
-        let log_start_offset = log_start_written.unwrap_or(0).clamp(segments[0].base_offset, log_end);
+        let log_start_on_disk = read_i64_file(fs, &dir.join(LOG_START_FILE)).unwrap_or(0);
+        let log_start_offset = log_start_on_disk.clamp(segments[0].base_offset, log_end);
         let mut epochs = LeaderEpochCache::load(fs, dir);
         epochs.truncate_from(log_end + 1);
         let mut log = Self {
@@ -180,7 +180,7 @@ impl Log {
             producers: ProducerStateTable::default(),
             verifications: Verifications::default(),
             recovery_point_written: recovery_point,
-            log_start_written,
+            log_start_written: Some(log_start_on_disk),
             snapshot_offset: None,
         };
         log.drop_snapshots_after(log_end)?;
