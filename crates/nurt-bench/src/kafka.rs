@@ -174,6 +174,36 @@ pub fn produce(
     Ok((count as f64 / secs, (count as f64 * size as f64) / secs / 1e6))
 }
 
+/// Max-rate produce of `count` records of `size` bytes dealt round-robin over every one of
+/// `partitions` (explicit partitions: librdkafka's sticky partitioner would favour a few);
+/// returns records/s.
+pub fn produce_spread(bootstrap: &str, topic: &str, partitions: i32, size: usize, count: u64) -> anyhow::Result<f64> {
+    let counter = Arc::new(Counter::default());
+    let p = producer(bootstrap, "1", Arc::clone(&counter))?;
+    let payload = vec![b'x'; size];
+    let start = Instant::now();
+    let mut sent = 0u64;
+    while sent < count {
+        let partition = (sent % partitions.max(1) as u64) as i32;
+        match p.send(BaseRecord::<(), [u8]>::to(topic).partition(partition).payload(&payload)) {
+            Ok(()) => sent += 1,
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                p.poll(Duration::from_millis(1));
+            }
+            Err((e, _)) => bail!("produce: {e}"),
+        }
+        if sent.is_multiple_of(65536) {
+            p.poll(Duration::ZERO);
+        }
+    }
+    p.flush(Duration::from_secs(900)).context("flushing the producer")?;
+    let failed = counter.failed.load(Ordering::Relaxed);
+    if failed > 0 {
+        bail!("{failed} records failed to produce");
+    }
+    Ok(count as f64 / start.elapsed().as_secs_f64())
+}
+
 fn consumer(bootstrap: &str) -> anyhow::Result<BaseConsumer> {
     Ok(ClientConfig::new()
         .set("bootstrap.servers", bootstrap)

@@ -10,6 +10,7 @@ mod cluster;
 mod kafka;
 mod peers;
 mod report;
+mod scale;
 mod system;
 
 use std::path::PathBuf;
@@ -37,6 +38,11 @@ struct Args {
     /// Skip the 3-node cluster (acks=all produce and latency against three local nodes).
     #[arg(long)]
     no_cluster: bool,
+    /// Only the scale workload: one node with each of these partition counts (comma
+    /// separated, e.g. 1000,10000,100000) under a 20,000 open-file limit; writes scale.md and
+    /// scale.svg.
+    #[arg(long, value_delimiter = ',')]
+    scale: Vec<i32>,
     /// Where results.md, results.json and latency.svg go.
     #[arg(long, default_value = "bench-results")]
     out: PathBuf,
@@ -59,8 +65,11 @@ fn main() -> anyhow::Result<()> {
         Some(p) => p,
         None => std::env::current_exe()?.with_file_name("nurt"),
     };
-    let scale = if args.quick { 5 } else { 1 };
     let work = tempfile_dir()?;
+    if !args.scale.is_empty() {
+        return run_scale(&nurt, &work, &args.scale, &args.out);
+    }
+    let scale = if args.quick { 5 } else { 1 };
     let mut report = Report {
         machine: system::machine(),
         ..Default::default()
@@ -270,6 +279,32 @@ fn main() -> anyhow::Result<()> {
         args.out.display()
     );
     let _ = std::fs::remove_dir_all(&work);
+    Ok(())
+}
+
+/// The scale workload alone: every size, then scale.md and scale.svg.
+fn run_scale(
+    nurt: &std::path::Path,
+    work: &std::path::Path,
+    sizes: &[i32],
+    out: &std::path::Path,
+) -> anyhow::Result<()> {
+    let nurt = nurt.to_str().context("nurt path")?;
+    let mut points = Vec::new();
+    std::fs::create_dir_all(out)?;
+    let mut table = String::new();
+    for &n in sizes {
+        let pb = bar(&format!("scale: {n} partitions"), n as u64);
+        points.push(scale::run(nurt, work, n, &pb)?);
+        pb.finish();
+        // Written after every size: a long run that fails late keeps what it measured.
+        table = report::scale_table(&system::machine(), &points);
+        std::fs::write(out.join("scale.md"), &table)?;
+        std::fs::write(out.join("scale.svg"), report::scale_svg(&points))?;
+    }
+    println!("{table}");
+    println!("written to {}/scale.md, scale.svg", out.display());
+    let _ = std::fs::remove_dir_all(work);
     Ok(())
 }
 

@@ -240,3 +240,100 @@ impl Report {
         svg
     }
 }
+
+/// The scale workload's table (Markdown): one row per partition count.
+pub fn scale_table(machine: &str, points: &[crate::scale::Point]) -> String {
+    let mut t = format!(
+        "Scale on one node ({machine}), open-file limit {}:\n\n\
+         | partitions | create (s) | RSS (MiB) | open fds | produce (rec/s) | consume (rec/s) | clean shutdown (s) | clean start (s) | start after SIGKILL (s) | RSS after start (MiB) |\n\
+         | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+        crate::scale::OPEN_FILES
+    );
+    for p in points {
+        let _ = writeln!(
+            t,
+            "| {} | {:.1} | {} | {} | {:.0} | {:.0} | {:.1} | {:.1} | {:.1} | {} |",
+            p.partitions,
+            p.create_s,
+            p.rss_mib,
+            p.open_fds,
+            p.produce_rps,
+            p.consume_rps,
+            p.shutdown_s,
+            p.clean_start_s,
+            p.crash_start_s,
+            p.rss_after_start_mib
+        );
+    }
+    t
+}
+
+/// Each cost against the partition count (log-scale x), as an SVG line plot: seconds on the
+/// left axis (create, shutdown, the two starts), RSS in MiB on the right one.
+pub fn scale_svg(points: &[crate::scale::Point]) -> String {
+    let (w, h, pad) = (680.0, 380.0, 60.0);
+    let xs: Vec<f64> = points.iter().map(|p| f64::from(p.partitions.max(1)).log10()).collect();
+    let (x0, x1) = (
+        xs.iter().copied().fold(f64::INFINITY, f64::min),
+        xs.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+    );
+    let span = (x1 - x0).max(1e-9);
+    let x = |v: f64| pad + (v - x0) / span * (w - 2.0 * pad);
+    type Cost = fn(&crate::scale::Point) -> f64;
+    let seconds: [(&str, &str, Cost); 4] = [
+        ("create", "#1f77b4", |p| p.create_s),
+        ("clean shutdown", "#ff7f0e", |p| p.shutdown_s),
+        ("clean start", "#2ca02c", |p| p.clean_start_s),
+        ("start after SIGKILL", "#d62728", |p| p.crash_start_s),
+    ];
+    let s_max = points
+        .iter()
+        .flat_map(|p| seconds.iter().map(move |(_, _, f)| f(p)))
+        .fold(1.0, f64::max);
+    let rss_max = points.iter().map(|p| p.rss_mib).max().unwrap_or(1).max(1) as f64;
+    let y = |v: f64, max: f64| h - pad - v / max * (h - 2.0 * pad);
+    let mut svg = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n");
+    let _ = writeln!(
+        svg,
+        "<text x=\"{}\" y=\"20\" text-anchor=\"middle\">Nurt on one node: cost against partitions (log scale)</text>",
+        w / 2.0
+    );
+    let _ = writeln!(svg, "<line x1=\"{pad}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/><line x1=\"{pad}\" y1=\"{pad}\" x2=\"{pad}\" y2=\"{}\" stroke=\"black\"/><line x1=\"{}\" y1=\"{pad}\" x2=\"{}\" y2=\"{}\" stroke=\"gray\"/>", h - pad, w - pad, h - pad, h - pad, w - pad, w - pad, h - pad);
+    let _ = writeln!(svg, "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{s_max:.0} s</text><text x=\"{}\" y=\"{}\" text-anchor=\"start\" fill=\"gray\">{rss_max:.0} MiB RSS</text>", pad - 4.0, pad + 4.0, w - pad + 4.0, pad + 4.0);
+    for (p, &v) in points.iter().zip(&xs) {
+        let _ = writeln!(
+            svg,
+            "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
+            x(v),
+            h - pad + 16.0,
+            p.partitions
+        );
+    }
+    let mut line = |name: &str, color: &str, dash: &str, values: Vec<f64>, max: f64, k: usize| {
+        let pts: Vec<String> = xs
+            .iter()
+            .zip(&values)
+            .map(|(&a, &b)| format!("{:.1},{:.1}", x(a), y(b, max)))
+            .collect();
+        let _ = writeln!(
+            svg,
+            "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" stroke-dasharray=\"{dash}\" points=\"{}\"/>",
+            pts.join(" ")
+        );
+        let ly = pad + 14.0 + 16.0 * k as f64;
+        let _ = writeln!(svg, "<line x1=\"{}\" y1=\"{ly:.1}\" x2=\"{}\" y2=\"{ly:.1}\" stroke=\"{color}\" stroke-width=\"2\" stroke-dasharray=\"{dash}\"/><text x=\"{}\" y=\"{:.1}\">{name}</text>", pad + 10.0, pad + 30.0, pad + 36.0, ly + 4.0);
+    };
+    for (k, (name, color, f)) in seconds.iter().enumerate() {
+        line(name, color, "", points.iter().map(f).collect(), s_max, k);
+    }
+    line(
+        "RSS (right axis)",
+        "gray",
+        "4 3",
+        points.iter().map(|p| p.rss_mib as f64).collect(),
+        rss_max,
+        seconds.len(),
+    );
+    svg.push_str("</svg>\n");
+    svg
+}

@@ -431,6 +431,10 @@ impl Broker {
     /// on this node, gives each its role, applies config changes, and removes partitions that
     /// are gone (renaming their dirs, deleting in the background).
     pub fn reconcile(&self, clean: bool) -> Result<(), BrokerError> {
+        off_the_runtime(|| self.reconcile_blocking(clean))
+    }
+
+    fn reconcile_blocking(&self, clean: bool) -> Result<(), BrokerError> {
         // One at a time: two could otherwise open the same partition twice.
         let _serial = self.reconciling.lock().unwrap_or_else(|p| p.into_inner());
         let image = self.image();
@@ -812,9 +816,11 @@ impl Broker {
         self.fetchers.stop_all();
         // Every log flushed and closed, a bounded number at a time (each close fsyncs).
         let partitions = self.all_partitions();
-        let closed = crate::parallel::map(&partitions, crate::parallel::DISK_THREADS_MAX, |p| {
-            p.close()
-                .inspect_err(|e| tracing::error!("closing {}-{}: {e}", p.topic, p.index))
+        let closed = off_the_runtime(|| {
+            crate::parallel::map(&partitions, crate::parallel::DISK_THREADS_MAX, |p| {
+                p.close()
+                    .inspect_err(|e| tracing::error!("closing {}-{}: {e}", p.topic, p.index))
+            })
         });
         let first_error = closed.into_iter().find_map(Result::err).map(BrokerError::from);
         self.checkpoint_high_watermarks()?;
@@ -824,6 +830,17 @@ impl Broker {
         }
         self.data_dir.mark_clean()?;
         Ok(())
+    }
+}
+
+/// Runs blocking disk work (opening or closing thousands of partitions) so that the async
+/// workers keep serving meanwhile: on a multi-threaded runtime the worker hands its other
+/// tasks over first (`block_in_place`), so heartbeats and requests are not starved (a node
+/// whose two workers both waited on disk missed its session and was fenced).
+fn off_the_runtime<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
 

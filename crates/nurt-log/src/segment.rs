@@ -169,10 +169,14 @@ impl Segment {
         let relative = (header.base_offset - self.base_offset) as u32;
         if position > 0 && self.bytes_since_index >= index_interval_bytes {
             self.offset_index.append(relative, position)?;
+            // Kafka's cadence: a time index entry (the largest timestamp so far, at this
+            // batch: every batch before it is older) with every offset index entry, not one
+            // per batch (a write per append, and 12 bytes per batch of index).
+            let newest = self.max_timestamp_ms.max(header.max_timestamp);
+            self.time_index.maybe_append(newest, relative)?;
             self.bytes_since_index = 0;
         }
         self.bytes_since_index += header.total_bytes() as u32;
-        self.time_index.maybe_append(header.max_timestamp, relative)?;
         Ok(())
     }
 
