@@ -119,7 +119,9 @@ def test_a_produce_wakes_only_the_fetch_waiting_on_its_partition(tmp_path):
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    consumers = 2000
+    # One socket per consumer here: 2,000 where the hard limit allows (it does on CI).
+    consumers = min(2000, hard - 300)
+    assert consumers >= 500, f"an open-file hard limit of {hard} is too low for this test"
     broker = Broker(tmp_path / "data")
     broker.metrics_port = free_port()
     broker.start()

@@ -174,14 +174,12 @@ pub fn produce(
     Ok((count as f64 / secs, (count as f64 * size as f64) / secs / 1e6))
 }
 
-/// Max-rate produce of `count` records of `size` bytes dealt round-robin over every one of
-/// `partitions` (explicit partitions: librdkafka's sticky partitioner would favour a few);
-/// returns records/s.
-pub fn produce_spread(bootstrap: &str, topic: &str, partitions: i32, size: usize, count: u64) -> anyhow::Result<f64> {
+/// Produces `count` records of `size` bytes dealt round-robin over every one of `partitions`
+/// (explicit partitions: librdkafka's sticky partitioner would favour a few), acks=1.
+pub fn produce_spread(bootstrap: &str, topic: &str, partitions: i32, size: usize, count: u64) -> anyhow::Result<()> {
     let counter = Arc::new(Counter::default());
     let p = producer(bootstrap, "1", Arc::clone(&counter))?;
     let payload = vec![b'x'; size];
-    let start = Instant::now();
     let mut sent = 0u64;
     while sent < count {
         let partition = (sent % partitions.max(1) as u64) as i32;
@@ -201,7 +199,31 @@ pub fn produce_spread(bootstrap: &str, topic: &str, partitions: i32, size: usize
     if failed > 0 {
         bail!("{failed} records failed to produce");
     }
-    Ok(count as f64 / start.elapsed().as_secs_f64())
+    Ok(())
+}
+
+/// Reads `count` records from the start of every one of `partitions`, a record at a time
+/// with short polls (the batch API waits for a full batch: wrong for a few records each).
+pub fn read_all(bootstrap: &str, topic: &str, partitions: i32, count: u64) -> anyhow::Result<()> {
+    let c = consumer(bootstrap)?;
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)?;
+    }
+    c.assign(&tpl)?;
+    let deadline = Instant::now() + Duration::from_secs(900);
+    let mut got = 0u64;
+    while got < count {
+        if Instant::now() > deadline {
+            bail!("read {got} of {count} records within 15 minutes");
+        }
+        match c.poll(Duration::from_millis(100)) {
+            Some(Ok(_)) => got += 1,
+            Some(Err(KafkaError::PartitionEOF(_))) | None => {}
+            Some(Err(e)) => bail!("consume: {e}"),
+        }
+    }
+    Ok(())
 }
 
 fn consumer(bootstrap: &str) -> anyhow::Result<BaseConsumer> {

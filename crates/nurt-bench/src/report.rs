@@ -245,20 +245,20 @@ impl Report {
 pub fn scale_table(machine: &str, points: &[crate::scale::Point]) -> String {
     let mut t = format!(
         "Scale on one node ({machine}), open-file limit {}:\n\n\
-         | partitions | create (s) | RSS (MiB) | open fds | produce (rec/s) | consume (rec/s) | clean shutdown (s) | clean start (s) | start after SIGKILL (s) | RSS after start (MiB) |\n\
+         | partitions | create (s) | RSS (MiB) | open fds | 1 record to each partition (s) | read them back (s) | clean shutdown (s) | clean start (s) | start after SIGKILL (s) | RSS after start (MiB) |\n\
          | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
         crate::scale::OPEN_FILES
     );
     for p in points {
         let _ = writeln!(
             t,
-            "| {} | {:.1} | {} | {} | {:.0} | {:.0} | {:.1} | {:.1} | {:.1} | {} |",
+            "| {} | {:.1} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {} |",
             p.partitions,
             p.create_s,
             p.rss_mib,
             p.open_fds,
-            p.produce_rps,
-            p.consume_rps,
+            p.produce_s,
+            p.consume_s,
             p.shutdown_s,
             p.clean_start_s,
             p.crash_start_s,

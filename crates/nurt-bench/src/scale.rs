@@ -32,8 +32,9 @@ pub struct Point {
     pub create_s: f64,
     pub rss_mib: u64,
     pub open_fds: usize,
-    pub produce_rps: f64,
-    pub consume_rps: f64,
+    /// Seconds to write one record to every partition (acks=1), and to read them all back.
+    pub produce_s: f64,
+    pub consume_s: f64,
     pub shutdown_s: f64,
     pub clean_start_s: f64,
     pub crash_start_s: f64,
@@ -138,9 +139,12 @@ pub fn run(nurt: &str, work: &Path, partitions: i32, pb: &indicatif::ProgressBar
         ..Point::default()
     };
     let count = partitions as u64 * RECORDS_PER_PARTITION;
-    let quiet = indicatif::ProgressBar::hidden();
-    point.produce_rps = kafka::produce_spread(&bootstrap, "wide", partitions, 100, count)?;
-    point.consume_rps = kafka::consume(&bootstrap, "wide", partitions, count, &quiet)?.0;
+    let t = Instant::now();
+    kafka::produce_spread(&bootstrap, "wide", partitions, 100, count)?;
+    point.produce_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    kafka::read_all(&bootstrap, "wide", partitions, count)?;
+    point.consume_s = t.elapsed().as_secs_f64();
 
     let stopping = Instant::now();
     signal(&node, "-TERM")?;

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -83,6 +83,10 @@ pub struct Broker {
     pub metrics: crate::metrics::Metrics,
     /// The log files' descriptor cache (the same storage as `storage`), for its gauges.
     pub log_files: CachedStorage,
+    /// What the periodic work must look at (set by the partitions).
+    pub(crate) activity: Arc<crate::partition::Activity>,
+    /// Hosted partitions with a finite `flush.ms` (the flush tick skips all when none).
+    pub(crate) time_flushed: AtomicUsize,
     /// Held by `reconcile` throughout.
     reconciling: std::sync::Mutex<()>,
     /// Replicas of this node that could not be opened, with the reason (served as
@@ -195,6 +199,8 @@ impl Broker {
             txn_verifier: crate::txn_verify::Verifier::default(),
             offline: std::sync::Mutex::new(BTreeMap::new()),
             reconciling: std::sync::Mutex::new(()),
+            activity: Arc::default(),
+            time_flushed: AtomicUsize::new(0),
         }))
     }
 
@@ -454,6 +460,7 @@ impl Broker {
                 self.retire(&name, &hosted.topic_id, hosted.partitions.values());
             }
         }
+        let mut time_flushed = 0;
         for info in image.topics() {
             let mine: Vec<(i32, &nurt_metadata::PartitionInfo)> = info
                 .partitions
@@ -531,6 +538,9 @@ impl Broker {
                     partition.set_role(role, self.config.replica_lag_time_max_ms(), now_ms());
                 }
             }
+            if settings.log.flush_ms < i64::MAX {
+                time_flushed += partitions.len();
+            }
             if partitions.is_empty() {
                 topics.remove(&name);
             } else {
@@ -544,6 +554,7 @@ impl Broker {
             }
         }
         drop(topics);
+        self.time_flushed.store(time_flushed, Ordering::Relaxed);
         let live: HashSet<String> = image.topics().map(|t| t.name.clone()).collect();
         // The image's lock is not taken twice: a waiting writer would deadlock it.
         drop(image);
@@ -609,6 +620,7 @@ impl Broker {
             topic_id,
             index,
             node_id: self.node_id,
+            activity: Arc::clone(&self.activity),
         };
         let hw = self
             .checkpointed_high_watermarks
@@ -796,6 +808,15 @@ impl Broker {
         let id = ids.0;
         ids.0 += 1;
         Ok(id)
+    }
+
+    /// Writes the high-watermark checkpoint if any high watermark moved since the last one:
+    /// an idle node writes nothing, whatever its partitions.
+    pub fn checkpoint_high_watermarks_if_moved(&self) -> Result<(), BrokerError> {
+        if self.activity.high_watermark_moved.swap(false, Ordering::Relaxed) {
+            self.checkpoint_high_watermarks()?;
+        }
+        Ok(())
     }
 
     /// Writes every hosted partition's high watermark to the checkpoint.

@@ -142,6 +142,7 @@ pub struct Partition {
     pub index: i32,
     /// This node's id.
     pub(crate) node_id: i32,
+    pub(crate) activity: Arc<Activity>,
     pub(crate) role: std::sync::RwLock<ReplicaRole>,
     pub(crate) inner: Mutex<Inner>,
     /// Leader bookkeeping while this replica leads (see `replica.rs`).
@@ -167,6 +168,16 @@ pub struct PartitionId {
     pub topic_id: TopicId,
     pub index: i32,
     pub node_id: i32,
+    /// Shared by the node's partitions: what its periodic work needs to look at.
+    pub activity: Arc<Activity>,
+}
+
+/// Set by any partition when the node's periodic work has something to do, so that work
+/// costs nothing while 100,000 partitions sit idle (issue 13).
+#[derive(Debug, Default)]
+pub struct Activity {
+    /// A high watermark moved since the last checkpoint.
+    pub high_watermark_moved: std::sync::atomic::AtomicBool,
 }
 
 /// Bound on a produced batch's decompressed size when the broker must decode it.
@@ -189,6 +200,7 @@ impl Partition {
             topic_id,
             index,
             node_id,
+            activity,
         } = id;
         let mut log = Log::open(storage, dir, settings.log.clone(), clean, now_ms)?;
         log.set_high_watermark(high_watermark);
@@ -197,6 +209,7 @@ impl Partition {
             topic_id,
             index,
             node_id,
+            activity,
             role: std::sync::RwLock::new(ReplicaRole::default()),
             high_watermark: tokio::sync::watch::channel(log.high_watermark()).0,
             data_changes: tokio::sync::watch::channel(0).0,

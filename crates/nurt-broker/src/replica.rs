@@ -73,6 +73,17 @@ impl Partition {
         self.data_changed();
     }
 
+    /// Publishes `hw` to its waiters; whether it moved (then the checkpoint has work).
+    fn set_high_watermark_watch(&self, hw: i64) -> bool {
+        let moved = self.high_watermark.send_if_modified(|v| std::mem::replace(v, hw) != hw);
+        if moved {
+            self.activity
+                .high_watermark_moved
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        moved
+    }
+
     /// Wakes the fetches waiting on this partition.
     pub(crate) fn data_changed(&self) {
         self.data_changes.send_modify(|v| *v = v.wrapping_add(1));
@@ -92,7 +103,7 @@ impl Partition {
         }
         let hw = inner.log.high_watermark();
         drop(inner);
-        let moved = self.high_watermark.send_if_modified(|v| std::mem::replace(v, hw) != hw);
+        let moved = self.set_high_watermark_watch(hw);
         if moved {
             self.data_changed();
         }
@@ -273,7 +284,7 @@ impl Partition {
         let (leo, hw) = (inner.log.log_end_offset(), inner.log.high_watermark());
         drop(inner);
         drop(replication);
-        let hw_moved = self.high_watermark.send_if_modified(|v| std::mem::replace(v, hw) != hw);
+        let hw_moved = self.set_high_watermark_watch(hw);
         if hw_moved || leo != leo_before {
             self.data_changed();
         }
@@ -294,7 +305,7 @@ impl Partition {
         let hw = inner.log.high_watermark();
         drop(inner);
         drop(replication);
-        self.high_watermark.send_if_modified(|v| std::mem::replace(v, hw) != hw);
+        self.set_high_watermark_watch(hw);
         self.data_changed();
         Ok(true)
     }

@@ -114,6 +114,7 @@ fn a_failed_persist_releases_no_answers_and_undoes_the_change() {
                 topic_id: [1; 16],
                 index: 0,
                 node_id: 1,
+                activity: Default::default(),
             },
             crate::settings::TopicSettings::from_configs(&nurt_metadata::TopicConfigs::new(
                 &Default::default(),
