@@ -174,15 +174,23 @@ pub fn produce(
     Ok((count as f64 / secs, (count as f64 * size as f64) / secs / 1e6))
 }
 
-/// Produces `count` records of `size` bytes dealt round-robin over every one of `partitions`
-/// (explicit partitions: librdkafka's sticky partitioner would favour a few), acks=1.
-pub fn produce_spread(bootstrap: &str, topic: &str, partitions: i32, size: usize, count: u64) -> anyhow::Result<()> {
+/// Produces `count` records of `size` bytes dealt round-robin over partitions
+/// `first..first + partitions` (explicit partitions: librdkafka's sticky partitioner would
+/// favour a few), acks=1.
+pub fn produce_spread(
+    bootstrap: &str,
+    topic: &str,
+    first: i32,
+    partitions: i32,
+    size: usize,
+    count: u64,
+) -> anyhow::Result<()> {
     let counter = Arc::new(Counter::default());
     let p = producer(bootstrap, "1", Arc::clone(&counter))?;
     let payload = vec![b'x'; size];
     let mut sent = 0u64;
     while sent < count {
-        let partition = (sent % partitions.max(1) as u64) as i32;
+        let partition = first + (sent % partitions.max(1) as u64) as i32;
         match p.send(BaseRecord::<(), [u8]>::to(topic).partition(partition).payload(&payload)) {
             Ok(()) => sent += 1,
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
@@ -202,12 +210,13 @@ pub fn produce_spread(bootstrap: &str, topic: &str, partitions: i32, size: usize
     Ok(())
 }
 
-/// Reads `count` records from the start of every one of `partitions`, a record at a time
-/// with short polls (the batch API waits for a full batch: wrong for a few records each).
-pub fn read_all(bootstrap: &str, topic: &str, partitions: i32, count: u64) -> anyhow::Result<()> {
+/// Reads `count` records from the start of partitions `first..first + partitions`, a record
+/// at a time with short polls (the batch API waits for a full batch: wrong for a few records
+/// each).
+pub fn read_all(bootstrap: &str, topic: &str, first: i32, partitions: i32, count: u64) -> anyhow::Result<()> {
     let c = consumer(bootstrap)?;
     let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
+    for p in first..first + partitions {
         tpl.add_partition_offset(topic, p, Offset::Beginning)?;
     }
     c.assign(&tpl)?;

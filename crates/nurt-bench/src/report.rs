@@ -245,10 +245,12 @@ impl Report {
 pub fn scale_table(machine: &str, points: &[crate::scale::Point]) -> String {
     let mut t = format!(
         "Scale on one node ({machine}), open-file limit {}:\n\n\
-         | partitions | create (s) | RSS (MiB) | open fds | 1 record to each partition (s) | read them back (s) | clean shutdown (s) | clean start (s) | start after SIGKILL (s) | RSS after start (MiB) |\n\
+         | partitions | create (s) | RSS (MiB) | open fds | 1 record to each partition (s)¹ | read them back (s)¹ | clean shutdown (s) | clean start (s) | start after SIGKILL (s) | RSS after start (MiB) |\n\
          | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
         crate::scale::OPEN_FILES
     );
+    let note =
+        "\n¹ librdkafka, one producer (or consumer) per 10,000 partitions, one after another, acks=1, 100 B records.\n";
     for p in points {
         let _ = writeln!(
             t,
@@ -265,6 +267,7 @@ pub fn scale_table(machine: &str, points: &[crate::scale::Point]) -> String {
             p.rss_after_start_mib
         );
     }
+    t.push_str(note);
     t
 }
 
