@@ -248,6 +248,10 @@ impl Partition {
     /// the append reports that).
     pub fn start_verification(&self, records: &[u8]) -> Option<(BatchHeader, VerificationGuard)> {
         let header = BatchHeader::parse(records).ok()?;
+        if !header.is_transactional() {
+            // The common case decided without the partition lock.
+            return None;
+        }
         let mut inner = lock(&self.inner);
         if !inner.log.needs_verification(&header) {
             return None;

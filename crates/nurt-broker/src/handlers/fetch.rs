@@ -318,6 +318,9 @@ pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16, i
     let wait = Duration::from_millis((request.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP_MS));
     let deadline = tokio::time::Instant::now() + wait;
     let mut watched = Vec::new();
+    // A fetch that finds data answers without subscribing; one that must wait reads once more,
+    // subscribed before each partition's read, so no change between read and wait is missed.
+    let mut watching = false;
     loop {
         watched.clear();
         let (topics, bytes, had_error) = read_once(
@@ -327,7 +330,7 @@ pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16, i
             max_bytes,
             fetcher,
             refuse_code,
-            Some(&mut watched),
+            watching.then_some(&mut watched),
         );
         if let Fetcher::Follower { replica, .. } = fetcher {
             fetcher = Fetcher::Follower {
@@ -338,6 +341,10 @@ pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16, i
         let expired = tokio::time::Instant::now() >= deadline;
         if bytes >= min_bytes || had_error || expired {
             return reply(topics);
+        }
+        if !watching {
+            watching = true;
+            continue;
         }
         // Parked until one of the partitions read changes (a produce elsewhere wakes nothing
         // here) or the wait ends.
